@@ -1,0 +1,43 @@
+"""System checks for a safe token-exchange configuration."""
+
+from django.conf import settings
+from django.contrib.auth.hashers import get_hashers_by_algorithm
+from django.core.checks import Error, Warning, register
+
+from .conf import exchange_settings
+from .signing import SIGNING_ALGORITHMS
+
+
+@register()
+def check_token_exchange(app_configs, **kwargs):
+    problems = []
+    if "hmac_sha256" not in get_hashers_by_algorithm():
+        problems.append(Error(
+            "exchange.hashers.ClientSecretHasher must be listed in PASSWORD_HASHERS.",
+            hint="Client secrets are hashed with it (OAUTH2_PROVIDER['CLIENT_SECRET_HASHER']).",
+            id="exchange.E001",
+        ))
+    if settings.PASSWORD_HASHERS and settings.PASSWORD_HASHERS[0] == "exchange.hashers.ClientSecretHasher":
+        problems.append(Error(
+            "The client-secret hasher must not be the first PASSWORD_HASHERS entry.",
+            hint="User passwords need a stretching hasher such as PBKDF2.",
+            id="exchange.E002",
+        ))
+    if exchange_settings.SIGNING_ALGORITHM not in SIGNING_ALGORITHMS:
+        problems.append(Error(
+            f"TOKEN_EXCHANGE['SIGNING_ALGORITHM'] must be one of {', '.join(SIGNING_ALGORITHMS)}.",
+            id="exchange.E003",
+        ))
+    return problems
+
+
+@register(deploy=True)
+def check_deployment(app_configs, **kwargs):
+    problems = []
+    if not settings.CONSOLE_ISSUER.startswith("https://"):
+        problems.append(Warning(
+            "CONSOLE_ISSUER does not use https.",
+            hint="Set CONSOLE_ISSUER to this server's public https token endpoint URL.",
+            id="exchange.W001",
+        ))
+    return problems

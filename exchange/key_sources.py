@@ -1,0 +1,288 @@
+"""Where a trusted issuer's verification keys come from: its JWKS endpoint or its PEM certificates.
+
+Trust is per issuer: every key returned here belongs to the issuer it was asked
+for, from the source registered for that issuer — never from a URL or key in a
+token header.
+
+JWKS documents are fetched with a connect timeout, a per-read timeout, a total
+deadline, a size cap, no redirects and no ambient credentials; the document is
+kept in the shared cache (so every worker and instance sees one copy) and its
+parsed keys in this process. An unknown ``kid`` causes at most one refetch per
+cooldown window per issuer, and a failed refetch never replaces good keys
+(stale-if-error, bounded by ``JWKS_STALE_IF_ERROR_SECONDS``).
+"""
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import requests
+from django.core.cache import cache
+from django.utils import timezone
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+from . import certificates
+from .conf import exchange_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VerificationKey:
+    kid: str | None
+    key: object
+    algorithms: frozenset
+    source: str  # "jwks" or "pem"
+    description: str
+    not_before: object = None  # a PEM certificate's validity window
+    not_after: object = None
+
+
+class KeySourceError(Exception):
+    """The key source could not be read; ``detail`` is safe to show to administrators."""
+
+    def __init__(self, detail):
+        super().__init__(detail)
+        self.detail = detail
+
+
+_JWK_LOADERS = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}
+
+
+def parse_jwks(document):
+    """Keys usable for verifying signatures, from a JWKS document (any JSON value).
+
+    Skips, rather than fails on, members that are malformed, symmetric (``oct``),
+    private, meant for encryption, weak, or whose ``kid`` is shared by another
+    key (an ambiguous ``kid`` could select a key the issuer did not mean).
+    Raises KeySourceError when the document is not a key set at all.
+    """
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise KeySourceError("The response is not a JWKS document (no \"keys\" list).")
+    members = document["keys"]
+    if len(members) > exchange_settings.JWKS_MAX_KEYS:
+        raise KeySourceError(f"The JWKS holds {len(members)} keys; at most {exchange_settings.JWKS_MAX_KEYS} are accepted.")
+    keys = []
+    kid_counts = {}
+    for member in members:
+        if isinstance(member, dict) and isinstance(member.get("kid"), str):
+            kid_counts[member["kid"]] = kid_counts.get(member["kid"], 0) + 1
+    for member in members:
+        key = _parse_jwk(member, kid_counts)
+        if key is not None:
+            keys.append(key)
+    return keys
+
+
+def _parse_jwk(member, kid_counts):
+    if not isinstance(member, dict):
+        return None
+    kid = member.get("kid")
+    if kid is not None and (not isinstance(kid, str) or kid_counts.get(kid, 0) > 1):
+        return None
+    loader = _JWK_LOADERS.get(member.get("kty"))
+    if loader is None:  # "oct" and unknown types: never a third party's verification key
+        return None
+    if member.get("use", "sig") != "sig":
+        return None
+    key_ops = member.get("key_ops")
+    if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
+        return None
+    if any(private in member for private in ("d", "p", "q", "dp", "dq", "qi")):
+        return None
+    try:
+        key = loader.from_jwk(member)
+        description = certificates.describe_key(key)
+    except Exception:  # PyJWT and cryptography raise several types for bad members
+        return None
+    algorithms = certificates.algorithms_for_key(key)
+    alg = member.get("alg")
+    if alg is not None:
+        if alg not in algorithms:
+            return None
+        algorithms = {alg}
+    return VerificationKey(kid, key, frozenset(algorithms), "jwks", description)
+
+
+def fetch_jwks(url):
+    """GET a JWKS document within the configured limits. Raises KeySourceError."""
+    s = exchange_settings
+    deadline = time.monotonic() + s.JWKS_TOTAL_TIMEOUT_MS / 1000
+    session = requests.Session()
+    session.trust_env = False  # no proxies or .netrc credentials from the environment
+    try:
+        with session.get(
+            url,
+            timeout=(s.JWKS_CONNECT_TIMEOUT_MS / 1000, s.JWKS_READ_TIMEOUT_MS / 1000),
+            allow_redirects=False,
+            stream=True,
+            headers={"Accept": "application/json, application/jwk-set+json"},
+        ) as response:
+            if response.is_redirect or 300 <= response.status_code < 400:
+                raise KeySourceError(f"The JWKS endpoint redirected (HTTP {response.status_code}); redirects are not followed.")
+            if response.status_code != 200:
+                raise KeySourceError(f"The JWKS endpoint answered HTTP {response.status_code}.")
+            declared = response.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > s.JWKS_MAX_BYTES:
+                raise KeySourceError(f"The JWKS response is larger than {s.JWKS_MAX_BYTES} bytes.")
+            body = bytearray()
+            # raw.read bypasses transparent decompression: a compressed body is refused below.
+            if response.headers.get("Content-Encoding", "identity").lower() not in ("identity", ""):
+                raise KeySourceError("The JWKS response is compressed; only identity encoding is accepted.")
+            while True:
+                if time.monotonic() > deadline:
+                    raise KeySourceError("The JWKS endpoint did not answer within the time limit.")
+                chunk = response.raw.read(4096)
+                if not chunk:
+                    break
+                body += chunk
+                if len(body) > s.JWKS_MAX_BYTES:
+                    raise KeySourceError(f"The JWKS response is larger than {s.JWKS_MAX_BYTES} bytes.")
+    except KeySourceError:
+        raise
+    except requests.Timeout:
+        raise KeySourceError("The JWKS endpoint did not answer within the time limit.") from None
+    except requests.RequestException:
+        raise KeySourceError("The JWKS endpoint could not be reached.") from None
+    except Exception:  # urllib3 raises its own errors from raw reads (timeouts, protocol)
+        if time.monotonic() > deadline:
+            raise KeySourceError("The JWKS endpoint did not answer within the time limit.") from None
+        raise KeySourceError("The JWKS endpoint could not be read.") from None
+    finally:
+        session.close()
+    try:
+        return json.loads(bytes(body).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise KeySourceError("The JWKS response is not valid JSON.") from None
+
+
+# -- caching ---------------------------------------------------------------
+
+_locks = {}
+_locks_guard = threading.Lock()
+_parsed = {}  # (issuer pk, fetched_at) -> [VerificationKey]
+
+
+def _issuer_lock(pk):
+    with _locks_guard:
+        return _locks.setdefault(pk, threading.Lock())
+
+
+def _cache_key(issuer):
+    digest = hashlib.sha256(issuer.jwks_uri.encode()).hexdigest()[:16]
+    return f"jwks:{issuer.pk}:{digest}"
+
+
+def _keys_from_state(issuer, state):
+    marker = (issuer.pk, state["fetched_at"], state.get("uri"))
+    keys = _parsed.get(marker)
+    if keys is None:
+        keys = parse_jwks(state["doc"])
+        if len(_parsed) > 256:
+            _parsed.clear()
+        _parsed[marker] = keys
+    return keys
+
+
+def _record_fetch(issuer, error=None):
+    from .models import TrustedTokenIssuer
+
+    now = timezone.now()
+    if error is None:
+        fields = {"keys_fetched_at": now, "key_fetch_error": ""}
+    else:
+        fields = {"key_fetch_error": error[:200], "key_fetch_failed_at": now}
+    TrustedTokenIssuer.objects.filter(pk=issuer.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(issuer, name, value)
+
+
+def refresh_jwks(issuer):
+    """Fetch the issuer's JWKS now and store it; returns the keys. Raises KeySourceError."""
+    try:
+        document = fetch_jwks(issuer.jwks_uri)
+        keys = parse_jwks(document)
+    except KeySourceError as exc:
+        log.warning("JWKS fetch failed for trusted issuer %s: %s", issuer.pk, exc.detail)
+        _record_fetch(issuer, exc.detail)
+        raise
+    state = {"fetched_at": time.time(), "doc": document, "uri": issuer.jwks_uri}
+    cache.set(_cache_key(issuer), state, exchange_settings.JWKS_STALE_IF_ERROR_SECONDS)
+    _record_fetch(issuer)
+    return _keys_from_state(issuer, state)
+
+
+def jwks_keys(issuer, kid=None):
+    """The issuer's JWKS keys, fetched when absent or stale, or refetched once for an unknown kid."""
+    s = exchange_settings
+    key = _cache_key(issuer)
+    state = cache.get(key)
+    if state is not None:
+        keys = _keys_from_state(issuer, state)
+        fresh = time.time() - state["fetched_at"] < s.JWKS_CACHE_SECONDS
+        if fresh and (kid is None or any(k.kid == kid for k in keys)):
+            return keys
+    with _issuer_lock(issuer.pk):
+        # Another thread may have fetched while this one waited.
+        newer = cache.get(key)
+        if newer is not None and (state is None or newer["fetched_at"] != state["fetched_at"]):
+            return _keys_from_state(issuer, newer)
+        if not cache.add(f"{key}:cooldown", 1, s.JWKS_REFETCH_COOLDOWN_SECONDS):
+            # A fetch happened (or is happening) recently: serve what we have.
+            if state is not None:
+                return _keys_from_state(issuer, state)
+            newer = _wait_for_fetch(key)
+            if newer is None:
+                raise KeySourceError("The JWKS endpoint could not be read recently; retrying after a cooldown.")
+            return _keys_from_state(issuer, newer)
+        try:
+            return refresh_jwks(issuer)
+        except KeySourceError:
+            if state is not None:
+                return _keys_from_state(issuer, state)  # stale-if-error
+            raise
+
+
+def _wait_for_fetch(key):
+    """Another process holds the fetch: wait for its result up to the fetch deadline."""
+    deadline = time.monotonic() + exchange_settings.JWKS_TOTAL_TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        state = cache.get(key)
+        if state is not None:
+            return state
+        time.sleep(0.05)
+    return None
+
+
+_pem_cache = {}
+
+
+def pem_keys(issuer):
+    """Keys from the issuer's registered certificates (parsed once per process)."""
+    pems = [cert.pem for cert in issuer.certificates.all()]
+    marker = (issuer.pk, tuple(pems))
+    keys = _pem_cache.get(marker)
+    if keys is None:
+        keys = []
+        for pem in pems:
+            try:
+                info = certificates.inspect_pem(pem, check_validity=False)
+            except certificates.CertificateError:
+                continue
+            keys.append(VerificationKey(
+                None, info.public_key, frozenset(certificates.algorithms_for_key(info.public_key)),
+                "pem", info.key_description, info.not_before, info.not_after,
+            ))
+        if len(_pem_cache) > 256:
+            _pem_cache.clear()
+        _pem_cache[marker] = keys
+    return keys
+
+
+def clear_caches():
+    """Forget parsed keys in this process (tests; issuer edits)."""
+    _parsed.clear()
+    _pem_cache.clear()

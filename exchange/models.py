@@ -1,0 +1,360 @@
+"""Trusted token issuers, applications and what an exchange leaves behind.
+
+Application, AccessToken and RefreshToken are django-oauth-toolkit's swappable
+models: Application carries several allowed grant types (DOT's single
+``authorization_grant_type`` column is 44 characters, shorter than the
+token-exchange URN); the token models remember which external subject and
+trusted issuer a token was issued for, so refresh keeps ``sub`` and
+introspection can report it.
+"""
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from oauth2_provider.models import (
+    AbstractAccessToken,
+    AbstractApplication,
+    AbstractRefreshToken,
+)
+
+from . import certificates
+from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+REFRESH_TOKEN = "refresh_token"
+CLIENT_CREDENTIALS = "client_credentials"
+AUTHORIZATION_CODE = "authorization_code"
+
+#: Short names accepted by commands and the API for the grant types' wire names.
+GRANT_SHORT_NAMES = {
+    "token_exchange": TOKEN_EXCHANGE,
+    "refresh_token": REFRESH_TOKEN,
+    "client_credentials": CLIENT_CREDENTIALS,
+    "authorization_code": AUTHORIZATION_CODE,
+}
+
+#: DOT's internal grant names → RFC wire names (DOT asks ``allows_grant_type`` in its terms).
+_DOT_GRANT_NAMES = {
+    AbstractApplication.GRANT_AUTHORIZATION_CODE: AUTHORIZATION_CODE,
+    AbstractApplication.GRANT_CLIENT_CREDENTIALS: CLIENT_CREDENTIALS,
+    AbstractApplication.GRANT_OPENID_HYBRID: AUTHORIZATION_CODE,
+}
+
+
+def _default_algorithms():
+    return list(exchange_settings.DEFAULT_ALLOWED_ALGORITHMS)
+
+
+def _default_clock_skew():
+    return exchange_settings.DEFAULT_CLOCK_SKEW_SECONDS
+
+
+def _default_max_age():
+    return exchange_settings.DEFAULT_MAX_TOKEN_AGE_SECONDS
+
+
+def validate_jwks_uri(value):
+    """A JWKS URL must be https, except on loopback or where a setting allows http."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValidationError(_("Enter an http(s) URL with a host name."), code="jwks_scheme")
+    if parts.username or parts.password:
+        raise ValidationError(_("The JWKS URL must not contain credentials."), code="jwks_userinfo")
+    if parts.fragment:
+        raise ValidationError(_("The JWKS URL must not contain a fragment."), code="jwks_fragment")
+    host = parts.hostname
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    loopback = host == "localhost" or (address is not None and address.is_loopback)
+    if parts.scheme == "http" and not loopback and not exchange_settings.JWKS_ALLOW_HTTP:
+        raise ValidationError(
+            _("The JWKS URL must use https (plain http is allowed only for loopback addresses)."),
+            code="jwks_http",
+        )
+    if (
+        address is not None
+        and not loopback
+        and (address.is_private or address.is_link_local)
+        and not exchange_settings.JWKS_ALLOW_PRIVATE_ADDRESSES
+    ):
+        raise ValidationError(_("The JWKS URL points at a private address."), code="jwks_private")
+
+
+def validate_algorithms(value):
+    if not isinstance(value, list) or not value:
+        raise ValidationError(_("Choose at least one signing algorithm."), code="no_algorithms")
+    for alg in value:
+        if alg not in ASYMMETRIC_ALGORITHMS:
+            raise ValidationError(
+                _("%(alg)s is not an allowed algorithm; choose from %(allowed)s."),
+                params={"alg": alg, "allowed": ", ".join(ASYMMETRIC_ALGORITHMS)},
+                code="bad_algorithm",
+            )
+
+
+class TrustedTokenIssuer(models.Model):
+    """A third-party identity provider whose JWTs may be exchanged for our tokens."""
+
+    name = models.CharField(
+        _("trusted token issuer name"), max_length=120, unique=True,
+        help_text=_("A unique name to identify this trusted token issuer."),
+    )
+    issuer = models.CharField(
+        _("issuer"), max_length=512, unique=True,
+        help_text=_("A unique issuer value of the trusted token issuer: the exact iss claim of its tokens."),
+    )
+    alias = models.CharField(
+        _("alias"), max_length=512, blank=True,
+        help_text=_(
+            "Alias value for this console in the trusted token issuer: accepted in the token's aud "
+            "when this console's own issuer value is absent."
+        ),
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    jwks_uri = models.URLField(
+        _("JWKS endpoint"), max_length=2048, blank=True, validators=[validate_jwks_uri],
+        help_text=_("The URL from which the issuer's public signing keys are fetched."),
+    )
+    allowed_algorithms = models.JSONField(
+        _("allowed signing algorithms"), default=_default_algorithms, validators=[validate_algorithms],
+    )
+    clock_skew = models.PositiveIntegerField(
+        _("clock skew (seconds)"), default=_default_clock_skew,
+        help_text=_("Leeway applied to exp, nbf and iat."),
+    )
+    max_token_age = models.PositiveIntegerField(
+        _("maximum subject-token age (seconds)"), default=_default_max_age,
+        help_text=_("Tokens issued (iat) longer ago than this are refused."),
+    )
+    reject_replayed_jti = models.BooleanField(
+        _("reject reused jti"), default=True,
+        help_text=_("A token whose jti was already exchanged is refused until it expires."),
+    )
+    require_jti = models.BooleanField(_("require jti"), default=False)
+    # Key-source health, written when the JWKS is fetched.
+    keys_fetched_at = models.DateTimeField(_("keys last fetched"), null=True, blank=True)
+    key_fetch_error = models.CharField(_("last key fetch problem"), max_length=200, blank=True)
+    key_fetch_failed_at = models.DateTimeField(_("last key fetch failure"), null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("trusted token issuer")
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def key_source(self):
+        return "jwks" if self.jwks_uri else "pem"
+
+    def clean(self):
+        for field in ("name", "issuer", "alias", "jwks_uri"):
+            value = getattr(self, field)
+            if value != value.strip():
+                raise ValidationError(
+                    {field: _("Remove the leading or trailing whitespace.")}, code="whitespace"
+                )
+
+
+class IssuerCertificate(models.Model):
+    """A PEM certificate (or bare public key) that verifies a trusted issuer's tokens."""
+
+    trusted_issuer = models.ForeignKey(
+        TrustedTokenIssuer, on_delete=models.CASCADE, related_name="certificates"
+    )
+    pem = models.TextField(_("PEM"))
+    fingerprint = models.CharField(_("SHA-256 fingerprint"), max_length=95, editable=False)
+    subject = models.CharField(_("subject"), max_length=500, blank=True, editable=False)
+    not_before = models.DateTimeField(null=True, blank=True, editable=False)
+    not_after = models.DateTimeField(null=True, blank=True, editable=False)
+    key_description = models.CharField(max_length=60, blank=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created"]
+        constraints = [
+            models.UniqueConstraint(fields=["trusted_issuer", "fingerprint"], name="unique_issuer_certificate"),
+        ]
+
+    def __str__(self):
+        return self.subject or self.fingerprint
+
+    def clean(self):
+        try:
+            info = certificates.inspect_pem(self.pem)
+        except certificates.CertificateError as exc:
+            raise ValidationError({"pem": str(exc)}, code="bad_certificate") from None
+        self.pem = info.pem
+        self.fingerprint = info.fingerprint
+        self.subject = info.subject
+        self.not_before = info.not_before
+        self.not_after = info.not_after
+        self.key_description = info.key_description
+
+    def save(self, *args, **kwargs):
+        if not self.fingerprint:
+            self.clean()
+        super().save(*args, **kwargs)
+
+
+class Application(AbstractApplication):
+    """An OAuth client, typed like WSO2's application templates, with several grant types."""
+
+    class Type(models.TextChoices):
+        STANDARD = "standard", _("Standard-based OIDC")
+        MOBILE = "mobile", _("Mobile")
+        TRADITIONAL = "traditional", _("Traditional OIDC web")
+        SPA = "spa", _("Single-page")
+
+    class GrantType(models.TextChoices):
+        TOKEN_EXCHANGE = TOKEN_EXCHANGE, _("Token Exchange")
+        REFRESH_TOKEN = REFRESH_TOKEN, _("Refresh Token")
+        CLIENT_CREDENTIALS = CLIENT_CREDENTIALS, _("Client Credentials")
+        AUTHORIZATION_CODE = AUTHORIZATION_CODE, _("Code")
+
+    application_type = models.CharField(
+        _("application type"), max_length=20, choices=Type.choices, default=Type.STANDARD
+    )
+    allowed_grant_types = models.JSONField(_("allowed grant types"), default=list, blank=True)
+    allowed_scopes = models.CharField(
+        _("allowed scopes"), max_length=500, blank=True,
+        help_text=_("Space-separated scopes this application may request."),
+    )
+    allowed_audiences = models.JSONField(
+        _("allowed audiences"), default=list, blank=True,
+        help_text=_("Values a token request may name in audience or resource."),
+    )
+    access_token_lifetime = models.PositiveIntegerField(
+        _("access token lifetime (seconds)"), null=True, blank=True,
+        help_text=_("Empty: the server default."),
+    )
+
+    class Meta(AbstractApplication.Meta):
+        swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
+
+    def save(self, *args, **kwargs):
+        # Single-page applications cannot keep a secret: they are public clients.
+        if self.application_type == self.Type.SPA:
+            self.client_type = self.CLIENT_PUBLIC
+            self.hash_client_secret = True
+        else:
+            self.client_type = self.CLIENT_CONFIDENTIAL
+        if not self.authorization_grant_type:
+            self.authorization_grant_type = self.GRANT_CLIENT_CREDENTIALS
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        grants = self.allowed_grant_types
+        if not isinstance(grants, list) or any(g not in self.GrantType.values for g in grants):
+            raise ValidationError(
+                {"allowed_grant_types": _("Unknown grant type; choose from %(choices)s.")
+                 % {"choices": ", ".join(self.GrantType.values)}},
+                code="unknown_grant",
+            )
+        if self.application_type == self.Type.SPA and TOKEN_EXCHANGE in grants:
+            raise ValidationError(
+                {"allowed_grant_types": _(
+                    "Token Exchange is not available for single-page applications: they are public "
+                    "clients and cannot authenticate to the token endpoint."
+                )},
+                code="spa_token_exchange",
+            )
+        super().clean()
+
+    def allows_grant_type(self, *grant_types):
+        """True when any of ``grant_types`` (RFC wire names or DOT's names) is allowed."""
+        allowed = self.allowed_grant_types or []
+        for grant in grant_types:
+            wire = _DOT_GRANT_NAMES.get(grant, grant)
+            if wire in allowed:
+                if wire == TOKEN_EXCHANGE and self.client_type != self.CLIENT_CONFIDENTIAL:
+                    continue
+                return True
+        return False
+
+    @property
+    def token_lifetime(self):
+        return self.access_token_lifetime or exchange_settings.ACCESS_TOKEN_LIFETIME_SECONDS
+
+
+class AccessToken(AbstractAccessToken):
+    """DOT's access token plus the external identity it was issued for (if any)."""
+
+    subject = models.CharField(_("subject"), max_length=255, blank=True)
+    trusted_issuer = models.ForeignKey(
+        TrustedTokenIssuer, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    jti = models.CharField(max_length=64, blank=True, db_index=True)
+
+    class Meta(AbstractAccessToken.Meta):
+        swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"
+
+
+class RefreshToken(AbstractRefreshToken):
+    # Exchanged tokens belong to an external subject, not a local user.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+        related_name="%(app_label)s_%(class)s",
+    )
+    subject = models.CharField(_("subject"), max_length=255, blank=True)
+    trusted_issuer = models.ForeignKey(
+        TrustedTokenIssuer, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+
+    class Meta(AbstractRefreshToken.Meta):
+        swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
+
+
+class SigningKey(models.Model):
+    """A private key this console signs its access tokens with; public halves go to /oauth2/jwks."""
+
+    kid = models.CharField(max_length=64, unique=True)
+    algorithm = models.CharField(max_length=10)
+    private_pem = models.TextField()
+    active = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+    retire_after = models.DateTimeField(
+        null=True, blank=True, help_text=_("Unpublished from the JWKS after this time.")
+    )
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"{self.kid} ({self.algorithm})"
+
+
+class ExchangeEvent(models.Model):
+    """One token-exchange attempt: who asked, for whom, and what came of it."""
+
+    class Outcome(models.TextChoices):
+        ISSUED = "issued", _("Issued")
+        REJECTED = "rejected", _("Rejected")
+
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    cause = models.CharField(max_length=40, blank=True)
+    trusted_issuer = models.ForeignKey(
+        TrustedTokenIssuer, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    application = models.ForeignKey(
+        Application, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    subject = models.CharField(max_length=255, blank=True)
+    subject_jti = models.CharField(max_length=255, blank=True)
+    issued_jti = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["trusted_issuer", "-created"])]
+
+    def __str__(self):
+        return f"{self.outcome} {self.cause}".strip()

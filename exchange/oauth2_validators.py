@@ -1,0 +1,124 @@
+"""django-oauth-toolkit's request validator, adapted to this console.
+
+- client authentication goes through client_auth.py (one implementation);
+- grant types are checked against the application's list of RFC wire names;
+- issued tokens remember the external subject and trusted issuer they were
+  exchanged for, so a refresh keeps ``sub`` and disabling the issuer stops it.
+"""
+
+import logging
+import uuid
+
+from oauthlib.oauth2.rfc6749 import errors
+from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+from oauth2_provider.oauth2_validators import OAuth2Validator as DOTValidator
+
+from . import client_auth
+
+log = logging.getLogger(__name__)
+
+
+def _body_value(request, name):
+    """A body parameter's value, or None when absent or empty."""
+    value = request._params.get(name) if hasattr(request, "_params") else None
+    return value or None
+
+
+class OAuth2Validator(DOTValidator):
+    def _authorization_header(self, request):
+        headers = request.headers or {}
+        return headers.get("HTTP_AUTHORIZATION") or headers.get("Authorization")
+
+    def authenticate_client(self, request, *args, **kwargs):
+        """Authenticate a confidential client by Basic or body credentials (not both)."""
+        try:
+            credentials = client_auth.extract(
+                self._authorization_header(request),
+                _body_value(request, "client_id"),
+                _body_value(request, "client_secret"),
+            )
+        except client_auth.MultipleMethods:
+            raise errors.InvalidRequestError(
+                description="The client must not use more than one authentication method.", request=request
+            ) from None
+        except client_auth.MalformedCredentials:
+            client_auth.check_secret(None, None)
+            return False
+        request.client_auth_method = credentials.method
+        request.attempted_client_id = credentials.client_id[: client_auth.MAX_CLIENT_ID_LENGTH]
+        application = None
+        if client_auth.plausible_client_id(credentials.client_id):
+            application = self._load_application(credentials.client_id, request)
+        stored = application.client_secret if application is not None else None
+        if credentials.client_secret is None:
+            client_auth.check_secret(None, None)
+            return False
+        if not client_auth.check_secret(credentials.client_secret, stored):
+            request.client = None
+            return False
+        request.client_id = credentials.client_id
+        return True
+
+    def client_authentication_required(self, request, *args, **kwargs):
+        if self._authorization_header(request) or _body_value(request, "client_secret"):
+            return True
+        client_id = _body_value(request, "client_id")
+        if client_id and client_auth.plausible_client_id(client_id):
+            self._load_application(client_id, request)
+        if request.client:
+            return request.client.client_type == request.client.CLIENT_CONFIDENTIAL
+        return True
+
+    def authenticate_client_id(self, client_id, request, *args, **kwargs):
+        if not client_id or not client_auth.plausible_client_id(client_id):
+            return False
+        return super().authenticate_client_id(client_id, request, *args, **kwargs)
+
+    def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs):
+        """Allowed iff the wire name is in the application's allowed grant types."""
+        return bool(grant_type) and request.client.allows_grant_type(grant_type)
+
+    def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
+        if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
+            return False
+        issuer = request.refresh_token_instance.trusted_issuer
+        # A token exchanged from a now-disabled issuer cannot be renewed.
+        return issuer is None or issuer.enabled
+
+    def _provenance(self, request):
+        return {
+            "subject": getattr(request, "exchange_subject", None) or "",
+            "trusted_issuer": getattr(request, "exchange_issuer", None),
+        }
+
+    def _create_access_token(self, expires, request, token, source_refresh_token=None):
+        id_token = token.get("id_token", None)
+        if id_token:
+            id_token = self._load_id_token(id_token)
+        access_token = get_access_token_model()(
+            user=request.user,
+            scope=token["scope"],
+            expires=expires,
+            id_token=id_token,
+            application=request.client,
+            source_refresh_token=source_refresh_token,
+            resource=getattr(request, "resource", []),
+            jti=getattr(request, "issued_jti", "") or "",
+            **self._provenance(request),
+        )
+        self._set_token_value(access_token, token["access_token"])
+        access_token.save()
+        return access_token
+
+    def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
+        refresh_token = get_refresh_token_model()(
+            user=request.user,
+            application=request.client,
+            access_token=access_token,
+            token_family=previous_refresh_token.token_family if previous_refresh_token else uuid.uuid4(),
+            resource=getattr(request, "resource", []),
+            **self._provenance(request),
+        )
+        self._set_token_value(refresh_token, refresh_token_code)
+        refresh_token.save()
+        return refresh_token

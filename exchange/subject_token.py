@@ -1,0 +1,385 @@
+"""Subject-token validation: the one routine that decides whether a third-party JWT is trusted.
+
+Used by the token-exchange grant, the console's "Test a token" page, the
+``token-validations`` API and the ``explain_token`` command alike. It returns a
+``Report`` of the checks it ran — in this order — and, on success, the
+verified claims; on failure it raises ``SubjectTokenRejected`` with a stable
+cause code and the same report.
+
+1. size and shape (compact JWS, strict base64url, strict UTF-8 JSON objects)
+2. header: ``alg`` a string; ``crit``, ``b64``, ``zip``, ``enc``, nested ``cty`` refused
+3. ``iss`` (unverified, only to pick the issuer) → a registered, enabled issuer
+4. ``alg`` in that issuer's allow-list (never ``none``, never HS*)
+5. a key from that issuer's own key source (JWKS by ``kid``, or its certificates)
+6. signature
+7. ``exp`` (required), ``nbf``, ``iat`` (maximum age), with the issuer's clock skew
+8. ``aud`` contains CONSOLE_ISSUER or the issuer's alias
+9. ``sub`` a non-empty, printable string
+10. ``jti`` replay, when the issuer asks for it
+"""
+
+import base64
+import hashlib
+import json
+import math
+import re
+import time
+import unicodedata
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.cache import cache
+from jwt.algorithms import get_default_algorithms
+
+from . import key_sources
+from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings
+
+#: A fixed, safe sentence per cause: the only text a client ever sees about a rejection.
+CAUSES = {
+    "malformed": "The subject token is not a well-formed signed JWT.",
+    "unsupported_header": "The subject token uses a header parameter this server does not accept.",
+    "unknown_issuer": "The subject token's issuer is not a trusted token issuer.",
+    "issuer_disabled": "The subject token's issuer is disabled.",
+    "algorithm_not_allowed": "The subject token's signing algorithm is not allowed for its issuer.",
+    "key_source_unavailable": "The signing keys of the subject token's issuer could not be retrieved.",
+    "unknown_key": "No signing key of the subject token's issuer matches the token.",
+    "certificate_expired": "The certificate of the subject token's issuer is not currently valid.",
+    "bad_signature": "The subject token's signature is invalid.",
+    "missing_claim": "The subject token lacks a required claim.",
+    "invalid_claim": "A claim in the subject token has an invalid value.",
+    "expired": "The subject token has expired.",
+    "not_yet_valid": "The subject token is not yet valid.",
+    "too_old": "The subject token was issued too long ago.",
+    "audience_mismatch": "The subject token is not intended for this server.",
+    "replayed": "The subject token has already been used.",
+}
+
+STEPS = (
+    ("format", "Token format"),
+    ("header", "Header"),
+    ("issuer", "Trusted issuer"),
+    ("algorithm", "Signing algorithm"),
+    ("key", "Signing key"),
+    ("signature", "Signature"),
+    ("expiry", "Expiry (exp)"),
+    ("not_before", "Not before (nbf)"),
+    ("issued_at", "Issued at (iat) and age"),
+    ("audience", "Audience (aud)"),
+    ("subject", "Subject (sub)"),
+    ("replay", "Replay (jti)"),
+)
+
+_SEGMENT = re.compile(r"\A[A-Za-z0-9_-]*\Z")
+_MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z
+_MAX_KEY_TRIES = 10
+_ALGORITHMS = {name: alg for name, alg in get_default_algorithms().items() if name in ASYMMETRIC_ALGORITHMS}
+
+
+@dataclass
+class Step:
+    name: str
+    label: str
+    ok: bool | None  # None: not checked (an earlier step failed)
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    steps: list = field(default_factory=list)
+    header: dict | None = None
+    claims: dict | None = None  # verified claims, or unverified ones for explanation
+    issuer: object = None
+    cause: str | None = None
+    key_description: str = ""
+
+    @property
+    def ok(self):
+        return self.cause is None
+
+    @property
+    def description(self):
+        return CAUSES.get(self.cause, "")
+
+    def passed(self, name, detail=""):
+        self.steps.append(Step(name, dict(STEPS)[name], True, detail))
+
+    def as_dict(self):
+        return {
+            "valid": self.ok,
+            "cause": self.cause,
+            "description": self.description or None,
+            "issuer": self.issuer.name if self.issuer is not None else None,
+            "steps": [
+                {"name": s.name, "label": s.label, "ok": s.ok, "detail": s.detail} for s in self.steps
+            ],
+        }
+
+
+class SubjectTokenRejected(Exception):
+    def __init__(self, cause, report):
+        super().__init__(cause)
+        self.cause = cause
+        self.report = report
+
+    @property
+    def description(self):
+        return CAUSES[self.cause]
+
+
+def _fail(report, step, cause, detail):
+    report.steps.append(Step(step, dict(STEPS)[step], False, detail))
+    done = {s.name for s in report.steps}
+    report.steps.extend(Step(name, label, None) for name, label in STEPS if name not in done)
+    report.cause = cause
+    raise SubjectTokenRejected(cause, report)
+
+
+def _b64decode(segment):
+    if not _SEGMENT.match(segment) or len(segment) % 4 == 1:
+        raise ValueError
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    # Only the canonical encoding is accepted: no stray bits in the last character.
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != segment:
+        raise ValueError
+    return raw
+
+
+def _no_duplicates(pairs):
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError("duplicate member")
+        obj[key] = value
+    return obj
+
+
+def _reject_constant(name):
+    raise ValueError(name)
+
+
+def _json_object(raw):
+    text = raw.decode("utf-8")  # strict: no UTF-16, a BOM makes json.loads fail
+    value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    if not isinstance(value, dict):
+        raise ValueError
+    return value
+
+
+def _numeric_date(claims, name):
+    """A NumericDate claim: a JSON number (not a bool or string) within a sane range, or None."""
+    if name not in claims:
+        return None
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(name)
+    if not math.isfinite(value) or not 0 <= value <= _MAX_NUMERIC_DATE:
+        raise ValueError(name)
+    return value
+
+
+def _subject_problem(sub):
+    if not isinstance(sub, str) or not sub:
+        return "sub must be a non-empty string"
+    if len(sub) > exchange_settings.MAX_SUBJECT_LENGTH:
+        return f"sub is longer than {exchange_settings.MAX_SUBJECT_LENGTH} characters"
+    if sub != sub.strip():
+        return "sub has leading or trailing whitespace"
+    if any(unicodedata.category(ch) in ("Cc", "Cs", "Cf") for ch in sub):
+        return "sub contains control or formatting characters"
+    return None
+
+
+def find_issuer(iss):
+    """The trusted issuer whose issuer value is exactly ``iss`` (case- and byte-exact), or None."""
+    from .models import TrustedTokenIssuer
+
+    for candidate in TrustedTokenIssuer.objects.filter(issuer=iss).prefetch_related("certificates"):
+        if candidate.issuer == iss:
+            return candidate
+    return None
+
+
+def _candidate_keys(issuer, kid, alg, now, report):
+    try:
+        if issuer.jwks_uri:
+            keys = key_sources.jwks_keys(issuer, kid)
+        else:
+            keys = key_sources.pem_keys(issuer)
+    except key_sources.KeySourceError as exc:
+        _fail(report, "key", "key_source_unavailable", exc.detail)
+    if issuer.jwks_uri and kid is not None:
+        keys = [k for k in keys if k.kid == kid]
+        if not keys:
+            _fail(report, "key", "unknown_key", "no key in the issuer's JWKS has this kid")
+    keys = [k for k in keys if alg in k.algorithms]
+    if not keys:
+        _fail(report, "key", "unknown_key", f"no key of this issuer can verify {alg}")
+    current = [
+        k for k in keys
+        if (k.not_before is None or k.not_before.timestamp() <= now)
+        and (k.not_after is None or now <= k.not_after.timestamp())
+    ]
+    if not current:
+        _fail(report, "key", "certificate_expired", "every matching certificate is outside its validity period")
+    return current[:_MAX_KEY_TRIES]
+
+
+def validate_subject_token(token, *, now=None, consume_jti=True):
+    """Verify ``token`` as a subject token; return the Report with verified claims.
+
+    Raises SubjectTokenRejected (with ``cause`` and the report) on any failure.
+    ``consume_jti=False`` checks replay without recording the token as used
+    (for explanations and dry runs).
+    """
+    report = Report()
+    now = time.time() if now is None else now
+
+    # 1. Size and shape, before any decoding work.
+    if not isinstance(token, str) or not token:
+        _fail(report, "format", "malformed", "the token is empty")
+    if len(token) > exchange_settings.SUBJECT_TOKEN_MAX_BYTES:
+        _fail(report, "format", "malformed", f"the token is longer than {exchange_settings.SUBJECT_TOKEN_MAX_BYTES} characters")
+    segments = token.split(".")
+    if len(segments) != 3:
+        _fail(report, "format", "malformed", "a signed JWT has exactly three dot-separated parts")
+    try:
+        header = _json_object(_b64decode(segments[0]))
+        claims = _json_object(_b64decode(segments[1]))
+        signature = _b64decode(segments[2])
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        _fail(report, "format", "malformed", "a part is not canonical base64url of a UTF-8 JSON object")
+    report.header, report.claims = header, claims
+    report.passed("format", "compact JWS with three parts")
+
+    # 2. Header parameters we refuse rather than ignore.
+    alg = header.get("alg")
+    if not isinstance(alg, str) or not alg:
+        _fail(report, "header", "malformed", "alg is missing or not a string")
+    for name in ("crit", "b64", "zip", "enc"):
+        if name in header:
+            _fail(report, "header", "unsupported_header", f"the {name} header parameter is not accepted")
+    cty = header.get("cty")
+    if isinstance(cty, str) and cty.lower() in ("jwt", "application/jwt"):
+        _fail(report, "header", "unsupported_header", "nested JWTs are not accepted")
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        _fail(report, "header", "malformed", "kid is not a string")
+    report.passed("header", f"alg {alg}" + (f", kid {kid}" if kid else ""))
+
+    # 3. The issuer, chosen by the unverified iss.
+    iss = claims.get("iss")
+    if iss is None:
+        _fail(report, "issuer", "missing_claim", "iss is missing")
+    if not isinstance(iss, str) or not iss:
+        _fail(report, "issuer", "invalid_claim", "iss is not a non-empty string")
+    issuer = find_issuer(iss)
+    if issuer is None:
+        _fail(report, "issuer", "unknown_issuer", "no trusted token issuer has this issuer value")
+    report.issuer = issuer
+    if not issuer.enabled:
+        _fail(report, "issuer", "issuer_disabled", f"trusted token issuer {issuer.name} is disabled")
+    report.passed("issuer", issuer.name)
+
+    # 4. The algorithm, from the issuer's allow-list only.
+    if alg not in _ALGORITHMS or alg not in issuer.allowed_algorithms:
+        _fail(report, "algorithm", "algorithm_not_allowed", "this algorithm is not in the issuer's allowed list")
+    report.passed("algorithm", alg)
+
+    # 5 + 6. Keys from this issuer's own source; the signature.
+    keys = _candidate_keys(issuer, kid, alg, now, report)
+    report.passed("key", ", ".join(sorted({k.description for k in keys})) + f" from {keys[0].source}")
+    signing_input = f"{segments[0]}.{segments[1]}".encode("ascii")
+    verifier = _ALGORITHMS[alg]
+    matched = None
+    for candidate in keys:
+        try:
+            if verifier.verify(signing_input, candidate.key, signature):
+                matched = candidate
+                break
+        except Exception:  # a malformed signature for this key type is just a failed check
+            continue
+    if matched is None:
+        _fail(report, "signature", "bad_signature", "the signature does not verify with the issuer's key")
+    report.key_description = matched.description
+    report.passed("signature", "verified")
+
+    # 7. Time.
+    skew = issuer.clock_skew
+    try:
+        exp = _numeric_date(claims, "exp")
+    except ValueError:
+        _fail(report, "expiry", "invalid_claim", "exp is not a NumericDate")
+    if exp is None:
+        _fail(report, "expiry", "missing_claim", "exp is missing")
+    if now >= exp + skew:
+        _fail(report, "expiry", "expired", f"expired {int(now - exp)} s ago (clock skew {skew} s)")
+    report.passed("expiry", f"expires in {int(exp - now)} s")
+    try:
+        nbf = _numeric_date(claims, "nbf")
+    except ValueError:
+        _fail(report, "not_before", "invalid_claim", "nbf is not a NumericDate")
+    if nbf is not None and nbf > now + skew:
+        _fail(report, "not_before", "not_yet_valid", f"valid only in {int(nbf - now)} s (clock skew {skew} s)")
+    report.passed("not_before", "absent" if nbf is None else "reached")
+    try:
+        iat = _numeric_date(claims, "iat")
+    except ValueError:
+        _fail(report, "issued_at", "invalid_claim", "iat is not a NumericDate")
+    max_age = issuer.max_token_age
+    if iat is not None:
+        if iat > now + skew:
+            _fail(report, "issued_at", "not_yet_valid", "iat is in the future")
+        if now - iat > max_age + skew:
+            _fail(report, "issued_at", "too_old", f"issued {int(now - iat)} s ago; the maximum age is {max_age} s")
+        report.passed("issued_at", f"issued {max(0, int(now - iat))} s ago (maximum {max_age} s)")
+    else:
+        # Without iat the remaining lifetime bounds the age.
+        if exp - now > max_age + skew:
+            _fail(report, "issued_at", "too_old", f"no iat, and the token is valid for longer than the maximum age of {max_age} s")
+        report.passed("issued_at", f"iat absent; remaining lifetime within {max_age} s")
+
+    # 8. Audience.
+    aud = claims.get("aud")
+    if aud is None:
+        _fail(report, "audience", "missing_claim", "aud is missing")
+    audiences = [aud] if isinstance(aud, str) else aud
+    if not isinstance(audiences, list) or not audiences or not all(isinstance(a, str) for a in audiences):
+        _fail(report, "audience", "invalid_claim", "aud is not a string or a list of strings")
+    accepted = [settings.CONSOLE_ISSUER] + ([issuer.alias] if issuer.alias else [])
+    if not any(a in accepted for a in audiences):
+        _fail(report, "audience", "audience_mismatch",
+              f"aud must contain {settings.CONSOLE_ISSUER!r}" + (f" or the alias {issuer.alias!r}" if issuer.alias else ""))
+    report.passed("audience", "contains " + " / ".join(repr(a) for a in accepted if a in audiences))
+
+    # 9. Subject.
+    if "sub" not in claims:
+        _fail(report, "subject", "missing_claim", "sub is missing")
+    problem = _subject_problem(claims["sub"])
+    if problem:
+        _fail(report, "subject", "invalid_claim", problem)
+    report.passed("subject", claims["sub"])
+
+    # 10. Replay.
+    jti = claims.get("jti")
+    if jti is not None and (not isinstance(jti, str) or not jti or len(jti) > 255):
+        _fail(report, "replay", "invalid_claim", "jti is not a string of 1 to 255 characters")
+    if jti is None and issuer.require_jti:
+        _fail(report, "replay", "missing_claim", "this issuer requires jti")
+    if jti is not None and issuer.reject_replayed_jti:
+        key = "jti:%s:%s" % (issuer.pk, hashlib.sha256(jti.encode()).hexdigest())
+        lifetime = max(1, math.ceil(exp + skew - now))
+        first_use = cache.add(key, 1, lifetime) if consume_jti else cache.get(key) is None
+        if not first_use:
+            _fail(report, "replay", "replayed", "this jti was already exchanged")
+        report.passed("replay", "first use of this jti")
+    else:
+        report.passed("replay", "not checked for this issuer" if jti is not None else "no jti")
+    return report
+
+
+def explain_subject_token(token, *, now=None):
+    """Like validate_subject_token, but returns the report instead of raising, and consumes nothing."""
+    try:
+        return validate_subject_token(token, now=now, consume_jti=False)
+    except SubjectTokenRejected as exc:
+        return exc.report

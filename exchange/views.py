@@ -1,0 +1,152 @@
+"""HTTP endpoints of the authorization server: token, introspection, JWKS, discovery.
+
+``TokenView`` refuses malformed requests before oauthlib sees them (django-oauth-toolkit
+keeps only the last value of a repeated parameter, so repeats are caught here)
+and makes every error RFC 6749 §5.2 JSON with ``Cache-Control: no-store``.
+"""
+
+import hashlib
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.http import JsonResponse
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.cache import cache_control
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters
+from oauth2_provider import views as dot_views
+from oauth2_provider.models import get_access_token_model
+
+from . import signing
+from .models import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN, TOKEN_EXCHANGE
+
+#: Parameters that RFC 8693 / RFC 8707 allow to repeat.
+REPEATABLE = {"audience", "resource"}
+SECRET_PARAMETERS = ("client_secret", "subject_token", "actor_token", "refresh_token", "code", "password")
+
+
+def oauth_error(error, description, status=400, headers=None):
+    response = JsonResponse({"error": error, "error_description": description}, status=status)
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def request_shape_problem(request):
+    """(error, description, status) for a token request no grant should see, or None."""
+    content_type = request.content_type or ""
+    if content_type != "application/x-www-form-urlencoded":
+        return "invalid_request", "The request body must be application/x-www-form-urlencoded.", 400
+    if request.GET:
+        return "invalid_request", "Parameters must be sent in the request body, not the URL.", 400
+    try:
+        lists = request.POST.lists()
+        for key, values in lists:
+            if len(values) > 1 and key not in REPEATABLE:
+                return "invalid_request", "The request repeats a parameter.", 400
+    except RequestDataTooBig:
+        return "invalid_request", "The request body is too large.", 413
+    except SuspiciousOperation:
+        return "invalid_request", "The request body could not be read.", 400
+    if not request.POST.get("grant_type"):
+        return "invalid_request", "The grant_type parameter is required.", 400
+    if len(request.headers.getlist("Authorization") if hasattr(request.headers, "getlist") else []) > 1:
+        return "invalid_request", "The request has more than one Authorization header.", 400
+    return None
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+@method_decorator(sensitive_post_parameters(*SECRET_PARAMETERS), name="dispatch")
+class TokenView(dot_views.TokenView):
+    """POST /oauth2/token — every grant, token exchange included."""
+
+    def post(self, request, *args, **kwargs):
+        problem = request_shape_problem(request)
+        if problem:
+            error, description, status = problem
+            return oauth_error(error, description, status)
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == 401:
+            response["WWW-Authenticate"] = 'Basic realm="oauth2", error="invalid_client"'
+        return response
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        return oauth_error("invalid_request", "The token endpoint accepts POST only.", 405, {"Allow": "POST"})
+
+
+class IntrospectView(dot_views.IntrospectTokenView):
+    """RFC 7662 introspection (client-authenticated), reporting the exchanged external ``sub``."""
+
+    @staticmethod
+    def get_token_response(token_value=None):
+        if token_value is None:
+            return oauth_error("invalid_request", "The token parameter is required.")
+        try:
+            checksum = hashlib.sha256(token_value.encode("utf-8")).hexdigest()
+        except UnicodeEncodeError:
+            checksum = None
+        token = (
+            get_access_token_model().objects.select_related("application", "user")
+            .filter(token_checksum=checksum).first()
+            if checksum else None
+        )
+        if token is None or not token.is_valid():
+            data = {"active": False}
+        else:
+            data = {
+                "active": True,
+                "iss": settings.CONSOLE_ISSUER,
+                "sub": token.subject or (str(token.user.pk) if token.user else token.application.client_id),
+                "client_id": token.application.client_id,
+                "scope": token.scope,
+                "exp": int(token.expires.timestamp()),
+                "token_type": "Bearer",
+            }
+            if token.jti:
+                data["jti"] = token.jti
+            if token.user:
+                data["username"] = token.user.get_username()
+            if token.resource:
+                data["aud"] = token.resource
+        response = JsonResponse(data)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+@method_decorator(cache_control(public=True, max_age=300), name="dispatch")
+class JWKSView(View):
+    def get(self, request):
+        return JsonResponse(signing.published_jwks())
+
+
+class DiscoveryView(View):
+    """/.well-known/openid-configuration and /.well-known/oauth-authorization-server."""
+
+    def get(self, request):
+        base = request.build_absolute_uri("/").rstrip("/")
+        document = {
+            "issuer": settings.CONSOLE_ISSUER,
+            "token_endpoint": base + reverse("oauth2:token"),
+            "jwks_uri": base + reverse("oauth2:jwks"),
+            "introspection_endpoint": base + reverse("oauth2:introspect"),
+            "revocation_endpoint": base + reverse("oauth2:revoke"),
+            "grant_types_supported": [TOKEN_EXCHANGE, REFRESH_TOKEN, CLIENT_CREDENTIALS, AUTHORIZATION_CODE],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [signing.active_key().algorithm],
+            "scopes_supported": sorted(settings.OAUTH2_PROVIDER.get("SCOPES", {})),
+            "token_endpoint_auth_signing_alg_values_supported": [signing.active_key().algorithm],
+        }
+        return JsonResponse(document)
+
+
+@method_decorator(sensitive_post_parameters("client_secret", "token"), name="dispatch")
+class RevokeView(dot_views.RevokeTokenView):
+    """RFC 7009 revocation (client-authenticated)."""

@@ -1,0 +1,17 @@
+"""gunicorn settings used by `make run`, the benchmarks and production (override with GUNICORN_* env)."""
+
+import multiprocessing
+import os
+
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 10
+keepalive = 5
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None  # "-" for stdout; the path is logged, never the body
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+# Request lines carry no secrets (the token endpoint refuses parameters in the URL).
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'

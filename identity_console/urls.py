@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from exchange import views
+
+oauth2_patterns = (
+    [
+        path("token", views.TokenView.as_view(), name="token"),
+        path("token/", views.TokenView.as_view()),
+        path("introspect", views.IntrospectView.as_view(), name="introspect"),
+        path("introspect/", views.IntrospectView.as_view()),
+        path("revoke", views.RevokeView.as_view(), name="revoke"),
+        path("revoke/", views.RevokeView.as_view()),
+        path("jwks", views.JWKSView.as_view(), name="jwks"),
+    ],
+    "oauth2",
+)
+
+urlpatterns = [
+    path("oauth2/", include(oauth2_patterns)),
+    path(".well-known/openid-configuration", views.DiscoveryView.as_view(), name="openid-configuration"),
+    path(".well-known/oauth-authorization-server", views.DiscoveryView.as_view(), name="oauth-authorization-server"),
+    path("console/", admin.site.urls),
+    path("", RedirectView.as_view(url="/console/", permanent=False)),
+]

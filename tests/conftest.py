@@ -1,0 +1,92 @@
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from exchange import flows, key_sources, signing
+from exchange.conf import exchange_settings
+
+from .utils import JWKSServer, basic_auth, certificate_pem, exchange_body, post_form, private_key
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(settings, tmp_path):
+    """Each test starts with an empty cache, no parsed keys and its own var/ folder."""
+    settings.VAR_DIR = tmp_path
+    cache.clear()
+    key_sources.clear_caches()
+    signing.reset()
+    exchange_settings.reload()
+    yield
+    cache.clear()
+    signing.reset()
+
+
+@pytest.fixture
+def client():
+    return Client(HTTP_HOST="localhost")
+
+
+@pytest.fixture
+def jwks_server():
+    server = JWKSServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def rsa_key():
+    return private_key("rsa", "issuer-a")
+
+
+@pytest.fixture
+def ec_key():
+    return private_key("ec", "issuer-b")
+
+
+@pytest.fixture
+def pem_issuer(db, rsa_key):
+    """A trusted issuer registered with an RSA certificate."""
+    return flows.create_trusted_token_issuer(
+        name="PEM issuer", issuer="https://pem.issuer.test", alias="console-at-pem",
+        certificates=[certificate_pem(rsa_key)],
+    )
+
+
+@pytest.fixture
+def jwks_issuer(db, jwks_server, ec_key):
+    """A trusted issuer backed by a JWKS served on 127.0.0.1, publishing kid 'k1' (EC P-256)."""
+    jwks_server.serve_keys((ec_key, "k1"))
+    return flows.create_trusted_token_issuer(
+        name="JWKS issuer", issuer="https://jwks.issuer.test", jwks_uri=jwks_server.url,
+    )
+
+
+@pytest.fixture
+def make_application(db):
+    def make(name="App", application_type="standard", grant_types=("token_exchange",), **fields):
+        application, secret = flows.create_application(
+            name=name, application_type=application_type, grant_types=grant_types, **fields
+        )
+        application.raw_secret = secret
+        return application
+
+    return make
+
+
+@pytest.fixture
+def application(make_application):
+    """A Standard-based OIDC application allowed to use token exchange."""
+    return make_application()
+
+
+@pytest.fixture
+def exchange(client, application):
+    """POST a token-exchange request as ``application`` (override auth/body via kwargs)."""
+
+    def do(subject_token, app=None, auth=None, **params):
+        app = app or application
+        headers = {"HTTP_AUTHORIZATION": auth or basic_auth(app.client_id, app.raw_secret)}
+        return post_form(client, "/oauth2/token", exchange_body(subject_token, **params), **headers)
+
+    return do
+
