@@ -59,8 +59,17 @@ def _default_max_age():
 
 def validate_jwks_uri(value):
     """A JWKS URL must be https, except on loopback or where a setting allows http."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or any(ch.isspace() or ord(ch) < 0x20 for ch in value)
+    ):
         raise ValidationError(_("Enter an http(s) URL with a host name."), code="jwks_scheme")
     if parts.username or parts.password:
         raise ValidationError(_("The JWKS URL must not contain credentials."), code="jwks_userinfo")
@@ -117,7 +126,7 @@ class TrustedTokenIssuer(models.Model):
         ),
     )
     enabled = models.BooleanField(_("enabled"), default=True)
-    jwks_uri = models.URLField(
+    jwks_uri = models.CharField(
         _("JWKS endpoint"), max_length=2048, blank=True, validators=[validate_jwks_uri],
         help_text=_("The URL from which the issuer's public signing keys are fetched."),
     )

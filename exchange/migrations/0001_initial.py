@@ -44,7 +44,7 @@ class Migration(migrations.Migration):
                 ('issuer', models.CharField(help_text='A unique issuer value of the trusted token issuer: the exact iss claim of its tokens.', max_length=512, unique=True, verbose_name='issuer')),
                 ('alias', models.CharField(blank=True, help_text="Alias value for this console in the trusted token issuer: accepted in the token's aud when this console's own issuer value is absent.", max_length=512, verbose_name='alias')),
                 ('enabled', models.BooleanField(default=True, verbose_name='enabled')),
-                ('jwks_uri', models.URLField(blank=True, help_text="The URL from which the issuer's public signing keys are fetched.", max_length=2048, validators=[exchange.models.validate_jwks_uri], verbose_name='JWKS endpoint')),
+                ('jwks_uri', models.CharField(blank=True, help_text="The URL from which the issuer's public signing keys are fetched.", max_length=2048, validators=[exchange.models.validate_jwks_uri], verbose_name='JWKS endpoint')),
                 ('allowed_algorithms', models.JSONField(default=exchange.models._default_algorithms, validators=[exchange.models.validate_algorithms], verbose_name='allowed signing algorithms')),
                 ('clock_skew', models.PositiveIntegerField(default=exchange.models._default_clock_skew, help_text='Leeway applied to exp, nbf and iat.', verbose_name='clock skew (seconds)')),
                 ('max_token_age', models.PositiveIntegerField(default=exchange.models._default_max_age, help_text='Tokens issued (iat) longer ago than this are refused.', verbose_name='maximum subject-token age (seconds)')),
