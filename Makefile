@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PORT   ?= 8000
 
-.PHONY: install run test test-all migrate bench clean
+.PHONY: install run test test-slow migrate bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,9 +25,14 @@ run: migrate
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py --bind 127.0.0.1:$(PORT) identity_console.wsgi
 
-## The whole suite (the browser suite runs when Chromium is installed, and says so when it is not).
+## The whole suite except the slow, server-starting tests (the browser suite runs when Chromium is
+## installed, and says so when it is not).
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not slow"
+
+## The slow suites (live servers, README quickstart); .ci/run runs them.
+test-slow: install
+	$(PY) -m pytest -m slow
 
 clean:
 	rm -rf $(VENV) var/db.sqlite3* .pytest_cache
