@@ -143,3 +143,57 @@ def first_error(exc):
             for field, messages in exc.message_dict.items()
         )
     return " ".join(exc.messages)
+
+
+#: Fields of a trusted token issuer that ``update_trusted_token_issuer`` may change.
+ISSUER_UPDATABLE = (
+    "name", "issuer", "alias", "enabled", "jwks_uri", "allowed_algorithms", "clock_skew",
+    "max_token_age", "reject_replayed_jti", "require_jti",
+)
+
+
+def update_trusted_token_issuer(trusted, **changes):
+    """Change an issuer's settings with the model's own validation; nothing is saved if any is invalid.
+
+    A JWKS-backed issuer keeps a JWKS endpoint (it cannot be emptied here), and a
+    certificate-backed issuer cannot be given one: the key source changes only
+    through its own steps.
+    """
+    unknown = set(changes) - set(ISSUER_UPDATABLE)
+    if unknown:
+        raise TypeError(f"Cannot update {', '.join(sorted(unknown))}")
+    if "jwks_uri" in changes:
+        if trusted.jwks_uri and not changes["jwks_uri"]:
+            raise ValidationError({"jwks_uri": "Enter the JWKS endpoint of this issuer."}, code="required")
+        if not trusted.jwks_uri and changes["jwks_uri"]:
+            raise ValidationError({"jwks_uri": "This issuer uses PEM certificates."}, code="key_source")
+    for field, value in changes.items():
+        setattr(trusted, field, value)
+    trusted.full_clean()
+    trusted.save()
+    from . import key_sources
+
+    key_sources.clear_caches()
+    return trusted
+
+
+def set_issuer_enabled(trusted, enabled):
+    """Enable or disable an issuer: a disabled issuer's tokens are refused (issuer_disabled)."""
+    trusted.enabled = bool(enabled)
+    trusted.save(update_fields=["enabled", "updated"])
+    return trusted
+
+
+def update_application(application, **changes):
+    """Change an application's name, grant types, scopes or token lifetime, validated by the model."""
+    allowed = {"name", "allowed_grant_types", "allowed_scopes", "access_token_lifetime"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise TypeError(f"Cannot update {', '.join(sorted(unknown))}")
+    if "allowed_grant_types" in changes:
+        changes["allowed_grant_types"] = _ordered_grants(changes["allowed_grant_types"])
+    for field, value in changes.items():
+        setattr(application, field, value)
+    application.full_clean(exclude=["client_secret"])
+    application.save(update_fields=list(changes))
+    return application
