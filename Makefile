@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PORT   ?= 8000
 
-.PHONY: install run test test-slow migrate bench clean
+.PHONY: install run test test-slow test-browser migrate bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,14 +25,27 @@ run: migrate
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py --bind 127.0.0.1:$(PORT) identity_console.wsgi
 
+CHROMIUM ?= /usr/bin/chromium
+
 ## The whole suite except the slow, server-starting tests (the browser suite runs when Chromium is
 ## installed, and says so when it is not).
 test: install
-	$(PY) -m pytest -m "not slow"
+	@if [ -x $(CHROMIUM) ]; then \
+		echo "Browser suite: running with $(CHROMIUM) (screenshots in artifacts/screenshots/)"; \
+	elif [ "$$BROWSER_TESTS" = required ]; then \
+		echo "Browser suite: REQUIRED but $(CHROMIUM) is missing (apt-get install -y chromium)"; exit 1; \
+	else \
+		echo "Browser suite: SKIPPED - $(CHROMIUM) is not installed (apt-get install -y chromium to run it)"; \
+	fi
+	CHROMIUM_PATH=$(CHROMIUM) $(PY) -m pytest -m "not slow"
 
 ## The slow suites (live servers, README quickstart); .ci/run runs them.
 test-slow: install
 	$(PY) -m pytest -m slow
+
+## Only the browser suite (Playwright driving Debian's Chromium; never a downloaded browser).
+test-browser: install
+	CHROMIUM_PATH=$(CHROMIUM) BROWSER_TESTS=required $(PY) -m pytest tests/browser
 
 clean:
 	rm -rf $(VENV) var/db.sqlite3* .pytest_cache

@@ -179,8 +179,12 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
         if action == "previous":
             return HttpResponseRedirect(self.url("wizard_general"))
         mode = form.cleaned_data.get("mode") if valid else request.POST.get("mode")
+        newly_shown = False
         if valid and mode == form.MODE_PEM:
             context["certificate"] = form.info
+            newly_shown = state.get("reviewed") != form.info.fingerprint
+            state["reviewed"] = form.info.fingerprint
+            self._save_wizard(request, state)
         if action == "check" and valid and mode == form.MODE_JWKS:
             try:
                 keys = key_sources.parse_jwks(key_sources.fetch_jwks(form.cleaned_data["jwks_uri"]))
@@ -191,9 +195,7 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
                 context["jwks_problem"] = exc.detail
         elif action == "finish" and valid:
             # A certificate is saved only after its details were shown once.
-            if mode == form.MODE_PEM and state.get("reviewed") != form.info.fingerprint:
-                state["reviewed"] = form.info.fingerprint
-                self._save_wizard(request, state)
+            if newly_shown:
                 context["review_notice"] = True
             else:
                 try:

@@ -54,6 +54,7 @@ class ConsoleSite(admin.AdminSite):
     index_title = "Console"
     index_template = "admin/console/dashboard.html"
     enable_nav_sidebar = False
+    site_url = None  # the console is the site
 
     def index(self, request, extra_context=None):
         from exchange.models import Application, TrustedTokenIssuer
