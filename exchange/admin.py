@@ -476,13 +476,14 @@ class ApplicationAdmin(ConsoleModelAdmin):
         curl = "\n".join([
             f"curl --location '{token_url}' \\",
             "  --header 'Content-Type: application/x-www-form-urlencoded' \\",
-            f"  --header 'Authorization: Basic '\"$(printf '%s:%s' '{application.client_id}' '<client_secret>' | base64 -w0)\" \\",
+            f"  --header 'Authorization: Basic <base64({application.client_id}:<client_secret>)>' \\",
             "  --data-urlencode 'subject_token=<jwt_token>' \\",
             f"  --data-urlencode 'subject_token_type={JWT_TYPE}' \\",
             f"  --data-urlencode 'requested_token_type={ACCESS_TOKEN_TYPE}' \\",
             f"  --data-urlencode 'grant_type={TOKEN_EXCHANGE}'",
         ])
-        context = {"curl": curl, "token_url": token_url}
+        basic = f"printf '%s:%s' '{application.client_id}' '<client_secret>' | base64 -w0"
+        context = {"curl": curl, "token_url": token_url, "basic": basic}
         if request.method == "POST":
             form = forms.TryItOutForm(request.POST)
             if form.is_valid():

@@ -227,7 +227,7 @@ class ProtocolForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
     )
     access_token_lifetime = forms.IntegerField(
-        label=_("Access token lifetime (seconds)"), required=False, min_value=60, max_value=86400,
+        label=_("Access token lifetime (seconds)"), required=False, min_value=1,
         help_text=_("Empty: the server default."),
     )
 

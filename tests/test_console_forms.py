@@ -324,7 +324,7 @@ def test_new_application_secret_shown_once(admin_client, app_type):
 
 @pytest.mark.parametrize("data, field, message", [
     ({"allowed_grant_types": ["password"]}, "allowed_grant_types", "valid choice"),
-    ({"allowed_grant_types": [], "access_token_lifetime": "10"}, "access_token_lifetime", "greater than or equal to 60"),
+    ({"allowed_grant_types": [], "access_token_lifetime": "0"}, "access_token_lifetime", "greater than or equal to 1"),
     ({"allowed_grant_types": [], "access_token_lifetime": "abc"}, "access_token_lifetime", "whole number"),
 ])
 def test_protocol_tab_errors(admin_client, application, data, field, message):

@@ -1,6 +1,10 @@
 """The acceptance story in a real browser: both certificate modes, an application, an exchange."""
 
+import base64
+import json
 import re
+import shutil
+import subprocess
 import time
 
 import jwt
@@ -105,6 +109,16 @@ def test_jwks_issuer_standard_app_and_exchange(console, jwks_server):
     page.get_by_role("link", name="Try it out").click()
     expect(page.get_by_test_id("curl")).to_contain_text(f"{page.base}/oauth2/token")
     expect(page.get_by_test_id("curl")).to_contain_text(client_id)
+    if shutil.which("curl"):
+        # The page's command, placeholders filled in, run as printed.
+        command = page.get_by_test_id("curl").inner_text()
+        command = command.replace(f"<base64({client_id}:<client_secret>)>",
+                                  base64.b64encode(f"{client_id}:{secret}".encode()).decode())
+        command = command.replace("<jwt_token>", mint(key, "https://jwks.partner.test", kid="browser-k1",
+                                                      sub="erin", aud="console-alias"))
+        output = subprocess.run(["bash", "-c", command + " --silent"], capture_output=True, text=True,
+                                timeout=30, check=True).stdout
+        assert json.loads(output)["issued_token_type"] == "urn:ietf:params:oauth:token-type:access_token", output
     page.get_by_label("Client secret").fill(secret)
     page.get_by_label("Subject token (JWT)").fill(
         mint(key, "https://jwks.partner.test", kid="browser-k1", sub="dave", aud="console-alias"))
@@ -172,6 +186,8 @@ def test_pem_paste_and_der_upload(console, tmp_path):
     shoot(page, "12-wizard-der-converted")
     page.get_by_role("button", name="Finish").click()
     expect(page.locator(".messagelist")).to_contain_text("Trusted token issuer “Partner DER” created.")
+    page.get_by_role("link", name="Certificates").click()
+    expect(page.get_by_test_id("certificates")).to_contain_text("CN=Partner DER")
     shoot(page, "13-issuer-certificates")
     assert TrustedTokenIssuer.objects.get(name="Partner DER").certificates.get().key_description == "EC P-256"
 
@@ -220,9 +236,34 @@ def test_test_a_token_explains_expired_and_wrong_audience(console, pem_issuer, r
     expect(report.locator('tr[data-check="expiry"]')).to_contain_text("pass")
     shoot(page, "17-test-token-wrong-audience")
 
+    # Disable (with confirmation): the same check now says the issuer is disabled.
+    page.get_by_role("link", name="Disable").click()
+    expect(page.get_by_text("the token endpoint refuses every token")).to_be_visible()
+    page.get_by_role("button", name="Yes, disable").click()
+    expect(page.locator(".messagelist")).to_contain_text("Trusted token issuer disabled.")
+    expect(page.locator("h1")).to_contain_text("Disabled")
+    page.get_by_role("link", name="Test a token").click()
+    page.get_by_label("Subject token (JWT)").fill(mint(rsa_key, pem_issuer.issuer))
+    page.get_by_role("button", name="Test").click()
+    expect(report).to_contain_text("Rejected (issuer_disabled)")
+    page.get_by_role("link", name="Enable").click()
+    page.get_by_role("button", name="Yes, enable").click()
+    expect(page.locator("h1")).to_contain_text("Enabled")
+
     # 800 px: the issuer page and the dashboard still fit.
     page.set_viewport_size({"width": 800, "height": 900})
     assert no_horizontal_scroll(page)
     page.get_by_role("link", name="Home").first.click()
     assert no_horizontal_scroll(page)
     shoot(page, "18-dashboard-800px")
+
+
+def test_delete_issuer_with_confirmation(console, pem_issuer):
+    page = console
+    page.goto(f"{page.base}/console/exchange/trustedtokenissuer/{pem_issuer.pk}/change/")
+    page.get_by_role("link", name="Delete").click()
+    expect(page.get_by_text("Are you sure")).to_be_visible()
+    assert TrustedTokenIssuer.objects.filter(pk=pem_issuer.pk).exists()
+    page.get_by_role("button", name="Yes, I’m sure").click()
+    expect(page.locator(".messagelist")).to_contain_text("was deleted successfully")
+    assert not TrustedTokenIssuer.objects.exists()
