@@ -223,6 +223,7 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
 
     # -- The issuer page with tabs --------------------------------------------------
 
+    @method_decorator(sensitive_post_parameters("token"))
     def change_view(self, request, object_id, form_url="", extra_context=None):
         trusted = get_object_or_404(TrustedTokenIssuer, pk=object_id)
         if not self.has_view_permission(request, trusted):

@@ -53,13 +53,6 @@ class IssuerGeneralForm(_NoStripMixin, forms.ModelForm):
             "alias": forms.TextInput(attrs={"placeholder": "https://console.example.com/oauth2/token"}),
         }
 
-    def _post_clean(self):
-        super()._post_clean()
-        # The model reports whitespace on jwks_uri too; only this form's fields matter here.
-        for field in list(self.errors):
-            if field not in self.fields and field != "__all__":
-                del self.errors[field]
-
 
 class CertificateInputMixin(forms.Form):
     """A PEM certificate pasted or a PEM/DER file uploaded; cleaned to ``info`` (CertificateInfo)."""

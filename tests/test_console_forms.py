@@ -376,3 +376,30 @@ def test_try_it_out_errors(admin_client, application):
     response = admin_client.post(app_url(application, "try"), {"client_secret": "", "subject_token": ""})
     assert errors(response, "client_secret") == ["This field is required."]
     assert errors(response, "subject_token") == ["This field is required."]
+
+
+@pytest.mark.parametrize("setup, problem", [
+    (lambda s: setattr(s, "status", 500), "The JWKS endpoint answered HTTP 500."),
+    (lambda s: setattr(s, "delay", 0.5), "The JWKS endpoint did not answer within the time limit."),
+    (lambda s: setattr(s, "body", b'{"nokeys": []}'), 'The response is not a JWKS document (no "keys" list).'),
+])
+def test_wizard_jwks_check_reports_the_exact_problem(admin_client, jwks_server, settings, setup, problem):
+    settings.TOKEN_EXCHANGE = {**settings.TOKEN_EXCHANGE, "JWKS_READ_TIMEOUT_MS": 150, "JWKS_TOTAL_TIMEOUT_MS": 300}
+    start_wizard(admin_client)
+    setup(jwks_server)
+    response = admin_client.post(STEP2, {"mode": "jwks", "jwks_uri": jwks_server.url, "action": "check"})
+    assert response.context["jwks_problem"] == problem
+    assert "jwks_keys" not in response.context
+
+
+def test_issuer_page_fetch_keys_now(admin_client, jwks_issuer, jwks_server):
+    url = issuer_url(jwks_issuer, "certificates")
+    response = admin_client.post(url, {"action": "check"})
+    assert [k.kid for k in response.context["jwks_keys"]] == ["k1"]
+    jwks_server.status = 404
+    response = admin_client.post(url, {"action": "check"})
+    assert response.context["jwks_problem"] == "The JWKS endpoint answered HTTP 404."
+    jwks_issuer.refresh_from_db()
+    assert jwks_issuer.key_fetch_error == "The JWKS endpoint answered HTTP 404."
+    listing = admin_client.get("/console/exchange/trustedtokenissuer/").content.decode()
+    assert "The JWKS endpoint answered HTTP 404." in listing
