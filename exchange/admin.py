@@ -14,7 +14,7 @@ import jwt
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.test.client import RequestFactory
@@ -103,6 +103,8 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
             path("new/", view(self.templates_view), name="exchange_trustedtokenissuer_templates"),
             path("new/trusted-token-issuer/", view(self.wizard_general_view),
                  name="exchange_trustedtokenissuer_wizard_general"),
+            path("new/trusted-token-issuer/validate/", view(self.wizard_validate_view),
+                 name="exchange_trustedtokenissuer_wizard_validate"),
             path("new/trusted-token-issuer/certificate/", view(self.wizard_certificate_view),
                  name="exchange_trustedtokenissuer_wizard_certificate"),
             path("<int:object_id>/enabled/", view(self.toggle_view), name="exchange_trustedtokenissuer_toggle"),
@@ -153,6 +155,16 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
             request, "admin/exchange/trustedtokenissuer/wizard.html", "New trusted token issuer",
             step=1, form=form,
         )
+
+    def wizard_validate_view(self, request):
+        """Step 1's errors as JSON, for inline validation while typing (the same form as Next)."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return JsonResponse({"error": "POST only"}, status=405)
+        form = forms.IssuerGeneralForm(request.POST)
+        form.is_valid()
+        return JsonResponse({"errors": {field: list(errors) for field, errors in form.errors.items()}})
 
     def wizard_certificate_view(self, request):
         if not self.has_add_permission(request):

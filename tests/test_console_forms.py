@@ -403,3 +403,13 @@ def test_issuer_page_fetch_keys_now(admin_client, jwks_issuer, jwks_server):
     assert jwks_issuer.key_fetch_error == "The JWKS endpoint answered HTTP 404."
     listing = admin_client.get("/console/exchange/trustedtokenissuer/").content.decode()
     assert "The JWKS endpoint answered HTTP 404." in listing
+
+
+def test_wizard_inline_validation_endpoint(admin_client, pem_issuer):
+    url = WIZARD + "validate/"
+    assert admin_client.get(url).status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    body = admin_client.post(url, {"name": "PEM issuer", "issuer": "https://new.test ", "alias": ""}).json()
+    assert any("already exists" in e for e in body["errors"]["name"])
+    assert body["errors"]["issuer"] == ["Remove the leading or trailing whitespace."]
+    assert admin_client.post(url, {"name": "New", "issuer": "https://new.test"}).json() == {"errors": {}}
+    assert not TrustedTokenIssuer.objects.filter(name="New").exists()

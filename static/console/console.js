@@ -35,6 +35,50 @@
       switcher.addEventListener("change", update);
       update();
     }
+    // Inline validation: a field's errors from the server as soon as the field is left.
+    document.querySelectorAll("form[data-validate-url]").forEach(function (form) {
+      var touched = {};
+      var show = function (name, errors) {
+        var input = form.elements[name];
+        if (!input || !input.id) return;
+        var row = input.closest(".form-row");
+        var list = document.getElementById(input.id + "_errors");
+        if (!errors.length) {
+          if (list) list.remove();
+          if (row) row.classList.remove("errors");
+          input.removeAttribute("aria-invalid");
+          return;
+        }
+        if (!list) {
+          list = document.createElement("ul");
+          list.className = "errorlist";
+          list.id = input.id + "_errors";
+          list.setAttribute("aria-live", "polite");
+          input.insertAdjacentElement("afterend", list);
+        }
+        list.innerHTML = "";
+        errors.forEach(function (text) {
+          var item = document.createElement("li");
+          item.textContent = text;
+          list.appendChild(item);
+        });
+        if (row) row.classList.add("errors");
+        input.setAttribute("aria-invalid", "true");
+      };
+      form.addEventListener("change", function (event) {
+        if (!event.target.name) return;
+        touched[event.target.name] = true;
+        fetch(form.getAttribute("data-validate-url"), {
+          method: "POST", body: new FormData(form), credentials: "same-origin",
+          headers: {"X-Requested-With": "fetch"}
+        }).then(function (response) {
+          return response.ok ? response.json() : null;
+        }).then(function (data) {
+          if (!data) return;
+          Object.keys(touched).forEach(function (name) { show(name, data.errors[name] || []); });
+        }).catch(function () { /* Next still validates on the server */ });
+      });
+    });
     // Forms that ask before they act: data-confirm="question".
     document.querySelectorAll("form[data-confirm]").forEach(function (form) {
       form.addEventListener("submit", function (event) {

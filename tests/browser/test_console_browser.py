@@ -174,6 +174,14 @@ def test_pem_paste_and_der_upload(console, tmp_path):
     der = tmp_path / "partner.cer"
     der.write_bytes(certificate_der(private_key("ec", "browser-der"), common_name="Partner DER"))
     page.goto(f"{page.base}/console/exchange/trustedtokenissuer/new/trusted-token-issuer/?new=1")
+    # Inline validation: leaving a field shows its problem before Next.
+    page.get_by_label("Trusted token issuer name").fill("Partner PEM")
+    page.get_by_label("Trusted token issuer name").press("Tab")
+    expect(page.locator("#id_name_errors")).to_contain_text("already exists")
+    shoot(page, "12a-wizard-inline-validation")
+    page.get_by_label("Trusted token issuer name").fill("Partner DER")
+    page.get_by_label("Trusted token issuer name").press("Tab")
+    expect(page.locator("#id_name_errors")).to_have_count(0)
     fill_general(page, "Partner DER", "https://der.partner.test")
     page.get_by_role("button", name="Next").click()
     page.get_by_label("Use PEM certificate").check()
