@@ -86,6 +86,13 @@ def test_jwks_issuer_standard_app_and_exchange(console, jwks_server):
     # A Standard-based application, secret shown once, Token Exchange enabled on Protocol.
     client_id, secret = create_application(page, "Browser app", "Standard-based OIDC")
     shoot(page, "06-application-created-secret")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=page.base)
+    page.get_by_test_id("new-secret").get_by_role("button", name="Copy").click()
+    expect(page.get_by_test_id("new-secret").get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+    # Shown once: the next visit of the page no longer has it.
+    page.get_by_role("link", name="General").click()
+    expect(page.get_by_test_id("new-secret")).to_have_count(0)
     page.get_by_role("link", name="Protocol").click()
     page.get_by_label("Token Exchange").check()
     page.get_by_label("Refresh Token").check()
@@ -104,6 +111,11 @@ def test_jwks_issuer_standard_app_and_exchange(console, jwks_server):
     body = response.json()
     assert jwt.decode(body["access_token"], options={"verify_signature": False})["sub"] == "carol"
     assert "refresh_token" in body
+    replay = requests.post(
+        f"{page.base}/oauth2/token", data=exchange_body(token),
+        headers={"Authorization": basic_auth(client_id, secret)}, timeout=10,
+    )
+    assert replay.json()["error_description"] == "The subject token has already been used."
 
     # Try it out: the curl command, then a Send through the token endpoint.
     page.get_by_role("link", name="Try it out").click()
@@ -134,6 +146,7 @@ def test_jwks_issuer_standard_app_and_exchange(console, jwks_server):
     expect(page.get_by_test_id("activity")).to_contain_text("carol")
     page.get_by_role("link", name="Home").first.click()
     expect(page.locator("svg.console-chart")).to_contain_text("Issued")
+    expect(page.locator("svg.console-chart")).to_contain_text("replayed")
     shoot(page, "09-dashboard-activity")
 
 
