@@ -275,6 +275,7 @@ def test_test_a_token_explains_expired_and_wrong_audience(console, pem_issuer, r
     page.set_viewport_size({"width": 800, "height": 900})
     assert no_horizontal_scroll(page)
     page.get_by_role("link", name="Home").first.click()
+    expect(page.get_by_test_id("issuer-count")).to_have_text("1")  # the dashboard has loaded
     assert no_horizontal_scroll(page)
     shoot(page, "18-dashboard-800px")
 
