@@ -7,6 +7,7 @@ saved unless everything is valid.
 
 import base64
 import binascii
+import copy
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -167,10 +168,13 @@ def update_trusted_token_issuer(trusted, **changes):
             raise ValidationError({"jwks_uri": "Enter the JWKS endpoint of this issuer."}, code="required")
         if not trusted.jwks_uri and changes["jwks_uri"]:
             raise ValidationError({"jwks_uri": "This issuer uses PEM certificates."}, code="key_source")
+    changed = copy.copy(trusted)  # the caller's object is left as it was if anything is invalid
     for field, value in changes.items():
-        setattr(trusted, field, value)
-    trusted.full_clean()
-    trusted.save()
+        setattr(changed, field, value)
+    changed.full_clean()
+    changed.save()
+    for field in (*changes, "updated"):
+        setattr(trusted, field, getattr(changed, field))
     from . import key_sources
 
     key_sources.clear_caches()
@@ -192,8 +196,11 @@ def update_application(application, **changes):
         raise TypeError(f"Cannot update {', '.join(sorted(unknown))}")
     if "allowed_grant_types" in changes:
         changes["allowed_grant_types"] = _ordered_grants(changes["allowed_grant_types"])
+    changed = copy.copy(application)
     for field, value in changes.items():
-        setattr(application, field, value)
-    application.full_clean(exclude=["client_secret"])
-    application.save(update_fields=list(changes))
+        setattr(changed, field, value)
+    changed.full_clean(exclude=["client_secret"])
+    changed.save(update_fields=list(changes))
+    for field in changes:
+        setattr(application, field, getattr(changed, field))
     return application
