@@ -289,3 +289,31 @@ def test_delete_issuer_with_confirmation(console, pem_issuer):
     page.get_by_role("button", name="Yes, I’m sure").click()
     expect(page.locator(".messagelist")).to_contain_text("was deleted successfully")
     assert not TrustedTokenIssuer.objects.exists()
+
+
+@pytest.mark.parametrize("width", [1280, 800])
+def test_pages_fit_the_width(console, width, pem_issuer, jwks_issuer, make_application):
+    page = console
+    app = make_application(name="Fit app")
+    page.set_viewport_size({"width": width, "height": 900})
+    paths = [
+        "/console/", "/console/exchange/trustedtokenissuer/", "/console/exchange/trustedtokenissuer/new/",
+        "/console/exchange/trustedtokenissuer/new/trusted-token-issuer/?new=1",
+        "/console/exchange/application/", "/console/exchange/application/add/",
+        *(f"/console/exchange/trustedtokenissuer/{i.pk}/change/?tab={tab}" for i in (pem_issuer, jwks_issuer)
+          for tab in ("general", "certificates", "validation", "test", "activity")),
+        *(f"/console/exchange/application/{app.pk}/change/?tab={tab}" for tab in ("general", "protocol", "try")),
+    ]
+    too_wide = []
+    for path in paths:
+        page.goto(page.base + path)
+        if not no_horizontal_scroll(page):
+            too_wide.append(path)
+    assert not too_wide, f"horizontal scrolling at {width} px: {too_wide}"
+    # The wizard's second step too.
+    page.goto(page.base + "/console/exchange/trustedtokenissuer/new/trusted-token-issuer/?new=1")
+    fill_general(page, "Fit", "https://fit.test")
+    page.get_by_role("button", name="Next").click()
+    expect(page.get_by_role("heading", name="Certificate")).to_be_visible()
+    assert no_horizontal_scroll(page)
+    shoot(page, f"19-wizard-certificate-{width}px")
