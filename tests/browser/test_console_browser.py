@@ -30,11 +30,13 @@ def fill_general(page, name, issuer, alias=""):
     page.get_by_label("Alias").fill(alias)
 
 
-def create_application(page, name, type_label):
+def create_application(page, name, type_label, screenshot=None):
     page.get_by_role("link", name="Applications", exact=True).first.click()
     page.get_by_role("link", name="New Application").click()
     page.get_by_label(type_label).check()
     page.get_by_label("Name").fill(name)
+    if screenshot:
+        shoot(page, screenshot)
     page.get_by_role("button", name="Create").click()
     expect(page.locator(".messagelist")).to_contain_text(f"Application “{name}” created.")
     secret = page.locator("#client-secret").inner_text()
@@ -84,7 +86,7 @@ def test_jwks_issuer_standard_app_and_exchange(console, jwks_server):
     shoot(page, "05-issuer-created")
 
     # A Standard-based application, secret shown once, Token Exchange enabled on Protocol.
-    client_id, secret = create_application(page, "Browser app", "Standard-based OIDC")
+    client_id, secret = create_application(page, "Browser app", "Standard-based OIDC", "05a-new-application")
     shoot(page, "06-application-created-secret")
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=page.base)
     page.get_by_test_id("new-secret").get_by_role("button", name="Copy").click()
