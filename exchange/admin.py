@@ -69,13 +69,6 @@ class ConsoleModelAdmin(admin.ModelAdmin):
                        current_app=self.admin_site.name)
 
 
-class IssuerCertificateInline(admin.TabularInline):
-    model = IssuerCertificate
-    extra = 0
-    fields = ("pem", "subject", "not_after", "key_description", "fingerprint")
-    readonly_fields = ("subject", "not_after", "key_description", "fingerprint")
-
-
 @admin.register(TrustedTokenIssuer)
 class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
     list_display = ("name", "issuer", "key_source_label", "enabled", "key_status")

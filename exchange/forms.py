@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import certificates, flows
 from .conf import ASYMMETRIC_ALGORITHMS
-from .models import TOKEN_EXCHANGE, Application, TrustedTokenIssuer, validate_jwks_uri
+from .models import Application, TrustedTokenIssuer, validate_jwks_uri
 
 PEM_FILE_TYPES = ".pem,.crt,.cer,.der"
 
@@ -232,9 +232,8 @@ class ProtocolForm(forms.Form):
     def __init__(self, *args, application, **kwargs):
         super().__init__(*args, **kwargs)
         self.application = application
+        # Shown, but disabled, for single-page applications; the model refuses it in any case.
         self.token_exchange_disabled = application.application_type == Application.Type.SPA
-        if self.token_exchange_disabled:
-            self.fields["allowed_grant_types"].widget.attrs["data-disabled"] = TOKEN_EXCHANGE
 
 
 class TryItOutForm(forms.Form):

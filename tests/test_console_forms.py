@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from exchange.models import TOKEN_EXCHANGE, Application, IssuerCertificate, TrustedTokenIssuer
+from exchange.models import TOKEN_EXCHANGE, Application, TrustedTokenIssuer
 
 from .utils import certificate_der, certificate_pem, private_key
 

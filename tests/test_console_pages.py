@@ -5,9 +5,9 @@ from http import HTTPStatus
 import pytest
 from django.contrib.auth import get_user_model
 
-from exchange.models import Application, ExchangeEvent, TrustedTokenIssuer
+from exchange.models import ExchangeEvent
 
-from .utils import certificate_der, certificate_pem, mint, private_key
+from .utils import mint
 
 pytestmark = pytest.mark.django_db
 
