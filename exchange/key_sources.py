@@ -15,11 +15,13 @@ cooldown window per issuer, and a failed refetch never replaces good keys
 import hashlib
 import json
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass
 
-import requests
+import certifi
+import urllib3
 from django.core.cache import cache
 from django.utils import timezone
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
@@ -107,52 +109,136 @@ def _parse_jwk(member, kid_counts):
     return VerificationKey(kid, key, frozenset(algorithms), "jwks", description)
 
 
+class _Watchdog:
+    """Shuts the fetch's sockets down when the total deadline passes.
+
+    Socket timeouts apply per read, so a server trickling one byte per read
+    (in the headers or the body) would otherwise hold the worker for ever.
+    """
+
+    def __init__(self, seconds):
+        self.deadline = time.monotonic() + seconds
+        self.expired = False
+        self._sockets = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self.expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock):
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                self._shut(sock)
+
+    def expire(self):
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                self._shut(sock)
+
+    @staticmethod
+    def _shut(sock):
+        try:
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def cancel(self):
+        self._timer.cancel()
+
+    @property
+    def passed(self):
+        return self.expired or time.monotonic() > self.deadline
+
+
+class _WatchedConnectionMixin:
+    def __init__(self, *args, watchdog, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._watchdog = watchdog
+
+    def connect(self):
+        super().connect()
+        self._watchdog.watch(self.sock)
+
+
+class _HTTPConnection(_WatchedConnectionMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_WatchedConnectionMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
 def fetch_jwks(url):
-    """GET a JWKS document within the configured limits. Raises KeySourceError."""
+    """GET a JWKS document within the configured limits. Raises KeySourceError.
+
+    Limits: connect and per-read timeouts, a total deadline (enforced by a
+    watchdog that shuts the socket down), a size cap, identity encoding only,
+    no redirects, no retries, no proxies, cookies or credentials, TLS verified.
+    """
     s = exchange_settings
-    deadline = time.monotonic() + s.JWKS_TOTAL_TIMEOUT_MS / 1000
-    session = requests.Session()
-    session.trust_env = False  # no proxies or .netrc credentials from the environment
+    parts = urllib3.util.parse_url(url)
+    if parts.scheme not in ("http", "https") or not parts.host:
+        raise KeySourceError("The JWKS URL is not an http(s) URL.")
+    watchdog = _Watchdog(s.JWKS_TOTAL_TIMEOUT_MS / 1000)
+    options = {
+        "timeout": urllib3.Timeout(connect=s.JWKS_CONNECT_TIMEOUT_MS / 1000, read=s.JWKS_READ_TIMEOUT_MS / 1000),
+        "retries": False,
+        "maxsize": 1,
+        "watchdog": watchdog,
+    }
+    if parts.scheme == "https":
+        pool = _HTTPSPool(parts.host, parts.port, cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(), **options)
+    else:
+        pool = _HTTPPool(parts.host, parts.port, **options)
+    body = bytearray()
     try:
-        with session.get(
-            url,
-            timeout=(s.JWKS_CONNECT_TIMEOUT_MS / 1000, s.JWKS_READ_TIMEOUT_MS / 1000),
-            allow_redirects=False,
-            stream=True,
-            headers={"Accept": "application/json, application/jwk-set+json"},
-        ) as response:
-            if response.is_redirect or 300 <= response.status_code < 400:
-                raise KeySourceError(f"The JWKS endpoint redirected (HTTP {response.status_code}); redirects are not followed.")
-            if response.status_code != 200:
-                raise KeySourceError(f"The JWKS endpoint answered HTTP {response.status_code}.")
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > s.JWKS_MAX_BYTES:
+        response = pool.urlopen(
+            "GET", parts.request_uri,
+            headers={"Accept": "application/json, application/jwk-set+json", "User-Agent": "identity-console"},
+            redirect=False, retries=False, preload_content=False, decode_content=False,
+        )
+        try:
+            if 300 <= response.status < 400:
+                raise KeySourceError(f"The JWKS endpoint redirected (HTTP {response.status}); redirects are not followed.")
+            if response.status != 200:
+                raise KeySourceError(f"The JWKS endpoint answered HTTP {response.status}.")
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > s.JWKS_MAX_BYTES:
                 raise KeySourceError(f"The JWKS response is larger than {s.JWKS_MAX_BYTES} bytes.")
-            body = bytearray()
-            # raw.read bypasses transparent decompression: a compressed body is refused below.
             if response.headers.get("Content-Encoding", "identity").lower() not in ("identity", ""):
                 raise KeySourceError("The JWKS response is compressed; only identity encoding is accepted.")
             while True:
-                if time.monotonic() > deadline:
+                chunk = response.read1(4096)
+                if watchdog.passed:
                     raise KeySourceError("The JWKS endpoint did not answer within the time limit.")
-                chunk = response.raw.read(4096)
                 if not chunk:
                     break
                 body += chunk
                 if len(body) > s.JWKS_MAX_BYTES:
                     raise KeySourceError(f"The JWKS response is larger than {s.JWKS_MAX_BYTES} bytes.")
+        finally:
+            response.release_conn()
     except KeySourceError:
         raise
-    except requests.Timeout:
-        raise KeySourceError("The JWKS endpoint did not answer within the time limit.") from None
-    except requests.RequestException:
-        raise KeySourceError("The JWKS endpoint could not be reached.") from None
-    except Exception:  # urllib3 raises its own errors from raw reads (timeouts, protocol)
-        if time.monotonic() > deadline:
+    except Exception as exc:  # urllib3 and ssl raise many types: timeouts, resets, protocol errors
+        if watchdog.passed or isinstance(exc, urllib3.exceptions.TimeoutError):
             raise KeySourceError("The JWKS endpoint did not answer within the time limit.") from None
+        if isinstance(exc, urllib3.exceptions.NewConnectionError):
+            raise KeySourceError("The JWKS endpoint could not be reached.") from None
         raise KeySourceError("The JWKS endpoint could not be read.") from None
     finally:
-        session.close()
+        watchdog.cancel()
+        pool.close()
     try:
         return json.loads(bytes(body).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -234,15 +320,19 @@ def jwks_keys(issuer, kid=None):
             # A fetch happened (or is happening) recently: serve what we have.
             if state is not None:
                 return _keys_from_state(issuer, state)
+            failure = cache.get(f"{key}:error")
+            if failure is not None:  # the last fetch failed: fail fast until the cooldown ends
+                raise KeySourceError(failure)
             newer = _wait_for_fetch(key)
             if newer is None:
                 raise KeySourceError("The JWKS endpoint could not be read recently; retrying after a cooldown.")
             return _keys_from_state(issuer, newer)
         try:
             return refresh_jwks(issuer)
-        except KeySourceError:
+        except KeySourceError as exc:
             if state is not None:
                 return _keys_from_state(issuer, state)  # stale-if-error
+            cache.set(f"{key}:error", exc.detail, s.JWKS_REFETCH_COOLDOWN_SECONDS)
             raise
 
 
@@ -253,6 +343,8 @@ def _wait_for_fetch(key):
         state = cache.get(key)
         if state is not None:
             return state
+        if cache.get(f"{key}:error") is not None:
+            return None
         time.sleep(0.05)
     return None
 
