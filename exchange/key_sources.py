@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import certifi
 import urllib3
 from django.core.cache import cache
+from django.db import DatabaseError
 from django.utils import timezone
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
@@ -231,10 +232,10 @@ def fetch_jwks(url):
     except KeySourceError:
         raise
     except Exception as exc:  # urllib3 and ssl raise many types: timeouts, resets, protocol errors
+        if isinstance(exc, urllib3.exceptions.NewConnectionError):  # (a ConnectTimeoutError subclass)
+            raise KeySourceError("The JWKS endpoint could not be reached.") from None
         if watchdog.passed or isinstance(exc, urllib3.exceptions.TimeoutError):
             raise KeySourceError("The JWKS endpoint did not answer within the time limit.") from None
-        if isinstance(exc, urllib3.exceptions.NewConnectionError):
-            raise KeySourceError("The JWKS endpoint could not be reached.") from None
         raise KeySourceError("The JWKS endpoint could not be read.") from None
     finally:
         watchdog.cancel()
@@ -281,7 +282,10 @@ def _record_fetch(issuer, error=None):
         fields = {"keys_fetched_at": now, "key_fetch_error": ""}
     else:
         fields = {"key_fetch_error": error[:200], "key_fetch_failed_at": now}
-    TrustedTokenIssuer.objects.filter(pk=issuer.pk).update(**fields)
+    try:
+        TrustedTokenIssuer.objects.filter(pk=issuer.pk).update(**fields)
+    except DatabaseError:  # key-source health is informative: never fail an exchange over it
+        log.warning("Could not record the JWKS fetch result for trusted issuer %s", issuer.pk)
     for name, value in fields.items():
         setattr(issuer, name, value)
 

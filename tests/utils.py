@@ -214,3 +214,57 @@ class JWKSServer:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+def assert_subject_rejected(response, cause, *, issued_before=0):
+    """A subject-token rejection: 400 invalid_request, the cause's fixed sentence, no token, the cause recorded."""
+    from exchange.models import AccessToken, ExchangeEvent
+    from exchange.subject_token import CAUSES
+
+    body = assert_oauth_error(response, HTTPStatus.BAD_REQUEST, "invalid_request")
+    assert body["error_description"] == CAUSES[cause], body
+    assert AccessToken.objects.count() == issued_before
+    assert ExchangeEvent.objects.order_by("-pk").first().cause == cause
+    return body
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 whose connections are handed to ``handle(conn)``: for misbehaving HTTP peers."""
+
+    def __init__(self, handle):
+        import socket
+
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.closed = threading.Event()
+
+        def serve():
+            while not self.closed.is_set():
+                try:
+                    conn, _ = self.sock.accept()
+                except OSError:
+                    return
+                self.connections += 1
+                threading.Thread(target=self._run, args=(handle, conn), daemon=True).start()
+
+        threading.Thread(target=serve, daemon=True).start()
+
+    def _run(self, handle, conn):
+        try:
+            conn.settimeout(10)
+            conn.recv(65536)
+            handle(conn, self.closed)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/jwks.json"
+
+    def close(self):
+        self.closed.set()
+        self.sock.close()
