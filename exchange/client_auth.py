@@ -42,10 +42,14 @@ def parse_basic(header):
     scheme, _, value = header.strip().partition(" ")
     if scheme.lower() != "basic" or not value.strip():
         raise MalformedCredentials
+    value = value.strip()
     try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        raw = base64.b64decode(value, validate=True)
+        decoded = raw.decode("utf-8")
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise MalformedCredentials from None
+    if base64.b64encode(raw).decode("ascii") != value:  # only the canonical encoding (no extra padding)
+        raise MalformedCredentials
     if ":" not in decoded:
         raise MalformedCredentials
     raw_id, raw_secret = decoded.split(":", 1)

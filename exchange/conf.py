@@ -40,6 +40,10 @@ DEFAULTS = {
     "JWKS_REFETCH_COOLDOWN_SECONDS": 30,
     "JWKS_ALLOW_HTTP": False,
     "JWKS_ALLOW_PRIVATE_ADDRESSES": True,
+    # Client-authentication brute-force throttling (see exchange/throttling.py)
+    "CLIENT_AUTH_THROTTLE_WINDOW_SECONDS": 300,
+    "CLIENT_AUTH_MAX_FAILURES_PER_ADDRESS": 20,
+    "CLIENT_AUTH_MAX_FAILURES_PER_CLIENT": 100,
     # Issued tokens
     "ACCESS_TOKEN_LIFETIME_SECONDS": 3600,
     "SIGNING_ALGORITHM": "RS256",

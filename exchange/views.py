@@ -19,7 +19,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider import views as dot_views
 from oauth2_provider.models import get_access_token_model
 
-from . import signing
+from . import signing, throttling
 from .models import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN, TOKEN_EXCHANGE
 
 #: Parameters that RFC 8693 / RFC 8707 allow to repeat.
@@ -59,9 +59,27 @@ def request_shape_problem(request):
     return None
 
 
+class ThrottledClientAuthMixin:
+    """Refuse (429) clients and addresses with too many failed client authentications; count failures."""
+
+    def dispatch(self, request, *args, **kwargs):
+        client_id = throttling.presented_client_id(request)
+        address = request.META.get("REMOTE_ADDR", "")
+        wait = throttling.retry_after(client_id, address)
+        if wait:
+            return oauth_error(
+                "temporarily_unavailable", "Too many failed client authentications. Retry later.", 429,
+                {"Retry-After": str(wait)},
+            )
+        response = super().dispatch(request, *args, **kwargs)
+        if response.status_code in (401, 403):  # introspection answers a failed client authentication with 403
+            throttling.record_failure(client_id, address)
+        return response
+
+
 @method_decorator(csrf_exempt, name="dispatch")
 @method_decorator(sensitive_post_parameters(*SECRET_PARAMETERS), name="dispatch")
-class TokenView(dot_views.TokenView):
+class TokenView(ThrottledClientAuthMixin, dot_views.TokenView):
     """POST /oauth2/token — every grant, token exchange included."""
 
     def post(self, request, *args, **kwargs):
@@ -78,7 +96,7 @@ class TokenView(dot_views.TokenView):
         return oauth_error("invalid_request", "The token endpoint accepts POST only.", 405, {"Allow": "POST"})
 
 
-class IntrospectView(dot_views.IntrospectTokenView):
+class IntrospectView(ThrottledClientAuthMixin, dot_views.IntrospectTokenView):
     """RFC 7662 introspection (client-authenticated), reporting the exchanged external ``sub``."""
 
     @staticmethod
@@ -148,5 +166,5 @@ class DiscoveryView(View):
 
 
 @method_decorator(sensitive_post_parameters("client_secret", "token"), name="dispatch")
-class RevokeView(dot_views.RevokeTokenView):
+class RevokeView(ThrottledClientAuthMixin, dot_views.RevokeTokenView):
     """RFC 7009 revocation (client-authenticated)."""
