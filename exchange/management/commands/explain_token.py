@@ -1,0 +1,57 @@
+import sys
+
+from django.core.management.base import CommandError
+
+from ...models import TOKEN_EXCHANGE, Application
+from ...subject_token import explain_subject_token
+from ..base import ConsoleCommand
+
+MARKS = {True: "PASS", False: "FAIL", None: "----"}
+
+
+def printable(text):
+    """Token-supplied text (sub, kid...) with control characters escaped: it must not drive the terminal."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(text))
+
+
+def client_check(client_id):
+    """(ok, detail) for --client-id: may this application exchange tokens at all?"""
+    application = Application.objects.filter(client_id=client_id).first()
+    if application is None:
+        return False, "no application has this client_id"
+    if application.client_type != Application.CLIENT_CONFIDENTIAL:
+        return False, f"{application.name} is a public client; token exchange needs a confidential client"
+    if not application.allows_grant_type(TOKEN_EXCHANGE):
+        return False, f"{application.name} is not allowed to use the Token Exchange grant"
+    return True, f"{application.name} may use token exchange"
+
+
+class Command(ConsoleCommand):
+    help = ("Explain, step by step, why a subject token would be accepted or refused at the token endpoint "
+            "(the endpoint's own validation, without consuming the token's jti). Exits 1 on rejection.")
+
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.add_argument("--token", required=True, help="The subject token (JWT), or - to read it from stdin.")
+        parser.add_argument("--client-id", help="Also check that this application may use token exchange.")
+
+    def handle(self, *args, **options):
+        token = sys.stdin.read().strip() if options["token"] == "-" else options["token"]
+        report = explain_subject_token(token)
+        client = client_check(options["client_id"]) if options["client_id"] else None
+        rejected = not report.ok or (client is not None and not client[0])
+        data = report.as_dict()
+        if client is not None:
+            data["client"] = {"client_id": options["client_id"], "ok": client[0], "detail": client[1]}
+        lines = []
+        if client is not None:
+            lines.append(f"{MARKS[client[0]]}  {'Client':<26} {printable(client[1])}")
+        for step in report.steps:
+            lines.append(f"{MARKS[step.ok]}  {step.label:<26} {printable(step.detail)}".rstrip())
+        if report.ok:
+            lines.append("Accepted." if not rejected else "Rejected: the client may not exchange tokens.")
+        else:
+            lines.append(f"Rejected ({report.cause}): {report.description}")
+        self.emit(options, data, "\n".join(lines))
+        if rejected:
+            raise CommandError(f"the subject token would be rejected ({report.cause or 'client'})", returncode=1)
