@@ -224,6 +224,21 @@ def _candidate_keys(issuer, kid, alg, now, report):
     return current[:_MAX_KEY_TRIES]
 
 
+def verify_signature(signing_input, signature, alg, keys):
+    """The first of ``keys`` whose ``alg`` signature over ``signing_input`` verifies, or None.
+
+    ``alg`` must already be an allowed asymmetric algorithm and every key usable with it.
+    """
+    verifier = _ALGORITHMS[alg]
+    for candidate in keys:
+        try:
+            if alg in candidate.algorithms and verifier.verify(signing_input, candidate.key, signature):
+                return candidate
+        except Exception:  # a malformed signature for this key type is just a failed check
+            continue
+    return None
+
+
 def validate_subject_token(token, *, now=None, consume_jti=True):
     """Verify ``token`` as a subject token; return the Report with verified claims.
 
@@ -288,16 +303,7 @@ def validate_subject_token(token, *, now=None, consume_jti=True):
     # 5 + 6. Keys from this issuer's own source; the signature.
     keys = _candidate_keys(issuer, kid, alg, now, report)
     report.passed("key", ", ".join(sorted({k.description for k in keys})) + f" from {keys[0].source}")
-    signing_input = f"{segments[0]}.{segments[1]}".encode("ascii")
-    verifier = _ALGORITHMS[alg]
-    matched = None
-    for candidate in keys:
-        try:
-            if verifier.verify(signing_input, candidate.key, signature):
-                matched = candidate
-                break
-        except Exception:  # a malformed signature for this key type is just a failed check
-            continue
+    matched = verify_signature(f"{segments[0]}.{segments[1]}".encode("ascii"), signature, alg, keys)
     if matched is None:
         _fail(report, "signature", "bad_signature", "the signature does not verify with the issuer's key")
     report.key_description = matched.description
