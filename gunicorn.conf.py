@@ -13,5 +13,6 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None  # "-" for stdout; the path is logged, never the body
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
-# Request lines carry no secrets (the token endpoint refuses parameters in the URL).
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
+# The path without its query string: the token endpoint refuses parameters in the URL, but a client
+# that sends client_secret or subject_token there anyway must not get them written to the access log.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'

@@ -21,6 +21,7 @@ cause code and the same report.
 import base64
 import hashlib
 import json
+import logging
 import math
 import re
 import time
@@ -33,6 +34,8 @@ from jwt.algorithms import get_default_algorithms
 
 from . import key_sources
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings
+
+log = logging.getLogger(__name__)
 
 #: A fixed, safe sentence per cause: the only text a client ever sees about a rejection.
 CAUSES = {
@@ -52,6 +55,7 @@ CAUSES = {
     "too_old": "The subject token was issued too long ago.",
     "audience_mismatch": "The subject token is not intended for this server.",
     "replayed": "The subject token has already been used.",
+    "replay_check_unavailable": "The subject token's reuse could not be checked; try again later.",
 }
 
 STEPS = (
@@ -207,6 +211,9 @@ def _candidate_keys(issuer, kid, alg, now, report):
             keys = key_sources.pem_keys(issuer)
     except key_sources.KeySourceError as exc:
         _fail(report, "key", "key_source_unavailable", exc.detail)
+    except Exception:  # e.g. the shared cache is down: fail closed, never 500
+        log.exception("The keys of trusted issuer %s could not be loaded", issuer.pk)
+        _fail(report, "key", "key_source_unavailable", "the issuer's keys could not be loaded (see the server log)")
     if issuer.jwks_uri and kid is not None:
         keys = [k for k in keys if k.kid == kid]
         if not keys:
@@ -374,7 +381,11 @@ def validate_subject_token(token, *, now=None, consume_jti=True):
     if jti is not None and issuer.reject_replayed_jti:
         key = "jti:%s:%s" % (issuer.pk, hashlib.sha256(jti.encode()).hexdigest())
         lifetime = max(1, math.ceil(exp + skew - now))
-        first_use = cache.add(key, 1, lifetime) if consume_jti else cache.get(key) is None
+        try:
+            first_use = cache.add(key, 1, lifetime) if consume_jti else cache.get(key) is None
+        except Exception:  # the shared cache is down: fail closed, never 500
+            log.exception("The replay store could not be reached")
+            _fail(report, "replay", "replay_check_unavailable", "the replay store (cache) could not be reached")
         if not first_use:
             _fail(report, "replay", "replayed", "this jti was already exchanged")
         report.passed("replay", "first use of this jti")

@@ -12,11 +12,13 @@ Policy (``TOKEN_EXCHANGE`` settings): at most
 ``CLIENT_AUTH_MAX_FAILURES_PER_ADDRESS`` failures per address and
 ``CLIENT_AUTH_MAX_FAILURES_PER_CLIENT`` per client id in each
 ``CLIENT_AUTH_THROTTLE_WINDOW_SECONDS`` window. Lockouts end with the window;
-nothing is permanent. One address alone cannot lock a client out for others,
+nothing is permanent. When the cache cannot be reached the throttle fails
+open (and logs): client credentials are still checked. One address alone cannot lock a client out for others,
 because its own limit stops it first (the per-client limit is higher).
 """
 
 import hashlib
+import logging
 import math
 import time
 
@@ -24,6 +26,8 @@ from django.core.cache import cache
 
 from . import client_auth
 from .conf import exchange_settings
+
+log = logging.getLogger(__name__)
 
 
 def presented_client_id(request):
@@ -62,7 +66,11 @@ def retry_after(client_id, address, *, now=None):
     now = time.time() if now is None else now
     start, end = _window(now)
     counters = _counters(client_id, address, start)
-    values = cache.get_many([key for key, _ in counters])
+    try:
+        values = cache.get_many([key for key, _ in counters])
+    except Exception:  # the shared cache is down: fail open (credentials are still checked)
+        log.warning("Client-authentication throttle counters could not be read", exc_info=True)
+        return 0
     if any(values.get(key, 0) >= limit for key, limit in counters):
         return max(1, math.ceil(end - now))
     return 0
@@ -73,9 +81,12 @@ def record_failure(client_id, address, *, now=None):
     now = time.time() if now is None else now
     start, end = _window(now)
     lifetime = math.ceil(end - now) + 1
-    for key, _ in _counters(client_id, address, start):
-        cache.add(key, 0, lifetime)
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, lifetime)
+    try:
+        for key, _ in _counters(client_id, address, start):
+            cache.add(key, 0, lifetime)
+            try:
+                cache.incr(key)
+            except ValueError:  # expired between add and incr
+                cache.set(key, 1, lifetime)
+    except Exception:
+        log.warning("A failed client authentication could not be counted", exc_info=True)

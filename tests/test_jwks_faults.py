@@ -129,7 +129,8 @@ BAD_RESPONSES = {
     "latin-1": (200, b'{"keys": [], "x": "\xe9"}', {}, "not valid JSON"),
     "json array": (200, b"[]", {}, "not a JWKS document"),
     "keys not a list": (200, b'{"keys": {}}', {}, "not a JWKS document"),
-    "deep nesting": (200, b"[" * 50000 + b"]" * 50000, {}, "larger than"),
+    "deep nesting": (200, b"[" * 30000 + b"]" * 30000, {}, "not valid JSON"),  # RecursionError, under the size cap
+    "over the size cap": (200, b" " * 70000 + b"{}", {}, "larger than 65536 bytes"),
     "gzip": (200, b"\x1f\x8b\x08\x00", {"Content-Encoding": "gzip"}, "compressed"),
     "too many keys": (200, json.dumps({"keys": [{"kty": "EC"}] * 101}).encode(), {}, "at most 100 are accepted"),
 }
@@ -247,6 +248,19 @@ def test_rotation_picked_up_without_restart(exchange, jwks_issuer, jwks_server, 
     # k1 was removed from the published set: it is gone as soon as the new document is cached.
     response = exchange(mint(ec_key, jwks_issuer.issuer, kid="k1"))
     assert response.status_code == HTTPStatus.BAD_REQUEST
+
+
+def test_a_fetch_in_another_process_is_awaited_not_repeated(db, jwks_issuer, jwks_server, ec_key):
+    """Another worker holds the cooldown (it is fetching): this one waits for its result instead of fetching."""
+    from django.core.cache import cache
+
+    key = key_sources._cache_key(jwks_issuer)
+    cache.add(f"{key}:cooldown", 1, 30)
+    document = {"keys": [public_jwk(ec_key, "k1")]}
+    threading.Timer(0.2, lambda: cache.set(key, {"fetched_at": time.time(), "doc": document, "uri": jwks_issuer.jwks_uri}, 60)).start()
+    keys = key_sources.jwks_keys(jwks_issuer, "k1")
+    assert [k.kid for k in keys] == ["k1"]
+    assert jwks_server.requests == []
 
 
 @pytest.mark.django_db(transaction=True)
