@@ -95,6 +95,9 @@ class TokenExchangeGrant(GrantTypeBase):
             raise InvalidTargetError(request=request)
         request.requested_token_type = requested
         request.exchange_audience = targets[0] if len(targets) == 1 else (targets or None)
+        # An empty scope parameter counts as absent (RFC 6749 §3.2), not as the scope "".
+        if not (request.scope or "").strip():
+            request.scope, request.scopes = None, []
         self.validate_scopes(request)
 
         # The subject token (last: its jti is consumed only when everything else holds).

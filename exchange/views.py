@@ -8,7 +8,7 @@ and makes every error RFC 6749 §5.2 JSON with ``Cache-Control: no-store``.
 import hashlib
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.http import JsonResponse
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -36,6 +36,18 @@ def oauth_error(error, description, status=400, headers=None):
     return response
 
 
+def body_problem(request):
+    """(error, description, status) when the request body cannot be parsed as a form, or None."""
+    try:
+        request.POST
+    except RequestDataTooBig:
+        return "invalid_request", "The request body is too large.", 413
+    except (SuspiciousOperation, BadRequest, LookupError, UnicodeDecodeError, ValueError):
+        # e.g. too many fields, a charset other than UTF-8, an unknown charset, a broken multipart body
+        return "invalid_request", "The request body could not be read.", 400
+    return None
+
+
 def request_shape_problem(request):
     """(error, description, status) for a token request no grant should see, or None."""
     content_type = request.content_type or ""
@@ -43,15 +55,12 @@ def request_shape_problem(request):
         return "invalid_request", "The request body must be application/x-www-form-urlencoded.", 400
     if request.GET:
         return "invalid_request", "Parameters must be sent in the request body, not the URL.", 400
-    try:
-        lists = request.POST.lists()
-        for key, values in lists:
-            if len(values) > 1 and key not in REPEATABLE:
-                return "invalid_request", "The request repeats a parameter.", 400
-    except RequestDataTooBig:
-        return "invalid_request", "The request body is too large.", 413
-    except SuspiciousOperation:
-        return "invalid_request", "The request body could not be read.", 400
+    problem = body_problem(request)
+    if problem:
+        return problem
+    for key, values in request.POST.lists():
+        if len(values) > 1 and key not in REPEATABLE:
+            return "invalid_request", "The request repeats a parameter.", 400
     if not request.POST.get("grant_type"):
         return "invalid_request", "The grant_type parameter is required.", 400
     if len(request.headers.getlist("Authorization") if hasattr(request.headers, "getlist") else []) > 1:
@@ -63,6 +72,9 @@ class ThrottledClientAuthMixin:
     """Refuse (429) clients and addresses with too many failed client authentications; count failures."""
 
     def dispatch(self, request, *args, **kwargs):
+        problem = body_problem(request)
+        if problem:
+            return oauth_error(*problem)
         client_id = throttling.presented_client_id(request)
         address = request.META.get("REMOTE_ADDR", "")
         wait = throttling.retry_after(client_id, address)
