@@ -13,6 +13,7 @@ cooldown window per issuer, and a failed refetch never replaces good keys
 """
 
 import hashlib
+import ipaddress
 import json
 import logging
 import socket
@@ -153,6 +154,31 @@ class _Watchdog:
         return self.expired or time.monotonic() > self.deadline
 
 
+class _ForbiddenAddress(Exception):
+    """The JWKS host resolved to an address the settings forbid (checked on the connected socket)."""
+
+
+def forbidden_peer(url_host, peer):
+    """True when JWKS_ALLOW_PRIVATE_ADDRESSES is off and ``peer`` is internal.
+
+    Checked after DNS resolution, on the address actually connected to, so a
+    public-looking name that resolves (or rebinds) to an internal address is
+    refused. Loopback stays allowed only when the URL names it explicitly.
+    """
+    if exchange_settings.JWKS_ALLOW_PRIVATE_ADDRESSES:
+        return False
+    address = ipaddress.ip_address(peer.split("%", 1)[0])
+    if getattr(address, "ipv4_mapped", None):
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        host = url_host.strip("[]").lower()
+        try:
+            return not ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return host != "localhost"
+    return address.is_private or address.is_link_local or address.is_reserved or address.is_multicast or address.is_unspecified
+
+
 class _WatchedConnectionMixin:
     def __init__(self, *args, watchdog, **kwargs):
         super().__init__(*args, **kwargs)
@@ -161,6 +187,9 @@ class _WatchedConnectionMixin:
     def connect(self):
         super().connect()
         self._watchdog.watch(self.sock)
+        if forbidden_peer(self.host, self.sock.getpeername()[0]):
+            self.sock.close()
+            raise _ForbiddenAddress
 
 
 class _HTTPConnection(_WatchedConnectionMixin, urllib3.connection.HTTPConnection):
@@ -231,6 +260,8 @@ def fetch_jwks(url):
             response.release_conn()
     except KeySourceError:
         raise
+    except _ForbiddenAddress:
+        raise KeySourceError("The JWKS host resolves to a private or internal address, which the settings forbid.") from None
     except Exception as exc:  # urllib3 and ssl raise many types: timeouts, resets, protocol errors
         if isinstance(exc, urllib3.exceptions.NewConnectionError):  # (a ConnectTimeoutError subclass)
             raise KeySourceError("The JWKS endpoint could not be reached.") from None

@@ -380,7 +380,9 @@ def validate_subject_token(token, *, now=None, consume_jti=True):
         _fail(report, "replay", "missing_claim", "this issuer requires jti")
     if jti is not None and issuer.reject_replayed_jti:
         key = "jti:%s:%s" % (issuer.pk, hashlib.sha256(jti.encode()).hexdigest())
-        lifetime = max(1, math.ceil(exp + skew - now))
+        # Kept while the token could still be accepted: until exp, or until it becomes too old.
+        usable_until = min(exp, iat + max_age) if iat is not None else exp
+        lifetime = max(1, math.ceil(usable_until + skew - now))
         try:
             first_use = cache.add(key, 1, lifetime) if consume_jti else cache.get(key) is None
         except Exception:  # the shared cache is down: fail closed, never 500

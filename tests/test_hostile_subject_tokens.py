@@ -457,3 +457,26 @@ def test_oversized_rsa_key_skipped_in_jwks():
     small_e = {"kty": "RSA", "kid": "e1", "n": public_jwk(private_key("rsa", "e1"), "x")["n"], "e": "AQ"}
     assert parse_jwks({"keys": [huge, small_e]}) == []
     assert RSAAlgorithm  # the loader used by parse_jwks
+
+
+def test_replay_entry_bounded_by_the_maximum_age(exchange, pem_issuer, rsa_key, time_machine):
+    """A 10-year exp does not keep a replay entry for 10 years: the token is too old after max_token_age anyway."""
+    from django.core.cache import cache
+
+    now = int(time.time())
+    time_machine.move_to(now, tick=False)
+    token = mint(rsa_key, pem_issuer.issuer, iat=now, exp=now + 10 * 365 * 86400)
+    assert exchange(token).status_code == HTTPStatus.OK
+    (key,) = [k for k in cache._cache if ":jti:" in k]
+    assert cache._expire_info[key] - now <= 3600 + 60 + 1
+    time_machine.shift(3600 + 60 + 2)
+    assert_subject_rejected(exchange(token), "too_old", issued_before=1)
+
+
+def test_dependency_floor():
+    """pyjwt >= 2.15.1 and a current cryptography: the CVE fixes listed in attack-cases.md T104."""
+    import cryptography
+    import jwt
+
+    assert tuple(int(p) for p in jwt.__version__.split(".")[:3]) >= (2, 15, 1)
+    assert int(cryptography.__version__.split(".")[0]) >= 44

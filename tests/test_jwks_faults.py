@@ -327,3 +327,60 @@ def test_private_addresses_refused_by_setting(url, settings):
 def test_plain_http_allowed_by_setting(settings):
     settings.TOKEN_EXCHANGE = {"JWKS_ALLOW_HTTP": True}
     validate_jwks_uri("http://idp.example/jwks.json")
+
+
+@pytest.mark.parametrize("url_host, peer, forbidden", [
+    ("idp.example", "10.0.0.7", True),
+    ("idp.example", "169.254.169.254", True),
+    ("idp.example", "127.0.0.1", True),
+    ("idp.example", "::ffff:127.0.0.1", True),
+    ("idp.example", "fd00::1", True),
+    ("idp.example", "0.0.0.0", True),
+    ("idp.example", "93.184.215.14", False),
+    ("127.0.0.1", "127.0.0.1", False),
+    ("localhost", "127.0.0.1", False),
+    ("[::1]", "::1", False),
+])
+def test_forbidden_peer_after_dns_resolution(url_host, peer, forbidden, settings):
+    assert key_sources.forbidden_peer(url_host, peer) is False  # the default allows private addresses
+    settings.TOKEN_EXCHANGE = {"JWKS_ALLOW_PRIVATE_ADDRESSES": False}
+    assert key_sources.forbidden_peer(url_host, peer) is forbidden
+
+
+def test_name_resolving_to_loopback_is_not_fetched_when_private_addresses_are_forbidden(db, ec_key, settings):
+    import socket
+
+    hostname = socket.gethostname()
+    try:
+        if not ipaddressof(hostname).is_loopback or hostname == "localhost":
+            pytest.skip("this machine's hostname does not resolve to a loopback address")
+    except OSError:
+        pytest.skip("this machine's hostname does not resolve")
+    server = JWKSServer()
+    try:
+        server.serve_keys((ec_key, "k1"))
+        url = server.url.replace("127.0.0.1", hostname)
+        settings.TOKEN_EXCHANGE = {"JWKS_ALLOW_PRIVATE_ADDRESSES": False}
+        # Registered directly: a real deployment's name would be public and pass validation, then resolve inward.
+        trusted = TrustedTokenIssuer.objects.create(name="Rebind", issuer="https://rebind.test", jwks_uri=url)
+        with pytest.raises(SubjectTokenRejected) as rejected:
+            validate_subject_token(mint(ec_key, trusted.issuer, kid="k1"))
+        assert rejected.value.cause == "key_source_unavailable"
+        assert server.requests == []
+        trusted.refresh_from_db()
+        assert "private or internal address" in trusted.key_fetch_error
+        settings.TOKEN_EXCHANGE = {}
+        key_sources.clear_caches()
+        from django.core.cache import cache
+
+        cache.clear()
+        assert validate_subject_token(mint(ec_key, trusted.issuer, kid="k1")).ok  # allowed by default
+    finally:
+        server.close()
+
+
+def ipaddressof(hostname):
+    import ipaddress
+    import socket
+
+    return ipaddress.ip_address(socket.gethostbyname(hostname))
