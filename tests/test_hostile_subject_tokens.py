@@ -480,3 +480,62 @@ def test_dependency_floor():
 
     assert tuple(int(p) for p in jwt.__version__.split(".")[:3]) >= (2, 15, 1)
     assert int(cryptography.__version__.split(".")[0]) >= 44
+
+
+def test_concurrent_replays_only_one_wins(transactional_db, rsa_key):
+    """Two workers exchanging the same token at once: the cache's atomic add lets exactly one through."""
+    import threading
+
+    from exchange.subject_token import SubjectTokenRejected, validate_subject_token
+
+    trusted = flows.create_trusted_token_issuer(name="Race", issuer="https://race.test",
+                                                certificates=[certificate_pem(rsa_key)])
+    token = mint(rsa_key, trusted.issuer)
+    outcomes, barrier = [], threading.Barrier(8)
+
+    def worker():
+        barrier.wait()
+        try:
+            validate_subject_token(token)
+            outcomes.append("ok")
+        except SubjectTokenRejected as exc:
+            outcomes.append(exc.cause)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(outcomes) == ["ok"] + ["replayed"] * 7
+
+
+def _pem_of(key, **kwargs):
+    return certificate_pem(key, **kwargs)
+
+
+@pytest.mark.parametrize("build", [
+    lambda: _pem_of(private_key("rsa1024", "weak")),  # RSA-1024
+    lambda: _pem_of(private_key("rsa", "expired"), days=1, not_before=__import__("datetime").datetime(2020, 1, 1,
+                    tzinfo=__import__("datetime").timezone.utc)),  # expired
+    lambda: _pem_of(private_key("rsa", "a")) + _pem_of(private_key("rsa", "b")),  # two certificates
+    lambda: _pem_of(private_key("rsa", "a")) + "trailing garbage",
+    lambda: "garbage before\n" + _pem_of(private_key("rsa", "a")),
+    lambda: private_key("rsa", "a").private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()).decode(),  # a private key
+    lambda: _pem_of(private_key("rsa", "a")).replace("MII", "M!I", 1),  # broken base64
+    lambda: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",  # not a certificate
+    lambda: "",
+])
+def test_certificate_hygiene_at_registration(build, db):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError):
+        flows.create_trusted_token_issuer(name="Bad cert", issuer="https://bad-cert.test", certificates=[build()])
+
+
+def test_crlf_certificate_is_normalised(db, exchange):
+    key = private_key("rsa", "crlf")
+    trusted = flows.create_trusted_token_issuer(name="CRLF", issuer="https://crlf.test",
+                                                certificates=[certificate_pem(key).replace("\n", "\r\n")])
+    assert "\r" not in trusted.certificates.get().pem
+    assert exchange(mint(key, trusted.issuer)).status_code == HTTPStatus.OK
