@@ -108,6 +108,8 @@ class TokenView(ThrottledClientAuthMixin, dot_views.TokenView):
         return oauth_error("invalid_request", "The token endpoint accepts POST only.", 405, {"Allow": "POST"})
 
 
+# csrf_exempt again: View.as_view() copies decorator attributes from ``cls.dispatch``, which is now the mixin's.
+@method_decorator(csrf_exempt, name="dispatch")
 class IntrospectView(ThrottledClientAuthMixin, dot_views.IntrospectTokenView):
     """RFC 7662 introspection (client-authenticated), reporting the exchanged external ``sub``."""
 
@@ -177,6 +179,7 @@ class DiscoveryView(View):
         return JsonResponse(document)
 
 
+@method_decorator(csrf_exempt, name="dispatch")
 @method_decorator(sensitive_post_parameters("client_secret", "token"), name="dispatch")
 class RevokeView(ThrottledClientAuthMixin, dot_views.RevokeTokenView):
     """RFC 7009 revocation (client-authenticated)."""

@@ -100,3 +100,17 @@ def test_nul_and_surrogate_bytes_in_every_parameter(client, auth, token):
             assert response.status_code in (400, 401), (name, raw, response.content)
             assert response["Cache-Control"] == "no-store" and response.json()["error"]
     assert not AccessToken.objects.exists()
+
+
+@pytest.mark.parametrize("path, data, status", [
+    ("/oauth2/token", {"grant_type": "client_credentials"}, 400),
+    ("/oauth2/introspect", {"token": "abc"}, 200),
+    ("/oauth2/revoke", {"token": "abc"}, 200),
+])
+def test_client_authenticated_endpoints_stay_csrf_exempt(path, data, status, application):
+    """Machine clients send no CSRF token; the throttling mixin must not re-enable Django's CSRF check."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True, HTTP_HOST="localhost")
+    response = post_form(client, path, data, HTTP_AUTHORIZATION=basic_auth(application.client_id, application.raw_secret))
+    assert response.status_code == status, response.content
