@@ -146,7 +146,9 @@ def test_wycheproof_signature_primitives(group, test, alg):
         assert verified
     elif test["result"] == "invalid":
         assert not verified
-    # "acceptable" (e.g. legacy encodings, small-order Ed25519 points): either answer is allowed.
+    # "acceptable": either answer is allowed. Decision (attack-cases.md T58): we keep OpenSSL's answers,
+    # which accept the 29 acceptable Ed25519 vectors (they concern the public key, and only the issuer's
+    # registered key is ever used) and refuse the acceptable RSA PKCS#1 ones.
 
 
 def test_psychic_signature_vector_present_and_rejected():
