@@ -384,3 +384,32 @@ def ipaddressof(hostname):
     import socket
 
     return ipaddress.ip_address(socket.gethostbyname(hostname))
+
+
+def test_listener_that_never_accepts(exchange, db, ec_key):
+    """A full accept backlog: the connection is never accepted; the connect/read limits end the wait."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    fillers = []
+    try:
+        for _ in range(8):
+            filler = socket.socket()
+            filler.setblocking(False)
+            try:
+                filler.connect(server.getsockname())
+            except BlockingIOError:
+                pass
+            fillers.append(filler)
+        trusted = _jwks_issuer(f"http://127.0.0.1:{server.getsockname()[1]}/jwks.json")
+        started = time.monotonic()
+        assert_subject_rejected(exchange(mint(ec_key, trusted.issuer, kid="k1")), "key_source_unavailable")
+        assert time.monotonic() - started < 3.0
+        trusted.refresh_from_db()
+        assert trusted.key_fetch_error == "The JWKS endpoint did not answer within the time limit."
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
