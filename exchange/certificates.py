@@ -113,7 +113,8 @@ def normalize_upload(data):
             return stripped.decode("ascii")
         except UnicodeDecodeError:
             raise CertificateError("The PEM file contains non-ASCII bytes.") from None
-    return der_to_pem(stripped)
+    # DER is binary: its last byte may well be 0x0a or 0x20, so it is never stripped.
+    return der_to_pem(data)
 
 
 def inspect_pem(text, *, now=None, check_validity=True):

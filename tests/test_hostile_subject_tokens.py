@@ -539,3 +539,19 @@ def test_crlf_certificate_is_normalised(db, exchange):
                                                 certificates=[certificate_pem(key).replace("\n", "\r\n")])
     assert "\r" not in trusted.certificates.get().pem
     assert exchange(mint(key, trusted.issuer)).status_code == HTTPStatus.OK
+
+
+def test_der_certificate_ending_in_a_whitespace_byte(db):
+    """A DER upload is binary: stripping "whitespace" from it corrupted about 1 in 40 certificates."""
+    from exchange.certificates import normalize_upload
+
+    from .utils import certificate_der
+
+    key = private_key("ec", "der-whitespace")
+    for _ in range(2000):
+        der = certificate_der(key)
+        if der[-1:] in (b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c"):
+            break
+    else:
+        pytest.fail("no certificate ending in a whitespace byte was produced")
+    assert normalize_upload(der).startswith("-----BEGIN CERTIFICATE-----")
