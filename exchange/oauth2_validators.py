@@ -78,6 +78,12 @@ class OAuth2Validator(DOTValidator):
         """Allowed iff the wire name is in the application's allowed grant types."""
         return bool(grant_type) and request.client.allows_grant_type(grant_type)
 
+    def validate_jwt_bearer_token(self, token, scopes, request):
+        """A bearer token that looks like a JWT: oauthlib's OpenID server routes it here, meaning an
+        ID token used as a bearer token (DOT then fails on applications without signing keys, a 500).
+        Our access tokens are JWTs themselves: check them like any other access token."""
+        return self.validate_bearer_token(token, scopes, request)
+
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             return False
