@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "oauth2_provider",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "exchange",
 ]
 
@@ -184,12 +186,46 @@ OAUTH2_PROVIDER = {
 #: Token-exchange knobs; defaults and meanings in exchange/conf.py.
 TOKEN_EXCHANGE = from_environ()
 
+# The management API (exchange/api/): bearer tokens first, so that a request without
+# credentials gets 401 with a Bearer challenge; errors as RFC 9457 problem details.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "oauth2_provider.contrib.rest_framework.OAuth2Authentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.DjangoModelPermissions"],
+    "DEFAULT_PERMISSION_CLASSES": ["exchange.api.permissions.ManagementPermission"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["exchange.api.parsers.StrictJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "exchange.api.errors.problem_exception_handler",
+    "UNICODE_JSON": False,  # \uXXXX escapes: any string (even an unpaired surrogate in a token's claims) renders
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Identity Console management API",
+    "DESCRIPTION": (
+        "Trusted token issuers, applications and subject-token checks. Authenticate with a console "
+        "session (CSRF token on unsafe methods) or a bearer token with the `console:manage` scope "
+        "(client_credentials at /oauth2/token). Errors are RFC 9457 problem details "
+        "(`application/problem+json`)."
+    ),
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": r"/api/server/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "exchange.api.schema.canonical_paths",
+    ],
+    "ENUM_NAME_OVERRIDES": {"KeySourceEnum": ["jwks", "pem"]},
+    "OAUTH2_FLOWS": ["clientCredentials"],
+    "OAUTH2_TOKEN_URL": "/oauth2/token",
+    "OAUTH2_SCOPES": {"console:manage": "Manage trusted token issuers and applications through the API"},
 }
 
 SESSION_COOKIE_HTTPONLY = True

@@ -1,0 +1,76 @@
+"""Who may use the management API.
+
+Two kinds of callers:
+
+- **Console administrators** signed in with a Django session (CSRF applies to
+  unsafe methods): active staff users with the Django model permission the
+  operation needs (``exchange.view_trustedtokenissuer`` to read issuers,
+  ``exchange.add_…``, ``change_…``, ``delete_…`` to write; the same for
+  ``application``). Superusers have them all.
+- **OAuth 2.0 bearer tokens** issued by this server, carrying the scope
+  ``console:manage`` — typically from the ``client_credentials`` grant of an
+  application whose allowed scopes include it, so that a CI job can call the
+  API. Such a token has no user: the scope *is* the grant of management rights,
+  for every operation (hold those applications' secrets like an administrator's
+  password). A token that does belong to a user needs the scope *and* that
+  user's staff status and model permissions. A token obtained by token exchange
+  (issued for a third party's subject) never manages the console, whatever its
+  scope.
+"""
+
+from oauth2_provider.contrib.rest_framework import TokenHasScope
+from oauth2_provider.models import AbstractAccessToken
+from rest_framework.permissions import SAFE_METHODS
+
+MANAGE_SCOPE = "console:manage"
+
+_ACTIONS = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "POST": "add", "PUT": "change",
+            "PATCH": "change", "DELETE": "delete"}
+
+
+def required_permissions(view, request):
+    """The model permissions an operation needs: the view's ``permission_action`` or the method's."""
+    model = view.permission_model
+    opts = model._meta
+    action = getattr(view, "permission_actions", {}).get(getattr(view, "action", None))
+    if action is None:
+        action = _ACTIONS.get(request.method, "change")
+    return [f"{opts.app_label}.{action}_{opts.model_name}"]
+
+
+def _user_may(user, perms):
+    return bool(user and user.is_active and user.is_staff and user.has_perms(perms))
+
+
+class ManagementPermission(TokenHasScope):
+    """Session staff with model permissions, or a bearer token with the console:manage scope.
+
+    A TokenHasScope so that drf-spectacular documents the scope on every operation.
+    """
+
+    message = "You do not have permission to perform this action."
+
+    def get_scopes(self, request, view):
+        return [MANAGE_SCOPE]
+
+    def has_permission(self, request, view):
+        token = request.auth
+        perms = required_permissions(view, request)
+        if isinstance(token, AbstractAccessToken):
+            if not token.is_valid([MANAGE_SCOPE]):
+                self.message = f"The access token does not carry the {MANAGE_SCOPE} scope."
+                return False
+            if getattr(token, "trusted_issuer_id", None) is not None:
+                self.message = "A token obtained by token exchange cannot manage the console."
+                return False
+            if token.user_id is None:
+                return True
+            return _user_may(token.user, perms)
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        if not _user_may(user, perms):
+            verb = "read" if request.method in SAFE_METHODS else "change"
+            self.message = f"Your account may not {verb} {view.permission_model._meta.verbose_name_plural} ({', '.join(perms)})."
+            return False
+        return True

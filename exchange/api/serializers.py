@@ -1,0 +1,223 @@
+"""Shapes of the management API's requests and responses.
+
+Serializers check shapes only (types, lengths, required fields). The rules —
+uniqueness, key sources, certificates, algorithms, grant types, single-page
+applications — live in ``exchange.flows`` and the models, which the views call;
+their ``ValidationError`` becomes a 400 problem (see ``errors.py``).
+"""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..conf import ASYMMETRIC_ALGORITHMS
+from ..models import GRANT_SHORT_NAMES, Application, IssuerCertificate, TrustedTokenIssuer
+
+# Exact values matter (an issuer is compared byte for byte with a token's iss):
+# the model refuses surrounding whitespace rather than the API silently trimming it.
+_EXACT = {"trim_whitespace": False}
+
+
+@extend_schema_field({
+    "type": "array", "minItems": 1,
+    "items": {"type": "string", "enum": list(ASYMMETRIC_ALGORITHMS)},
+    "description": "JWS algorithms accepted from this issuer (never none or HS*).",
+})
+class AlgorithmsField(serializers.ListField):
+    """A list of algorithm names; which ones are allowed is the model's rule (validate_algorithms)."""
+
+    child = serializers.CharField()
+
+
+@extend_schema_field({
+    "type": "array",
+    "items": {"type": "string", "enum": list(GRANT_SHORT_NAMES) + list(Application.GrantType.values)},
+    "description": "Grant types, as wire names or short names (token_exchange, refresh_token, "
+                   "client_credentials, authorization_code).",
+})
+class GrantTypesField(serializers.ListField):
+    child = serializers.CharField(max_length=100)
+
+
+class CertificateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = IssuerCertificate
+        fields = ["fingerprint", "subject", "not_before", "not_after", "key_description", "pem"]
+        read_only_fields = fields
+
+
+class TrustedTokenIssuerSerializer(serializers.ModelSerializer):
+    """A trusted token issuer as the API returns it."""
+
+    key_source = serializers.ChoiceField(choices=["jwks", "pem"], read_only=True)
+    certificates = CertificateSerializer(many=True, read_only=True)
+    allowed_algorithms = AlgorithmsField(read_only=True)
+
+    class Meta:
+        model = TrustedTokenIssuer
+        fields = [
+            "id", "name", "issuer", "alias", "enabled", "key_source", "jwks_uri", "certificates",
+            "allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti",
+            "keys_fetched_at", "key_fetch_error", "key_fetch_failed_at", "created", "updated",
+        ]
+        read_only_fields = fields
+
+
+_ISSUER_OPTIONS = ["allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti"]
+
+
+class TrustedTokenIssuerCreateSerializer(serializers.ModelSerializer):
+    """Register an issuer: exactly one of ``jwks_uri`` and ``certificates``."""
+
+    certificates = serializers.ListField(
+        child=serializers.CharField(trim_whitespace=False, max_length=65536), required=False, max_length=20,
+        help_text="PEM certificates or public keys (one per entry); base64 DER is accepted too.",
+    )
+    allowed_algorithms = AlgorithmsField(required=False)
+
+    class Meta:
+        model = TrustedTokenIssuer
+        fields = ["name", "issuer", "alias", "enabled", "jwks_uri", "certificates", *_ISSUER_OPTIONS]
+        extra_kwargs = {
+            # Uniqueness is checked by the flow (with the model's own message), not twice.
+            "name": {**_EXACT, "validators": []},
+            "issuer": {**_EXACT, "validators": []},
+            "alias": _EXACT,
+            "jwks_uri": {**_EXACT, "validators": []},
+        }
+
+
+class TrustedTokenIssuerUpdateSerializer(serializers.ModelSerializer):
+    """Change an issuer's settings. The key source stays what it is (JWKS or certificates)."""
+
+    allowed_algorithms = AlgorithmsField(required=False)
+
+    class Meta:
+        model = TrustedTokenIssuer
+        fields = ["name", "issuer", "alias", "enabled", "jwks_uri", *_ISSUER_OPTIONS]
+        extra_kwargs = {
+            "name": {**_EXACT, "validators": []},
+            "issuer": {**_EXACT, "validators": []},
+            "alias": _EXACT,
+            "jwks_uri": {**_EXACT, "validators": []},
+        }
+
+
+class KeySerializer(serializers.Serializer):
+    kid = serializers.CharField(allow_null=True, help_text="The JWKS key ID (null for certificates).")
+    algorithms = serializers.ListField(child=serializers.CharField(), help_text="Algorithms this key can verify.")
+    usable_algorithms = serializers.ListField(
+        child=serializers.CharField(), help_text="Those of them the issuer allows: what a token may use with this key.",
+    )
+    description = serializers.CharField(help_text='Key type and size, e.g. "RSA 2048", "EC P-256".')
+    source = serializers.ChoiceField(choices=["jwks", "pem"])
+    not_before = serializers.DateTimeField(allow_null=True, help_text="Certificate validity start (PEM only).")
+    not_after = serializers.DateTimeField(allow_null=True, help_text="Certificate expiry (PEM only).")
+    current = serializers.BooleanField(help_text="False for a certificate outside its validity period.")
+
+
+class IssuerKeysSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    key_source = serializers.ChoiceField(choices=["jwks", "pem"])
+    jwks_uri = serializers.CharField(allow_blank=True)
+    keys_fetched_at = serializers.DateTimeField(allow_null=True, help_text="When the JWKS was last fetched.")
+    key_fetch_error = serializers.CharField(allow_blank=True, help_text="The last JWKS fetch problem, if any.")
+    key_fetch_failed_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField(
+        allow_null=True, help_text="Why no keys could be read just now (JWKS endpoint unreachable, ...).",
+    )
+    keys = KeySerializer(many=True)
+
+
+class ApplicationSerializer(serializers.ModelSerializer):
+    """An application (OAuth client) as the API returns it. The client secret is never returned here."""
+
+    allowed_grant_types = GrantTypesField(read_only=True)
+    allowed_audiences = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = Application
+        fields = [
+            "id", "name", "client_id", "application_type", "client_type", "allowed_grant_types",
+            "allowed_scopes", "allowed_audiences", "access_token_lifetime", "created", "updated",
+        ]
+        read_only_fields = fields
+
+
+class ApplicationWithSecretSerializer(ApplicationSerializer):
+    client_secret = serializers.CharField(read_only=True, help_text="Shown once: store it now.")
+
+    class Meta(ApplicationSerializer.Meta):
+        fields = ApplicationSerializer.Meta.fields + ["client_secret"]
+        read_only_fields = fields
+
+
+class ApplicationCreateSerializer(serializers.ModelSerializer):
+    allowed_grant_types = GrantTypesField(required=False)
+    allowed_audiences = serializers.ListField(
+        child=serializers.CharField(max_length=2048), required=False, max_length=50,
+        help_text="Values a token request may name in audience or resource.",
+    )
+
+    class Meta:
+        model = Application
+        fields = ["name", "application_type", "allowed_grant_types", "allowed_scopes", "allowed_audiences",
+                  "access_token_lifetime"]
+        extra_kwargs = {"name": {"required": True}}
+
+
+class ApplicationUpdateSerializer(serializers.ModelSerializer):
+    allowed_grant_types = GrantTypesField(required=False)
+
+    class Meta:
+        model = Application
+        fields = ["name", "allowed_grant_types", "allowed_scopes", "access_token_lifetime"]
+
+
+class ProtocolSerializer(serializers.ModelSerializer):
+    """The application's Protocol tab: allowed grant types and access-token lifetime."""
+
+    allowed_grant_types = GrantTypesField()
+    effective_access_token_lifetime = serializers.IntegerField(
+        source="token_lifetime", read_only=True, help_text="The lifetime issued tokens get, in seconds.",
+    )
+
+    class Meta:
+        model = Application
+        fields = ["application_type", "client_type", "allowed_grant_types", "access_token_lifetime",
+                  "effective_access_token_lifetime"]
+        read_only_fields = ["application_type", "client_type"]
+        extra_kwargs = {"access_token_lifetime": {"help_text": "Seconds; null (or absent) for the server default."}}
+
+
+class SecretSerializer(serializers.Serializer):
+    client_id = serializers.CharField()
+    client_secret = serializers.CharField(help_text="Shown once: store it now. The previous secret stops working.")
+
+
+class TokenValidationRequestSerializer(serializers.Serializer):
+    subject_token = serializers.CharField(
+        trim_whitespace=False, allow_blank=True, max_length=1_000_000,
+        help_text="The JWT to check, exactly as it would be sent to the token endpoint.",
+    )
+
+
+class StepSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    ok = serializers.BooleanField(allow_null=True, help_text="null: not checked, because an earlier step failed.")
+    detail = serializers.CharField(allow_blank=True)
+
+
+class TokenValidationSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    cause = serializers.CharField(allow_null=True, help_text="The stable rejection cause, e.g. expired.")
+    description = serializers.CharField(
+        allow_null=True, help_text="The sentence the token endpoint would answer for this cause.",
+    )
+    issuer = serializers.CharField(allow_null=True, help_text="The trusted token issuer's name, when found.")
+    steps = StepSerializer(many=True)
+    header = serializers.DictField(allow_null=True, help_text="The token's header, when it could be decoded.")
+    claims = serializers.DictField(
+        allow_null=True, help_text="The token's claims: verified when valid, unverified otherwise.",
+    )
+

@@ -1,0 +1,345 @@
+"""The management API: thin views over ``exchange.flows``, ``key_sources`` and ``subject_token``.
+
+Authentication and permissions: ``permissions.py``. Errors: ``errors.py``.
+"""
+
+import time
+
+from django.http import JsonResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import flows, key_sources
+from ..models import Application, TrustedTokenIssuer
+from ..subject_token import explain_subject_token
+from . import serializers as s
+from .errors import PROBLEM_JSON, Conflict, ProblemSerializer
+from .permissions import ManagementPermission
+
+_MAX_ID = 2**63 - 1
+
+
+def _problems(*codes):
+    """OpenAPI responses for the problem-details errors an operation can answer."""
+    descriptions = {
+        400: "Invalid request: see `errors` for the messages per field.",
+        401: "No valid session or bearer token.",
+        403: "Authenticated, but without the scope or model permission this operation needs.",
+        404: "No such resource.",
+        409: "The request conflicts with the resource's current state.",
+    }
+    return {(code, PROBLEM_JSON): OpenApiResponse(ProblemSerializer, description=descriptions[code]) for code in codes}
+
+
+_AUTH_ERRORS = (401, 403)
+
+
+class Pagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 500
+
+
+class ManagementMixin:
+    permission_classes = [ManagementPermission]
+    pagination_class = Pagination
+
+    def get_object(self):
+        # The URL accepts any path segment; only an id the database can hold is looked up
+        # (a huge number would overflow the column type rather than simply match nothing).
+        raw = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= _MAX_ID:
+            raise NotFound()
+        self.kwargs[self.lookup_url_kwarg or self.lookup_field] = int(raw)
+        return super().get_object()
+
+
+class IssuerFilterSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, max_length=120, help_text="Names containing this (case-insensitive).")
+    issuer = serializers.CharField(required=False, max_length=512, trim_whitespace=False,
+                                   help_text="The exact issuer value.")
+    enabled = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class ApplicationFilterSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, max_length=255, help_text="Names containing this (case-insensitive).")
+    client_id = serializers.CharField(required=False, max_length=100, trim_whitespace=False)
+    application_type = serializers.ChoiceField(required=False, choices=Application.Type.choices)
+
+
+def _valid(serializer_class, data, **kwargs):
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _filtered(queryset, filter_serializer_class, request, lookups):
+    query = filter_serializer_class(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    for field, lookup in lookups.items():
+        value = query.validated_data.get(field)
+        if value is not None:
+            queryset = queryset.filter(**{lookup: value})
+    return queryset
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List trusted token issuers", parameters=[IssuerFilterSerializer],
+        responses={200: s.TrustedTokenIssuerSerializer(many=True), **_problems(400, *_AUTH_ERRORS)},
+    ),
+    create=extend_schema(
+        summary="Register a trusted token issuer",
+        description="Give exactly one key source: `jwks_uri`, or `certificates` (PEM text, or base64 DER). "
+                    "Validation options default to the server's defaults, as in the console.",
+        request=s.TrustedTokenIssuerCreateSerializer,
+        responses={201: s.TrustedTokenIssuerSerializer, **_problems(400, *_AUTH_ERRORS, 409)},
+    ),
+    retrieve=extend_schema(
+        summary="Get a trusted token issuer",
+        responses={200: s.TrustedTokenIssuerSerializer, **_problems(*_AUTH_ERRORS, 404)},
+    ),
+    partial_update=extend_schema(
+        summary="Change a trusted token issuer",
+        description="Any subset of the fields. The key source stays what it is: a JWKS issuer keeps a "
+                    "JWKS endpoint, a certificate issuer cannot be given one.",
+        request=s.TrustedTokenIssuerUpdateSerializer,
+        responses={200: s.TrustedTokenIssuerSerializer, **_problems(400, *_AUTH_ERRORS, 404, 409)},
+    ),
+    destroy=extend_schema(
+        summary="Delete a trusted token issuer",
+        description="Tokens issued by exchanging its tokens are deleted with it (they stop working).",
+        responses={204: None, **_problems(*_AUTH_ERRORS, 404)},
+    ),
+)
+class TrustedTokenIssuerViewSet(
+    ManagementMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    queryset = TrustedTokenIssuer.objects.prefetch_related("certificates")
+    serializer_class = s.TrustedTokenIssuerSerializer
+    permission_model = TrustedTokenIssuer
+    permission_actions = {"keys": "view", "refresh_keys": "change"}
+
+    def get_queryset(self):
+        queryset = super().get_queryset().order_by("name", "pk")
+        if self.action == "list":
+            queryset = _filtered(queryset, IssuerFilterSerializer, self.request,
+                                 {"name": "name__icontains", "issuer": "issuer", "enabled": "enabled"})
+        return queryset
+
+    def create(self, request):
+        data = _valid(s.TrustedTokenIssuerCreateSerializer, request.data)
+        issuer = flows.create_trusted_token_issuer(**data)
+        body = s.TrustedTokenIssuerSerializer(issuer).data
+        location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{issuer.pk}")
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location})
+
+    def partial_update(self, request, pk=None):
+        issuer = self.get_object()
+        data = _valid(s.TrustedTokenIssuerUpdateSerializer, request.data, partial=True)
+        issuer = flows.update_trusted_token_issuer(issuer, **data)
+        return Response(s.TrustedTokenIssuerSerializer(issuer).data)
+
+    @extend_schema(
+        summary="The keys this console trusts for the issuer",
+        description="From its JWKS endpoint (fetched if not cached, as a token validation would) or its "
+                    "certificates. A JWKS that cannot be read is reported in `error` with no keys.",
+        responses={200: s.IssuerKeysSerializer, **_problems(*_AUTH_ERRORS, 404)},
+    )
+    @action(detail=True, methods=["get"])
+    def keys(self, request, pk=None):
+        issuer = self.get_object()
+        try:
+            if issuer.jwks_uri:
+                keys, error = key_sources.jwks_keys(issuer), None
+            else:
+                keys, error = key_sources.pem_keys(issuer), None
+        except key_sources.KeySourceError as exc:
+            keys, error = [], exc.detail
+        return Response(_keys_body(issuer, keys, error))
+
+    @extend_schema(
+        summary="Fetch the issuer's JWKS now",
+        description="Refetches the JWKS endpoint and replaces the cached keys. 409 when the endpoint "
+                    "cannot be read (the cached keys are kept) or the issuer uses certificates.",
+        request=None,
+        responses={200: s.IssuerKeysSerializer, **_problems(*_AUTH_ERRORS, 404, 409)},
+    )
+    @action(detail=True, methods=["post"], url_path="keys/refresh")
+    def refresh_keys(self, request, pk=None):
+        issuer = self.get_object()
+        if not issuer.jwks_uri:
+            raise Conflict("This issuer uses certificates: there is no JWKS to refresh.")
+        try:
+            keys = key_sources.refresh_jwks(issuer)
+        except key_sources.KeySourceError as exc:
+            raise Conflict(exc.detail) from None
+        return Response(_keys_body(issuer, keys, None))
+
+
+def _keys_body(issuer, keys, error):
+    now = time.time()
+    allowed = set(issuer.allowed_algorithms)
+    return s.IssuerKeysSerializer({
+        "id": issuer.pk,
+        "key_source": issuer.key_source,
+        "jwks_uri": issuer.jwks_uri,
+        "keys_fetched_at": issuer.keys_fetched_at,
+        "key_fetch_error": issuer.key_fetch_error,
+        "key_fetch_failed_at": issuer.key_fetch_failed_at,
+        "error": error,
+        "keys": [
+            {
+                "kid": key.kid,
+                "algorithms": sorted(key.algorithms),
+                "usable_algorithms": sorted(key.algorithms & allowed),
+                "description": key.description,
+                "source": key.source,
+                "not_before": key.not_before,
+                "not_after": key.not_after,
+                "current": (key.not_before is None or key.not_before.timestamp() <= now)
+                and (key.not_after is None or now <= key.not_after.timestamp()),
+            }
+            for key in keys
+        ],
+    }).data
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List applications", parameters=[ApplicationFilterSerializer],
+        responses={200: s.ApplicationSerializer(many=True), **_problems(400, *_AUTH_ERRORS)},
+    ),
+    create=extend_schema(
+        summary="Create an application",
+        description="The response carries `client_secret` once; it cannot be read again (regenerate it instead).",
+        request=s.ApplicationCreateSerializer,
+        responses={201: s.ApplicationWithSecretSerializer, **_problems(400, *_AUTH_ERRORS)},
+    ),
+    retrieve=extend_schema(
+        summary="Get an application",
+        responses={200: s.ApplicationSerializer, **_problems(*_AUTH_ERRORS, 404)},
+    ),
+    partial_update=extend_schema(
+        summary="Change an application",
+        request=s.ApplicationUpdateSerializer,
+        responses={200: s.ApplicationSerializer, **_problems(400, *_AUTH_ERRORS, 404)},
+    ),
+    destroy=extend_schema(
+        summary="Delete an application",
+        description="Its tokens are deleted with it.",
+        responses={204: None, **_problems(*_AUTH_ERRORS, 404)},
+    ),
+)
+class ApplicationViewSet(
+    ManagementMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    queryset = Application.objects.all()
+    serializer_class = s.ApplicationSerializer
+    permission_model = Application
+    permission_actions = {"regenerate_secret": "change"}
+
+    def get_queryset(self):
+        queryset = super().get_queryset().order_by("pk")
+        if self.action == "list":
+            queryset = _filtered(queryset, ApplicationFilterSerializer, self.request,
+                                 {"name": "name__icontains", "client_id": "client_id",
+                                  "application_type": "application_type"})
+        return queryset
+
+    def create(self, request):
+        data = _valid(s.ApplicationCreateSerializer, request.data)
+        application, secret = flows.create_application(
+            name=data.pop("name"),
+            application_type=data.pop("application_type", Application.Type.STANDARD),
+            grant_types=data.pop("allowed_grant_types", ()),
+            scopes=data.pop("allowed_scopes", ""),
+            **data,
+        )
+        body = s.ApplicationSerializer(application).data
+        body["client_secret"] = secret
+        location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{application.pk}")
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location})
+
+    def partial_update(self, request, pk=None):
+        application = self.get_object()
+        data = _valid(s.ApplicationUpdateSerializer, request.data, partial=True)
+        application = flows.update_application(application, **data)
+        return Response(s.ApplicationSerializer(application).data)
+
+    @extend_schema(
+        methods=["GET"], summary="Get the application's allowed grant types and token lifetime",
+        responses={200: s.ProtocolSerializer, **_problems(*_AUTH_ERRORS, 404)},
+    )
+    @extend_schema(
+        methods=["PUT"], summary="Replace the application's allowed grant types and token lifetime",
+        description="Token exchange is refused (400) for single-page applications: they are public clients. "
+                    "An absent or null `access_token_lifetime` means the server default.",
+        request=s.ProtocolSerializer,
+        responses={200: s.ProtocolSerializer, **_problems(400, *_AUTH_ERRORS, 404)},
+    )
+    @action(detail=True, methods=["get", "put"])
+    def protocol(self, request, pk=None):
+        application = self.get_object()
+        if request.method == "PUT":
+            serializer = s.ProtocolSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            application = flows.update_application(
+                application,
+                allowed_grant_types=serializer.validated_data["allowed_grant_types"],
+                access_token_lifetime=serializer.validated_data.get("access_token_lifetime"),
+            )
+        return Response(s.ProtocolSerializer(application).data)
+
+    @extend_schema(
+        summary="Give the application a new client secret",
+        description="Returns the new secret once; the previous one stops working at once.",
+        request=None,
+        responses={200: s.SecretSerializer, **_problems(*_AUTH_ERRORS, 404)},
+    )
+    @action(detail=True, methods=["post"], url_path="regenerate-secret")
+    def regenerate_secret(self, request, pk=None):
+        application = self.get_object()
+        secret = flows.regenerate_secret(application)
+        return Response({"client_id": application.client_id, "client_secret": secret})
+
+
+class TokenValidationView(APIView):
+    """Check a subject token as the token endpoint would, step by step; nothing is issued or consumed."""
+
+    permission_classes = [ManagementPermission]
+    permission_model = TrustedTokenIssuer
+    permission_actions = {None: "view"}
+
+    @extend_schema(
+        summary="Explain whether a subject token would be accepted",
+        description="Runs the token endpoint's subject-token validation (the same code) and reports each "
+                    "step. Nothing is issued, no audit event is written and the token's jti is not "
+                    "consumed, so the token can still be exchanged afterwards. A rejected token is a 200 "
+                    "with `valid: false`.",
+        request=s.TokenValidationRequestSerializer,
+        responses={200: s.TokenValidationSerializer, **_problems(400, *_AUTH_ERRORS)},
+    )
+    def post(self, request):
+        serializer = s.TokenValidationRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        report = explain_subject_token(serializer.validated_data["subject_token"])
+        body = report.as_dict()
+        body["header"] = report.header
+        body["claims"] = report.claims
+        return Response(s.TokenValidationSerializer(body).data)
+
+
+def not_found(request, *args, **kwargs):
+    """Any other path under the API: a problem-details 404 rather than an HTML page."""
+    return JsonResponse(
+        {"type": "about:blank", "title": "Not Found", "status": 404,
+         "detail": "No API resource at this path.", "code": "not_found"},
+        status=404, content_type=PROBLEM_JSON,
+    )

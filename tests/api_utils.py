@@ -1,0 +1,123 @@
+"""Fixtures and helpers shared by the management-API tests (imported by each tests/test_api_*.py)."""
+
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from exchange import flows
+
+from .utils import basic_auth, post_form
+
+API = "/api/server/v1"
+PROBLEM = "application/problem+json"
+
+
+def obtain_token(client, application, secret, scope="console:manage"):
+    """A client_credentials access token from the real token endpoint."""
+    response = post_form(
+        client, "/oauth2/token", {"grant_type": "client_credentials", "scope": scope},
+        HTTP_AUTHORIZATION=basic_auth(application.client_id, secret),
+    )
+    assert response.status_code == 200, response.content
+    return response.json()["access_token"]
+
+
+class APIClient:
+    """JSON requests against the API with a fixed Authorization header (or none)."""
+
+    def __init__(self, client, authorization=None):
+        self.client = client
+        self.headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+
+    def _send(self, method, path, data=None, **extra):
+        url = path if path.startswith("/") else f"{API}/{path}"
+        kwargs = {**self.headers, **extra}
+        if data is not None:
+            kwargs["data"] = json.dumps(data)
+            kwargs["content_type"] = "application/json"
+        return getattr(self.client, method)(url, **kwargs)
+
+    def get(self, path, **extra):
+        return self._send("get", path, **extra)
+
+    def post(self, path, data=None, **extra):
+        return self._send("post", path, data if data is not None else {}, **extra)
+
+    def patch(self, path, data=None, **extra):
+        return self._send("patch", path, data if data is not None else {}, **extra)
+
+    def put(self, path, data=None, **extra):
+        return self._send("put", path, data if data is not None else {}, **extra)
+
+    def delete(self, path, **extra):
+        return self._send("delete", path, **extra)
+
+
+def assert_problem(response, status, field=None, contains=None):
+    """An RFC 9457 problem with ``status``; optionally naming ``field`` and containing ``contains``."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith(PROBLEM), response["Content-Type"]
+    body = response.json()
+    assert body["status"] == status
+    assert body["type"] == "about:blank"
+    assert body["title"] and body["code"] and isinstance(body["detail"], str)
+    if field is not None:
+        assert field in body["errors"], body
+    if contains is not None:
+        text = " ".join(body.get("errors", {}).get(field, [])) if field else body["detail"]
+        assert contains in text, body
+    return body
+
+
+@pytest.fixture
+def manager_app(db):
+    """An application allowed client_credentials with the console:manage scope (a CI job's)."""
+    application, secret = flows.create_application(
+        name="CI", grant_types=["client_credentials"], scopes="console:manage",
+    )
+    application.raw_secret = secret
+    return application
+
+
+@pytest.fixture
+def management_token(client, manager_app):
+    return obtain_token(client, manager_app, manager_app.raw_secret)
+
+
+@pytest.fixture
+def api(management_token):
+    """A client sending a console:manage bearer token (from client_credentials)."""
+    return APIClient(Client(HTTP_HOST="localhost"), f"Bearer {management_token}")
+
+
+@pytest.fixture
+def anonymous():
+    return APIClient(Client(HTTP_HOST="localhost"))
+
+
+@pytest.fixture
+def staff_client(db):
+    """A signed-in console user (staff) with the given model permissions; CSRF checks on."""
+
+    def make(*codenames, superuser=False, staff=True):
+        user_model = get_user_model()
+        username = f"user{user_model.objects.count() + 1}"
+        if superuser:
+            user = user_model.objects.create_superuser(username, password="x-long-password-1")
+        else:
+            user = user_model.objects.create_user(username, password="x-long-password-1", is_staff=staff)
+            user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+        client = Client(HTTP_HOST="localhost", enforce_csrf_checks=True)
+        client.force_login(user)
+        return client
+
+    return make
+
+
+def csrf_headers(client):
+    """Fetch a CSRF cookie from the console login page and return the header that carries it."""
+    client.get("/console/login/")
+    return {"HTTP_X_CSRFTOKEN": client.cookies["csrftoken"].value}
