@@ -3,9 +3,11 @@
 import json
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client
+from django.utils.crypto import get_random_string
 
 from exchange import flows
 
@@ -106,9 +108,9 @@ def staff_client(db):
         user_model = get_user_model()
         username = f"user{user_model.objects.count() + 1}"
         if superuser:
-            user = user_model.objects.create_superuser(username, password="x-long-password-1")
+            user = user_model.objects.create_superuser(username, password=None)
         else:
-            user = user_model.objects.create_user(username, password="x-long-password-1", is_staff=staff)
+            user = user_model.objects.create_user(username, password=None, is_staff=staff)
             user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
         client = Client(HTTP_HOST="localhost", enforce_csrf_checks=True)
         client.force_login(user)
@@ -118,6 +120,7 @@ def staff_client(db):
 
 
 def csrf_headers(client):
-    """Fetch a CSRF cookie from the console login page and return the header that carries it."""
-    client.get("/console/login/")
-    return {"HTTP_X_CSRFTOKEN": client.cookies["csrftoken"].value}
+    """Give the client a CSRF cookie (as the console's pages set it) and return the matching header."""
+    token = get_random_string(32)
+    client.cookies[settings.CSRF_COOKIE_NAME] = token
+    return {"HTTP_X_CSRFTOKEN": token}
