@@ -221,3 +221,9 @@ def test_management_application_can_be_created_through_the_api(api, client):
     token = obtain_token(client, application, body["client_secret"])
     response = client.get(f"{API}/applications", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == HTTPStatus.OK
+
+
+def test_an_application_cannot_delete_itself(api, manager_app):
+    body = assert_problem(api.delete(f"applications/{manager_app.pk}"), HTTPStatus.CONFLICT)
+    assert "other credentials" in body["detail"]
+    assert api.get("applications").status_code == HTTPStatus.OK

@@ -84,8 +84,9 @@ def test_invalid_bearer_tokens_are_401(targets, authorization):
 def test_expired_token_is_401(api, management_token, targets):
     AccessToken.objects.update(expires=timezone.now() - datetime.timedelta(seconds=1))
     response = api.get("trusted-token-issuers")
-    assert_problem(response, HTTPStatus.UNAUTHORIZED)
+    body = assert_problem(response, HTTPStatus.UNAUTHORIZED)
     assert 'error="invalid_token"' in response["WWW-Authenticate"]
+    assert (body["code"], body["detail"]) == ("invalid_token", "The access token has expired.")
 
 
 def test_revoked_token_is_401(api, client, manager_app, management_token):

@@ -217,6 +217,8 @@ def test_list_is_paginated(api, three_issuers):
     ("enabled=true", ["Alpha IdP", "Gamma"]),
     ("enabled=false", ["Beta IdP"]),
     ("name=idp&enabled=true", ["Alpha IdP"]),
+    ("name=", ["Alpha IdP", "Beta IdP", "Gamma"]),
+    ("issuer=", []),
 ])
 def test_list_filters(api, three_issuers, query, names):
     response = api.get(f"trusted-token-issuers?{query}")
@@ -224,8 +226,14 @@ def test_list_filters(api, three_issuers, query, names):
     assert [i["name"] for i in response.json()["results"]] == names
 
 
-def test_list_refuses_a_bad_filter(api):
-    assert_problem(api.get("trusted-token-issuers?enabled=perhaps"), HTTPStatus.BAD_REQUEST, "enabled")
+@pytest.mark.parametrize("query, field", [
+    ("enabled=perhaps", "enabled"), ("enabled=", "enabled"), ("enabled=1", "enabled"),
+    ("limit=0", "limit"), ("limit=501", "limit"), ("limit=x", "limit"), ("limit=", "limit"),
+    ("offset=-1", "offset"), ("offset=" + "9" * 30, "offset"), ("offset=null", "offset"),
+    ("name=a%00b", "name"),
+])
+def test_list_refuses_a_bad_query(api, query, field):
+    assert_problem(api.get(f"trusted-token-issuers?{query}"), HTTPStatus.BAD_REQUEST, field)
 
 
 def test_retrieve(api, three_issuers):

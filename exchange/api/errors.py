@@ -109,6 +109,11 @@ def problem_exception_handler(exc, context):
         ) or "Invalid input."
         return problem(response.status_code, detail, code=_code(exc.detail, "invalid"), errors=errors, headers=headers)
     detail = exc.detail if isinstance(exc, exceptions.APIException) else response.data.get("detail", "")
+    if isinstance(exc, exceptions.NotAuthenticated):
+        # A bearer token was sent but refused: say so rather than "not provided".
+        oauth2_error = getattr(context.get("request"), "oauth2_error", None) or {}
+        if oauth2_error.get("error_description"):
+            detail = exceptions.ErrorDetail(str(oauth2_error["error_description"]), code="invalid_token")
     if isinstance(detail, dict):  # e.g. DOT's {"detail": ..., "required_scopes": [...]}
         detail = detail.get("detail", "")
     code = _code(detail, getattr(exc, "default_code", "error"))

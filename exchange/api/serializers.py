@@ -6,11 +6,59 @@ applications — live in ``exchange.flows`` and the models, which the views call
 their ``ValidationError`` becomes a 400 problem (see ``errors.py``).
 """
 
+from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..conf import ASYMMETRIC_ALGORITHMS
 from ..models import GRANT_SHORT_NAMES, Application, IssuerCertificate, TrustedTokenIssuer
+
+class _JSONType:
+    """Accept only the JSON type the schema documents (DRF would turn 5 into "5", 0 into False)."""
+
+    json_types = (str,)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, self.json_types) or (isinstance(data, bool) and bool not in self.json_types):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(_JSONType, serializers.CharField):
+    pass
+
+
+class StrictURLField(_JSONType, serializers.URLField):
+    pass
+
+
+class StrictIntegerField(_JSONType, serializers.IntegerField):
+    json_types = (int,)
+
+
+class StrictBooleanField(_JSONType, serializers.BooleanField):
+    json_types = (bool,)
+
+
+class QueryBooleanField(serializers.BooleanField):
+    """A boolean query parameter: exactly true or false."""
+
+    TRUE_VALUES = {"true"}
+    FALSE_VALUES = {"false"}
+    NULL_VALUES = set()
+
+
+class StrictModelSerializer(serializers.ModelSerializer):
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+        models.URLField: StrictURLField,
+        models.BooleanField: StrictBooleanField,
+        models.IntegerField: StrictIntegerField,
+        models.PositiveIntegerField: StrictIntegerField,
+    }
+
 
 # Exact values matter (an issuer is compared byte for byte with a token's iss):
 # the model refuses surrounding whitespace rather than the API silently trimming it.
@@ -25,7 +73,7 @@ _EXACT = {"trim_whitespace": False}
 class AlgorithmsField(serializers.ListField):
     """A list of algorithm names; which ones are allowed is the model's rule (validate_algorithms)."""
 
-    child = serializers.CharField()
+    child = StrictCharField(max_length=20)
 
 
 @extend_schema_field({
@@ -35,7 +83,7 @@ class AlgorithmsField(serializers.ListField):
                    "client_credentials, authorization_code).",
 })
 class GrantTypesField(serializers.ListField):
-    child = serializers.CharField(max_length=100)
+    child = StrictCharField(max_length=100)
 
 
 class CertificateSerializer(serializers.ModelSerializer):
@@ -65,11 +113,11 @@ class TrustedTokenIssuerSerializer(serializers.ModelSerializer):
 _ISSUER_OPTIONS = ["allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti"]
 
 
-class TrustedTokenIssuerCreateSerializer(serializers.ModelSerializer):
+class TrustedTokenIssuerCreateSerializer(StrictModelSerializer):
     """Register an issuer: exactly one of ``jwks_uri`` and ``certificates``."""
 
     certificates = serializers.ListField(
-        child=serializers.CharField(trim_whitespace=False, max_length=65536), required=False, max_length=20,
+        child=StrictCharField(trim_whitespace=False, max_length=65536), required=False, max_length=20,
         help_text="PEM certificates or public keys (one per entry); base64 DER is accepted too.",
     )
     allowed_algorithms = AlgorithmsField(required=False)
@@ -86,7 +134,7 @@ class TrustedTokenIssuerCreateSerializer(serializers.ModelSerializer):
         }
 
 
-class TrustedTokenIssuerUpdateSerializer(serializers.ModelSerializer):
+class TrustedTokenIssuerUpdateSerializer(StrictModelSerializer):
     """Change an issuer's settings. The key source stays what it is (JWKS or certificates)."""
 
     allowed_algorithms = AlgorithmsField(required=False)
@@ -151,10 +199,10 @@ class ApplicationWithSecretSerializer(ApplicationSerializer):
         read_only_fields = fields
 
 
-class ApplicationCreateSerializer(serializers.ModelSerializer):
+class ApplicationCreateSerializer(StrictModelSerializer):
     allowed_grant_types = GrantTypesField(required=False)
     allowed_audiences = serializers.ListField(
-        child=serializers.CharField(max_length=2048), required=False, max_length=50,
+        child=StrictCharField(max_length=2048), required=False, max_length=50,
         help_text="Values a token request may name in audience or resource.",
     )
 
@@ -165,7 +213,7 @@ class ApplicationCreateSerializer(serializers.ModelSerializer):
         extra_kwargs = {"name": {"required": True}}
 
 
-class ApplicationUpdateSerializer(serializers.ModelSerializer):
+class ApplicationUpdateSerializer(StrictModelSerializer):
     allowed_grant_types = GrantTypesField(required=False)
 
     class Meta:
@@ -173,7 +221,7 @@ class ApplicationUpdateSerializer(serializers.ModelSerializer):
         fields = ["name", "allowed_grant_types", "allowed_scopes", "access_token_lifetime"]
 
 
-class ProtocolSerializer(serializers.ModelSerializer):
+class ProtocolSerializer(StrictModelSerializer):
     """The application's Protocol tab: allowed grant types and access-token lifetime."""
 
     allowed_grant_types = GrantTypesField()
@@ -195,7 +243,7 @@ class SecretSerializer(serializers.Serializer):
 
 
 class TokenValidationRequestSerializer(serializers.Serializer):
-    subject_token = serializers.CharField(
+    subject_token = StrictCharField(
         trim_whitespace=False, allow_blank=True, max_length=1_000_000,
         help_text="The JWT to check, exactly as it would be sent to the token endpoint.",
     )

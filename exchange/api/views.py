@@ -3,13 +3,15 @@
 Authentication and permissions: ``permissions.py``. Errors: ``errors.py``.
 """
 
+import re
 import time
 
 from django.http import JsonResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -40,8 +42,33 @@ _AUTH_ERRORS = (401, 403)
 
 
 class Pagination(LimitOffsetPagination):
+    """limit (1–500, default 50) and offset; anything else is a 400, not silently the default."""
+
     default_limit = 50
     max_limit = 500
+    max_offset = 10**12
+
+    def _integer(self, request, name, default, minimum, maximum):
+        raw = request.query_params.get(name)
+        if raw is None:
+            return default
+        if not re.fullmatch(r"[0-9]{1,13}", raw) or not minimum <= int(raw) <= maximum:
+            raise ValidationError({name: [f"Enter a whole number from {minimum} to {maximum}."]})
+        return int(raw)
+
+    def get_limit(self, request):
+        return self._integer(request, self.limit_query_param, self.default_limit, 1, self.max_limit)
+
+    def get_offset(self, request):
+        return self._integer(request, self.offset_query_param, 0, 0, self.max_offset)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        bounds = {self.limit_query_param: (1, self.max_limit), self.offset_query_param: (0, self.max_offset)}
+        for parameter in parameters:
+            minimum, maximum = bounds[parameter["name"]]
+            parameter["schema"].update(minimum=minimum, maximum=maximum)
+        return parameters
 
 
 class ManagementMixin:
@@ -59,15 +86,17 @@ class ManagementMixin:
 
 
 class IssuerFilterSerializer(serializers.Serializer):
-    name = serializers.CharField(required=False, max_length=120, help_text="Names containing this (case-insensitive).")
-    issuer = serializers.CharField(required=False, max_length=512, trim_whitespace=False,
+    name = serializers.CharField(required=False, allow_blank=True, max_length=120,
+                                 help_text="Names containing this (case-insensitive).")
+    issuer = serializers.CharField(required=False, allow_blank=True, max_length=512, trim_whitespace=False,
                                    help_text="The exact issuer value.")
-    enabled = serializers.BooleanField(required=False, allow_null=True, default=None)
+    enabled = s.QueryBooleanField(required=False, allow_null=True, default=None)
 
 
 class ApplicationFilterSerializer(serializers.Serializer):
-    name = serializers.CharField(required=False, max_length=255, help_text="Names containing this (case-insensitive).")
-    client_id = serializers.CharField(required=False, max_length=100, trim_whitespace=False)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=255,
+                                 help_text="Names containing this (case-insensitive).")
+    client_id = serializers.CharField(required=False, allow_blank=True, max_length=100, trim_whitespace=False)
     application_type = serializers.ChoiceField(required=False, choices=Application.Type.choices)
 
 
@@ -78,7 +107,8 @@ def _valid(serializer_class, data, **kwargs):
 
 
 def _filtered(queryset, filter_serializer_class, request, lookups):
-    query = filter_serializer_class(data=request.query_params)
+    # A plain dict: DRF would read an empty value in a QueryDict as "absent" (?enabled= means nothing).
+    query = filter_serializer_class(data=request.query_params.dict())
     query.is_valid(raise_exception=True)
     for field, lookup in lookups.items():
         value = query.validated_data.get(field)
@@ -98,6 +128,17 @@ def _filtered(queryset, filter_serializer_class, request, lookups):
                     "Validation options default to the server's defaults, as in the console.",
         request=s.TrustedTokenIssuerCreateSerializer,
         responses={201: s.TrustedTokenIssuerSerializer, **_problems(400, *_AUTH_ERRORS, 409)},
+        examples=[
+            OpenApiExample("JWKS endpoint", request_only=True, value={
+                "name": "Partner IdP", "issuer": "https://idp.partner.example",
+                "jwks_uri": "https://idp.partner.example/.well-known/jwks.json", "alias": "identity-console",
+            }),
+            OpenApiExample("PEM certificate", request_only=True, value={
+                "name": "Partner IdP", "issuer": "https://idp.partner.example",
+                "certificates": ["-----BEGIN CERTIFICATE-----\nMIIC...\n-----END CERTIFICATE-----\n"],
+                "allowed_algorithms": ["RS256"], "clock_skew": 30, "max_token_age": 600,
+            }),
+        ],
     ),
     retrieve=extend_schema(
         summary="Get a trusted token issuer",
@@ -220,6 +261,15 @@ def _keys_body(issuer, keys, error):
         description="The response carries `client_secret` once; it cannot be read again (regenerate it instead).",
         request=s.ApplicationCreateSerializer,
         responses={201: s.ApplicationWithSecretSerializer, **_problems(400, *_AUTH_ERRORS)},
+        examples=[
+            OpenApiExample("Token exchange", request_only=True, value={
+                "name": "Orders service", "application_type": "traditional",
+                "allowed_grant_types": ["token_exchange", "refresh_token"],
+            }),
+            OpenApiExample("CI job", request_only=True, value={
+                "name": "CI", "allowed_grant_types": ["client_credentials"], "allowed_scopes": "console:manage",
+            }),
+        ],
     ),
     retrieve=extend_schema(
         summary="Get an application",
@@ -232,8 +282,9 @@ def _keys_body(issuer, keys, error):
     ),
     destroy=extend_schema(
         summary="Delete an application",
-        description="Its tokens are deleted with it.",
-        responses={204: None, **_problems(*_AUTH_ERRORS, 404)},
+        description="Its tokens are deleted with it. An application cannot delete itself (409): use "
+                    "other credentials than its own token.",
+        responses={204: None, **_problems(*_AUTH_ERRORS, 404, 409)},
     ),
 )
 class ApplicationViewSet(
@@ -267,6 +318,13 @@ class ApplicationViewSet(
         location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{application.pk}")
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location})
 
+    def perform_destroy(self, instance):
+        token = self.request.auth
+        if getattr(token, "application_id", None) == instance.pk:
+            raise Conflict("This is the application whose token authenticates this request; "
+                           "delete it with other credentials.")
+        instance.delete()
+
     def partial_update(self, request, pk=None):
         application = self.get_object()
         data = _valid(s.ApplicationUpdateSerializer, request.data, partial=True)
@@ -283,6 +341,9 @@ class ApplicationViewSet(
                     "An absent or null `access_token_lifetime` means the server default.",
         request=s.ProtocolSerializer,
         responses={200: s.ProtocolSerializer, **_problems(400, *_AUTH_ERRORS, 404)},
+        examples=[OpenApiExample("Enable token exchange", request_only=True, value={
+            "allowed_grant_types": ["token_exchange", "refresh_token"], "access_token_lifetime": 900,
+        })],
     )
     @action(detail=True, methods=["get", "put"])
     def protocol(self, request, pk=None):
@@ -336,6 +397,7 @@ class TokenValidationView(APIView):
         return Response(s.TokenValidationSerializer(body).data)
 
 
+@csrf_exempt  # answers every method with a 404 and changes nothing
 def not_found(request, *args, **kwargs):
     """Any other path under the API: a problem-details 404 rather than an HTML page."""
     return JsonResponse(
