@@ -171,6 +171,21 @@ def test_issuer_created_through_the_api_works_at_the_token_endpoint(api, exchang
     assert ExchangeEvent.objects.get().outcome == "issued"
 
 
+def test_jwks_issuer_created_through_the_api_works_at_the_token_endpoint(api, exchange, jwks_server):
+    key = private_key("ec", "api-live-jwks")
+    jwks_server.serve_keys((key, "live-1"))
+    response = api.post("trusted-token-issuers", {
+        "name": "Live JWKS", "issuer": "https://live-jwks.test", "jwks_uri": jwks_server.url,
+        "allowed_algorithms": ["ES256"],
+    })
+    assert response.status_code == HTTPStatus.CREATED, response.content
+    result = exchange(mint(key, "https://live-jwks.test", kid="live-1", sub="frank"))
+    assert result.status_code == HTTPStatus.OK, result.content
+    keys = api.get(f"trusted-token-issuers/{response.json()['id']}/keys").json()
+    assert [k["kid"] for k in keys["keys"]] == ["live-1"]
+    assert len(jwks_server.requests) == 1  # the exchange's fetch is what the keys endpoint shows
+
+
 def test_disabling_through_the_api_stops_exchanges(api, exchange):
     key = private_key("rsa", "api-live")
     issuer_id = api.post("trusted-token-issuers", pem_body(key)).json()["id"]
@@ -244,7 +259,7 @@ def test_retrieve(api, three_issuers):
         assert response.json()["issuer"] == "https://beta.test"
 
 
-@pytest.mark.parametrize("ident", ["999999", "0", "abc", "1.5", "9" * 30, "%C2%B2"])
+@pytest.mark.parametrize("ident", ["999999", "0", "abc", "1.5", "9" * 30, "9" * 5000, "%C2%B2", "%EF%BC%91"])
 @pytest.mark.parametrize("method, suffix", [
     ("get", ""), ("patch", ""), ("delete", ""), ("get", "/keys"), ("post", "/keys/refresh"),
 ])

@@ -79,7 +79,7 @@ class ManagementMixin:
         # The URL accepts any path segment; only an id the database can hold is looked up
         # (a huge number would overflow the column type rather than simply match nothing).
         raw = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
-        if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= _MAX_ID:
+        if not re.fullmatch(r"[0-9]{1,19}", raw) or not 0 < int(raw) <= _MAX_ID:
             raise NotFound()
         self.kwargs[self.lookup_url_kwarg or self.lookup_field] = int(raw)
         return super().get_object()
