@@ -25,6 +25,8 @@ OPERATIONS = [
     ("delete", "trusted-token-issuers/{i}", None),
     ("get", "trusted-token-issuers/{i}/keys", None),
     ("post", "trusted-token-issuers/{i}/keys/refresh", None),
+    ("post", "trusted-token-issuers/{i}/certificates", {"certificate": "x"}),
+    ("delete", "trusted-token-issuers/{i}/certificates/{f}", None),
     ("get", "applications", None),
     ("post", "applications", {"name": "n"}),
     ("get", "applications/{a}", None),
@@ -44,7 +46,7 @@ def targets(db):
         name="Target", issuer="https://target.test", certificates=[certificate_pem(private_key("rsa", "api-auth"))],
     )
     application, _ = flows.create_application(name="Target app")
-    return {"i": issuer.pk, "a": application.pk}
+    return {"i": issuer.pk, "a": application.pk, "f": issuer.certificates.get().fingerprint}
 
 
 def call(client, operation, targets, **extra):
@@ -59,6 +61,7 @@ def assert_unchanged(targets):
     assert TrustedTokenIssuer.objects.filter(pk=targets["i"], alias="").exists()
     assert Application.objects.filter(pk=targets["a"], name="Target app").exists()
     assert TrustedTokenIssuer.objects.count() == 1
+    assert TrustedTokenIssuer.objects.get().certificates.count() == 1
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=OPERATION_IDS)
@@ -180,11 +183,13 @@ def test_view_permission_reads_but_does_not_write(staff_client, targets, operati
     ("change_trustedtokenissuer", OPERATIONS[3], HTTPStatus.OK),
     ("delete_trustedtokenissuer", OPERATIONS[4], HTTPStatus.NO_CONTENT),
     ("change_trustedtokenissuer", OPERATIONS[6], HTTPStatus.CONFLICT),  # a PEM issuer: allowed, nothing to fetch
-    ("add_application", OPERATIONS[8], HTTPStatus.CREATED),
-    ("change_application", OPERATIONS[10], HTTPStatus.OK),
-    ("delete_application", OPERATIONS[11], HTTPStatus.NO_CONTENT),
-    ("change_application", OPERATIONS[13], HTTPStatus.OK),
-    ("change_application", OPERATIONS[14], HTTPStatus.OK),
+    ("change_trustedtokenissuer", OPERATIONS[7], HTTPStatus.BAD_REQUEST),  # allowed; "x" is no certificate
+    ("change_trustedtokenissuer", OPERATIONS[8], HTTPStatus.BAD_REQUEST),  # allowed; the last one stays
+    ("add_application", OPERATIONS[10], HTTPStatus.CREATED),
+    ("change_application", OPERATIONS[12], HTTPStatus.OK),
+    ("delete_application", OPERATIONS[13], HTTPStatus.NO_CONTENT),
+    ("change_application", OPERATIONS[15], HTTPStatus.OK),
+    ("change_application", OPERATIONS[16], HTTPStatus.OK),
 ], ids=lambda value: value if isinstance(value, str) else None)
 def test_each_write_needs_its_model_permission(staff_client, targets, perm, operation, expected):
     client = staff_client(perm)

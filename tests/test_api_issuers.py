@@ -423,3 +423,68 @@ def test_token_validation_renders_any_claims(api, pem_issuer, rsa_key):
 @pytest.mark.parametrize("payload", [{}, {"subject_token": None}, {"subject_token": True}, {"subject_token": ["a"]}])
 def test_token_validation_needs_a_token(api, payload):
     assert_problem(api.post("token-validations", payload), HTTPStatus.BAD_REQUEST, "subject_token")
+
+
+# -- certificates ---------------------------------------------------------------------------------
+
+
+def test_add_a_certificate_for_the_next_key(api, pem_issuer, rsa_key, exchange):
+    next_key = private_key("ec", "api-next")
+    response = api.post(f"trusted-token-issuers/{pem_issuer.pk}/certificates",
+                        {"certificate": certificate_pem(next_key)})
+    assert response.status_code == HTTPStatus.CREATED, response.content
+    assert response.json()["key_description"] == "EC P-256"
+    keys = api.get(f"trusted-token-issuers/{pem_issuer.pk}/keys").json()["keys"]
+    assert sorted(k["description"] for k in keys) == ["EC P-256", "RSA 2048"]
+    # Both keys are trusted now.
+    assert exchange(mint(next_key, pem_issuer.issuer)).status_code == HTTPStatus.OK
+    assert exchange(mint(rsa_key, pem_issuer.issuer)).status_code == HTTPStatus.OK
+
+
+def test_add_a_base64_der_certificate(api, pem_issuer):
+    der = base64.b64encode(certificate_der(private_key("ed25519", "api-next-der"))).decode()
+    response = api.post(f"trusted-token-issuers/{pem_issuer.pk}/certificates", {"certificate": der})
+    assert response.status_code == HTTPStatus.CREATED, response.content
+
+
+@pytest.mark.parametrize("certificate, message", [
+    ("rsa-key", "already registered"),
+    ("junk!", "neither a PEM certificate nor base64 DER"),
+    ("junk", "neither a PEM nor a DER certificate"),
+    (None, None),
+])
+def test_add_certificate_refuses(api, pem_issuer, rsa_key, certificate, message):
+    value = {"rsa-key": pem_issuer.certificates.get().pem}.get(certificate, certificate)
+    response = api.post(f"trusted-token-issuers/{pem_issuer.pk}/certificates", {"certificate": value})
+    assert_problem(response, HTTPStatus.BAD_REQUEST, "certificate" if certificate is None else "certificates", message)
+    assert pem_issuer.certificates.count() == 1
+
+
+def test_a_jwks_issuer_takes_no_certificates(api, jwks_issuer):
+    response = api.post(f"trusted-token-issuers/{jwks_issuer.pk}/certificates",
+                        {"certificate": certificate_pem(private_key("rsa", "api-next"))})
+    assert_problem(response, HTTPStatus.BAD_REQUEST, "certificates", "JWKS endpoint")
+
+
+def test_remove_a_certificate(api, pem_issuer, rsa_key, exchange):
+    added = api.post(f"trusted-token-issuers/{pem_issuer.pk}/certificates",
+                     {"certificate": certificate_pem(private_key("ec", "api-next"))}).json()
+    old = pem_issuer.certificates.exclude(fingerprint=added["fingerprint"]).get()
+    response = api.delete(f"trusted-token-issuers/{pem_issuer.pk}/certificates/{old.fingerprint}")
+    assert response.status_code == HTTPStatus.NO_CONTENT
+    assert list(pem_issuer.certificates.values_list("fingerprint", flat=True)) == [added["fingerprint"]]
+    result = exchange(mint(rsa_key, pem_issuer.issuer))
+    assert result.json()["error_description"] == "No signing key of the subject token's issuer matches the token."
+
+
+def test_the_last_certificate_stays(api, pem_issuer):
+    fingerprint = pem_issuer.certificates.get().fingerprint
+    response = api.delete(f"trusted-token-issuers/{pem_issuer.pk}/certificates/{fingerprint}")
+    assert_problem(response, HTTPStatus.BAD_REQUEST, "certificates", "only certificate")
+    assert pem_issuer.certificates.count() == 1
+
+
+@pytest.mark.parametrize("fingerprint", [":".join(["AB"] * 32), "AB:CD", "not-a-fingerprint"])
+def test_remove_an_unknown_certificate_is_404(api, pem_issuer, fingerprint):
+    response = api.delete(f"trusted-token-issuers/{pem_issuer.pk}/certificates/{fingerprint}")
+    assert_problem(response, HTTPStatus.NOT_FOUND)

@@ -22,6 +22,8 @@ OPERATIONS = {
     "/api/server/v1/trusted-token-issuers/{id}": {"get", "patch", "delete"},
     "/api/server/v1/trusted-token-issuers/{id}/keys": {"get"},
     "/api/server/v1/trusted-token-issuers/{id}/keys/refresh": {"post"},
+    "/api/server/v1/trusted-token-issuers/{id}/certificates": {"post"},
+    "/api/server/v1/trusted-token-issuers/{id}/certificates/{fingerprint}": {"delete"},
     "/api/server/v1/applications": {"get", "post"},
     "/api/server/v1/applications/{id}": {"get", "patch", "delete"},
     "/api/server/v1/applications/{id}/protocol": {"get", "put"},
@@ -81,7 +83,7 @@ def test_docs_page_uses_only_local_assets(client):
             assert b"//cdn." not in body
 
 
-@pytest.mark.parametrize("path", ["nothing-here", "trusted-token-issuers/1/certificates", "applications/1.5"])
+@pytest.mark.parametrize("path", ["nothing-here", "trusted-token-issuers/1/claims", "applications/1.5"])
 def test_unknown_paths_are_problem_404s(api, path):
     assert_problem(api.get(path), HTTPStatus.NOT_FOUND)
     assert_problem(api.post(path, {}), HTTPStatus.NOT_FOUND)
@@ -142,4 +144,4 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(
     assert result.returncode == 0, output[-6000:]
     summary = re.search(r"(\d+) generated, (\d+) passed", output)
     assert summary and int(summary.group(1)) > 0, output[-3000:]
-    assert "Tested: 16" in output, output[-3000:]
+    assert "Tested: 18" in output, output[-3000:]

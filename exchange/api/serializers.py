@@ -93,6 +93,12 @@ class CertificateSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class CertificateRequestSerializer(serializers.Serializer):
+    certificate = StrictCharField(
+        trim_whitespace=False, max_length=65536, help_text="A PEM certificate or public key, or base64 DER.",
+    )
+
+
 class TrustedTokenIssuerSerializer(serializers.ModelSerializer):
     """A trusted token issuer as the API returns it."""
 

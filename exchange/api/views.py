@@ -164,7 +164,8 @@ class TrustedTokenIssuerViewSet(
     queryset = TrustedTokenIssuer.objects.prefetch_related("certificates")
     serializer_class = s.TrustedTokenIssuerSerializer
     permission_model = TrustedTokenIssuer
-    permission_actions = {"keys": "view", "refresh_keys": "change"}
+    permission_actions = {"keys": "view", "refresh_keys": "change", "add_certificate": "change",
+                          "remove_certificate": "change"}
 
     def get_queryset(self):
         queryset = super().get_queryset().order_by("name", "pk")
@@ -221,6 +222,35 @@ class TrustedTokenIssuerViewSet(
         except key_sources.KeySourceError as exc:
             raise Conflict(exc.detail) from None
         return Response(_keys_body(issuer, keys, None))
+
+    @extend_schema(
+        summary="Add a certificate to the issuer",
+        description="For the issuer's next key, before it switches (PEM text, or base64 DER). Only for "
+                    "issuers that use certificates; a certificate already registered is refused.",
+        request=s.CertificateRequestSerializer,
+        responses={201: s.CertificateSerializer, **_problems(400, *_AUTH_ERRORS, 404)},
+    )
+    @action(detail=True, methods=["post"], url_path="certificates")
+    def add_certificate(self, request, pk=None):
+        issuer = self.get_object()
+        data = _valid(s.CertificateRequestSerializer, request.data)
+        cert = flows.add_certificate(issuer, data["certificate"])
+        return Response(s.CertificateSerializer(cert).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Remove a certificate from the issuer",
+        description="By its SHA-256 fingerprint. The issuer's last certificate cannot be removed (400).",
+        request=None,
+        responses={204: None, **_problems(400, *_AUTH_ERRORS, 404)},
+    )
+    @action(detail=True, methods=["delete"], url_path=r"certificates/(?P<fingerprint>[0-9A-F:]{95})")
+    def remove_certificate(self, request, pk=None, fingerprint=None):
+        issuer = self.get_object()
+        cert = issuer.certificates.filter(fingerprint=fingerprint).first()
+        if cert is None:
+            raise NotFound("The issuer has no certificate with this fingerprint.")
+        flows.remove_certificate(cert)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 def _keys_body(issuer, keys, error):
