@@ -488,3 +488,17 @@ def test_the_last_certificate_stays(api, pem_issuer):
 def test_remove_an_unknown_certificate_is_404(api, pem_issuer, fingerprint):
     response = api.delete(f"trusted-token-issuers/{pem_issuer.pk}/certificates/{fingerprint}")
     assert_problem(response, HTTPStatus.NOT_FOUND)
+
+
+def test_a_lost_uniqueness_race_is_a_conflict(api, monkeypatch):
+    """Validation passed, then a concurrent request inserted the same issuer: 409, not 500."""
+    from django.db import IntegrityError
+
+    from exchange.api import views
+
+    def racing_create(**kwargs):
+        raise IntegrityError("UNIQUE constraint failed: exchange_trustedtokenissuer.issuer")
+
+    monkeypatch.setattr(views.flows, "create_trusted_token_issuer", racing_create)
+    body = assert_problem(api.post("trusted-token-issuers", pem_body()), HTTPStatus.CONFLICT)
+    assert body["code"] == "conflict"

@@ -19,6 +19,7 @@ rules shared with the console and the commands) becomes a 400 here, so views
 call the flows and never re-implement their checks.
 """
 
+import logging
 from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -29,6 +30,8 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler
+
+log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -92,6 +95,7 @@ def problem_exception_handler(exc, context):
         exc = exceptions.ValidationError(serializers.as_serializer_error(exc))
     elif isinstance(exc, IntegrityError):
         # A concurrent request won a uniqueness race that validation had already checked.
+        log.warning("Integrity error answered as 409", exc_info=True)
         exc = Conflict("The resource was changed by a concurrent request; retry.")
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()

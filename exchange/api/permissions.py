@@ -18,9 +18,9 @@ Two kinds of callers:
   scope.
 """
 
+from django.core.exceptions import ImproperlyConfigured
 from oauth2_provider.contrib.rest_framework import TokenHasScope
 from oauth2_provider.models import AbstractAccessToken
-from rest_framework.permissions import SAFE_METHODS
 
 MANAGE_SCOPE = "console:manage"
 
@@ -29,8 +29,12 @@ _ACTIONS = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "POST": "add", "PU
 
 
 def required_permissions(view, request):
-    """The model permissions an operation needs: the view's ``permission_action`` or the method's."""
-    model = view.permission_model
+    """The model permission an operation needs: ``<app>.<action>_<model>`` for the view's
+    ``permission_model`` (else its queryset's model), the action from ``permission_actions``
+    (by viewset action) or else from the HTTP method."""
+    model = getattr(view, "permission_model", None) or getattr(getattr(view, "queryset", None), "model", None)
+    if model is None:
+        raise ImproperlyConfigured(f"{type(view).__name__} needs a permission_model for ManagementPermission.")
     opts = model._meta
     action = getattr(view, "permission_actions", {}).get(getattr(view, "action", None))
     if action is None:
@@ -70,7 +74,6 @@ class ManagementPermission(TokenHasScope):
         if not (user and user.is_authenticated):
             return False
         if not _user_may(user, perms):
-            verb = "read" if request.method in SAFE_METHODS else "change"
-            self.message = f"Your account may not {verb} {view.permission_model._meta.verbose_name_plural} ({', '.join(perms)})."
+            self.message = f"This needs an active staff account with the permission {', '.join(perms)}."
             return False
         return True
