@@ -21,6 +21,7 @@ urlpatterns = [
     path("oauth2/", include(oauth2_patterns)),
     path(".well-known/openid-configuration", views.DiscoveryView.as_view(), name="openid-configuration"),
     path(".well-known/oauth-authorization-server", views.DiscoveryView.as_view(), name="oauth-authorization-server"),
+    path("livez", views.livez, name="livez"),
     path("console/", admin.site.urls),
     path("api/server/v1/", include("exchange.api.urls")),
     path("", RedirectView.as_view(url="/console/", permanent=False)),
