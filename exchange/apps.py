@@ -8,3 +8,6 @@ class ExchangeConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401  (registers system checks)
+        from . import registry
+
+        registry.connect_signals()

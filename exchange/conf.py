@@ -49,6 +49,9 @@ DEFAULTS = {
     "SIGNING_ALGORITHM": "RS256",
     "SIGNING_KEY_FILE": "",
     "SIGNING_KEY_ID": "",
+    # In-process caches of issuers and applications (exchange/registry.py)
+    "REGISTRY_CHECK_MS": 1000,
+    "REGISTRY_MAX_AGE_SECONDS": 60,
 }
 
 _TYPES = {key: type(value) for key, value in DEFAULTS.items()}

@@ -282,6 +282,7 @@ def fetch_jwks(url):
 _locks = {}
 _locks_guard = threading.Lock()
 _parsed = {}  # (issuer pk, fetched_at) -> [VerificationKey]
+_recent = {}  # shared-cache key -> the state last read from it (spares a shared-cache read per request)
 
 
 def _issuer_lock(pk):
@@ -340,8 +341,16 @@ def jwks_keys(issuer, kid=None):
     """The issuer's JWKS keys, fetched when absent or stale, or refetched once for an unknown kid."""
     s = exchange_settings
     key = _cache_key(issuer)
+    state = _recent.get(key)
+    if state is not None and time.time() - state["fetched_at"] < s.JWKS_CACHE_SECONDS:
+        keys = _keys_from_state(issuer, state)
+        if kid is None or any(k.kid == kid for k in keys):
+            return keys
     state = cache.get(key)
     if state is not None:
+        if len(_recent) > 256:
+            _recent.clear()
+        _recent[key] = state
         keys = _keys_from_state(issuer, state)
         fresh = time.time() - state["fetched_at"] < s.JWKS_CACHE_SECONDS
         if fresh and (kid is None or any(k.kid == kid for k in keys)):
@@ -412,4 +421,5 @@ def pem_keys(issuer):
 def clear_caches():
     """Forget parsed keys in this process (tests; issuer edits)."""
     _parsed.clear()
+    _recent.clear()
     _pem_cache.clear()

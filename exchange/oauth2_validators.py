@@ -14,6 +14,7 @@ from oauth2_provider.models import get_access_token_model, get_refresh_token_mod
 from oauth2_provider.oauth2_validators import OAuth2Validator as DOTValidator
 
 from . import client_auth
+from .registry import registry
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,16 @@ class OAuth2Validator(DOTValidator):
         if request.client:
             return request.client.client_type == request.client.CLIENT_CONFIDENTIAL
         return True
+
+    def _load_application(self, client_id, request):
+        """DOT's lookup, served from the in-process registry (invalidated on every change).
+
+        DOT's own checks (client_id match, ``is_usable``) still run on the cached
+        application; an unknown client_id falls through to DOT's database lookup.
+        """
+        if not request.client:
+            request.client = registry.application(client_id)
+        return super()._load_application(client_id, request)
 
     def authenticate_client_id(self, client_id, request, *args, **kwargs):
         if not client_id or not client_auth.plausible_client_id(client_id):

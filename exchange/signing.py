@@ -15,13 +15,12 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, get_default_algorithms
 
 from .conf import exchange_settings
 
@@ -155,6 +154,31 @@ def published_jwks():
     return {"keys": list(keys.values())}
 
 
+_SIGNERS = {name: alg for name, alg in get_default_algorithms().items() if name in SIGNING_ALGORITHMS}
+_header_segments = {}  # (kid, algorithm) -> the encoded JOSE header, built once per key
+
+
+def _b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _compact_jws(key, claims):
+    """``jwt.encode(claims, key, headers={"typ": "at+jwt", "kid": ...})`` without its per-call overhead.
+
+    The header segment is encoded once per key; signing is PyJWT's own algorithm object
+    (for ES256 it also turns the DER signature into JOSE's r||s).
+    """
+    marker = (key.kid, key.algorithm)
+    header = _header_segments.get(marker)
+    if header is None:
+        header = _b64(json.dumps({"alg": key.algorithm, "kid": key.kid, "typ": "at+jwt"},
+                                 separators=(",", ":"), sort_keys=True).encode())
+        _header_segments[marker] = header
+    signing_input = header + b"." + _b64(json.dumps(claims, separators=(",", ":")).encode())
+    signature = _SIGNERS[key.algorithm].sign(signing_input, key.private_key)
+    return (signing_input + b"." + _b64(signature)).decode("ascii")
+
+
 def issue_access_token(*, sub, client_id, scope, audience, lifetime, jti=None, now=None):
     """Sign an access token. Claims: iss, sub, aud, client_id, scope, iat, exp, jti."""
     key = active_key()
@@ -169,8 +193,7 @@ def issue_access_token(*, sub, client_id, scope, audience, lifetime, jti=None, n
         "exp": now + int(lifetime),
         "jti": jti or uuid.uuid4().hex,
     }
-    headers = {"typ": "at+jwt", "kid": key.kid}
-    return jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers=headers)
+    return _compact_jws(key, claims)
 
 
 def access_token_generator(request, refresh_token=False):

@@ -194,13 +194,13 @@ def _subject_problem(sub):
 
 
 def find_issuer(iss):
-    """The trusted issuer whose issuer value is exactly ``iss`` (case- and byte-exact), or None."""
-    from .models import TrustedTokenIssuer
+    """The trusted issuer whose issuer value is exactly ``iss`` (case- and byte-exact), or None.
 
-    for candidate in TrustedTokenIssuer.objects.filter(issuer=iss).prefetch_related("certificates"):
-        if candidate.issuer == iss:
-            return candidate
-    return None
+    Served from the in-process registry (invalidated on every change; see registry.py).
+    """
+    from .registry import registry
+
+    return registry.issuer(iss)
 
 
 def _candidate_keys(issuer, kid, alg, now, report):

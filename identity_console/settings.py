@@ -97,13 +97,17 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
-        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
+        # Persistent connections: opening one per request cost more than the whole
+        # token exchange (measured with bench/; see README "Performance").
+        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "600")),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # SQLite connections are cheap and per-thread; WAL + a busy timeout keep
-    # concurrent workers from failing with "database is locked".
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # WAL lets readers run beside the one writer; the busy timeout makes concurrent
+    # workers wait for the write lock instead of failing with "database is locked";
+    # IMMEDIATE transactions take that lock up front (no deadlock on upgrade).
+    # The PRAGMAs run once per connection, and connections persist (CONN_MAX_AGE).
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",

@@ -1,0 +1,182 @@
+"""In-process caches of what every token request reads: trusted issuers (with their certificates) and applications.
+
+Reading them from the database on every request cost more than the rest of an exchange
+(see bench/). Invalidation, so that an administrator's change takes effect everywhere:
+
+- ``post_save``/``post_delete`` of TrustedTokenIssuer, IssuerCertificate and Application
+  empty this process's caches at once and bump a shared *version*, again after the
+  transaction commits (so no process refills its cache from pre-commit rows);
+- every process compares that version with the one its caches were filled under at most
+  every ``REGISTRY_CHECK_MS`` (default 1000 ms) and empties them when it changed. So a change
+  made through the models (console, API, commands, flows) reaches every worker of every
+  instance within ``REGISTRY_CHECK_MS`` of its commit;
+- whatever bypasses model signals (``QuerySet.update()``, raw SQL) is picked up when the
+  caches expire anyway, ``REGISTRY_MAX_AGE_SECONDS`` (default 60 s) after they were filled.
+
+The version lives in the shared cache (Redis in production). When that cache is
+process-local (LocMemCache: one machine, several gunicorn workers), it lives in a file
+under ``VAR_DIR`` instead, which every worker on the machine sees. A version that cannot be
+read counts as changed: the caches are then emptied at every check, never kept.
+"""
+
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.core.cache import caches
+from django.core.signals import setting_changed
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+
+from .conf import exchange_settings
+
+VERSION_KEY = "exchange:registry:version"
+VERSION_FILE = "registry.version"
+_MAX_ENTRIES = 1024  # unknown iss/client_id values are cached too; bound what requests can add
+
+
+def _process_local_cache():
+    from django.core.cache.backends.dummy import DummyCache
+    from django.core.cache.backends.locmem import LocMemCache
+
+    return isinstance(caches["default"], (LocMemCache, DummyCache))
+
+
+def shared_version():
+    """The current version (any comparable value); a fresh object when it cannot be read."""
+    try:
+        if _process_local_cache():
+            st = os.stat(Path(settings.VAR_DIR) / VERSION_FILE)
+            return (st.st_ino, st.st_mtime_ns, st.st_size)
+        return caches["default"].get(VERSION_KEY)
+    except FileNotFoundError:
+        return None
+    except Exception:
+        return object()  # unreadable: never equal, so nothing cached is trusted
+
+
+def bump_version():
+    """Tell every process that issuers or applications changed."""
+    if _process_local_cache():
+        folder = Path(settings.VAR_DIR)
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{VERSION_FILE}.{os.getpid()}.{threading.get_ident()}"
+        temporary.write_text(uuid.uuid4().hex)
+        os.replace(temporary, folder / VERSION_FILE)  # a new inode: readers see the change
+    else:
+        caches["default"].set(VERSION_KEY, uuid.uuid4().hex, None)
+
+
+def _load_issuer(iss):
+    from .models import TrustedTokenIssuer
+
+    # Exact, byte-for-byte: some databases compare strings case-insensitively.
+    for candidate in TrustedTokenIssuer.objects.filter(issuer=iss).prefetch_related("certificates"):
+        if candidate.issuer == iss:
+            return candidate
+    return None
+
+
+def _load_application(client_id):
+    from oauth2_provider.models import get_application_model
+
+    Application = get_application_model()
+    try:
+        return Application.objects.get(client_id=client_id)
+    except (Application.DoesNotExist, ValueError):  # ValueError: a NUL byte on PostgreSQL
+        return None
+
+
+class Registry:
+    """The caches of one process. Entries are shared by requests: treat them as read-only."""
+
+    def __init__(self, clock=time.monotonic):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._issuers = {}
+        self._applications = {}
+        self._version = object()
+        self._generation = 0
+        self._checked = None  # monotonic time of the last version check
+        self._filled = 0.0  # monotonic time the caches were last emptied
+
+    def clear(self):
+        with self._lock:
+            self._issuers, self._applications = {}, {}
+            self._generation += 1
+            self._checked = None
+            self._filled = self._clock()
+
+    def _check(self):
+        now = self._clock()
+        if self._checked is not None and (now - self._checked) * 1000 < exchange_settings.REGISTRY_CHECK_MS:
+            return
+        version = shared_version()
+        with self._lock:
+            self._checked = now
+            if version != self._version or now - self._filled >= exchange_settings.REGISTRY_MAX_AGE_SECONDS:
+                self._issuers, self._applications = {}, {}
+                self._generation += 1
+                self._version = version
+                self._filled = now
+
+    def _get(self, table_name, key, loader):
+        self._check()
+        table = getattr(self, table_name)
+        try:
+            return table[key]
+        except KeyError:
+            pass
+        generation = self._generation
+        value = loader(key)
+        with self._lock:
+            # Keep it only if nothing was invalidated while it was being read.
+            if generation == self._generation:
+                table = getattr(self, table_name)
+                if len(table) >= _MAX_ENTRIES:
+                    table.clear()
+                table[key] = value
+        return value
+
+    def issuer(self, iss):
+        """The TrustedTokenIssuer whose issuer value is exactly ``iss`` (certificates prefetched), or None."""
+        return self._get("_issuers", iss, _load_issuer)
+
+    def application(self, client_id):
+        """The Application with this client_id, or None."""
+        return self._get("_applications", client_id, _load_application)
+
+
+registry = Registry()
+
+
+def invalidate(**kwargs):
+    """Signal receiver: forget cached issuers and applications here, now and everywhere, soon."""
+    registry.clear()
+    bump_version()
+
+    def after_commit():
+        registry.clear()
+        bump_version()
+
+    transaction.on_commit(after_commit, using=kwargs.get("using"))
+
+
+def connect_signals():
+    from oauth2_provider.models import get_application_model
+
+    from .models import IssuerCertificate, TrustedTokenIssuer
+
+    for model in (TrustedTokenIssuer, IssuerCertificate, get_application_model()):
+        post_save.connect(invalidate, sender=model, dispatch_uid=f"registry-save-{model._meta.label}")
+        post_delete.connect(invalidate, sender=model, dispatch_uid=f"registry-delete-{model._meta.label}")
+
+
+def _settings_changed(**kwargs):
+    registry.clear()
+
+
+setting_changed.connect(_settings_changed)
