@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PORT   ?= 8000
 
-.PHONY: install run test test-slow test-browser migrate bench clean
+.PHONY: install run test test-slow test-browser migrate bench bench-quick bench-callgrind bench-tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,24 @@ test-slow: install
 ## Only the browser suite (Playwright driving Debian's Chromium; never a downloaded browser).
 test-browser: install
 	CHROMIUM_PATH=$(CHROMIUM) BROWSER_TESTS=required $(PY) -m pytest tests/browser
+
+## Benchmarks (never part of `make test`): throughput and same-run ratios against gunicorn as
+## configured (SQLite RS256/ES256, PostgreSQL), a soak of $(BENCH_SOAK) exchanges, callgrind counts.
+BENCH_SOAK ?= 100000
+bench: install bench-tools
+	$(PY) -m bench.run --soak $(BENCH_SOAK) --json var/bench/results.json
+	$(PY) -m bench.inprocess --json var/bench/callgrind.json
+
+## The throughput table and ratios only (no soak, no callgrind).
+bench-quick: install bench-tools
+	$(PY) -m bench.run --json var/bench/results.json
+
+bench-callgrind: install bench-tools
+	$(PY) -m bench.inprocess --json var/bench/callgrind.json
+
+bench-tools:
+	@command -v wrk >/dev/null && command -v valgrind >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq wrk valgrind; }
 
 clean:
 	rm -rf $(VENV) var/db.sqlite3* .pytest_cache
