@@ -26,3 +26,49 @@ def test_bench_runs_end_to_end(tmp_path):
     assert set(results) == {"ceiling", "client_credentials", "exchange-pem", "exchange-jwks"}
     assert all(r["requests"] > 0 and r["errors"] == 0 for r in results.values())
     assert "exchange RS256 / ceiling (SQLite)" in completed.stdout
+
+
+def test_disabling_an_issuer_reaches_every_gunicorn_worker(tmp_path):
+    """Real workers, real processes: a change saved elsewhere stops exchanges in all of them within the bound."""
+    import os
+    import time
+    import urllib.error
+    import urllib.request
+
+    from bench import fixtures
+    from bench.run import Config, Server, basic
+
+    class Args:
+        threads, connections, max_rps = 1, 1, 10
+
+    config = Config("invalidation", Args, tmp_path, signing="es256")
+    config.env.pop("PYTEST_CURRENT_TEST", None)
+    config.prepare("")
+    tokens = iter(fixtures.mint_tokens(tmp_path / "tokens.txt", fixtures.key_file(tmp_path, "subject-issuer-rsa", "rsa"),
+                                       fixtures.PEM_ISSUER, 80, processes=1).read_text().split())
+    server = Server("invalidation", config.dir, {**config.env, "GUNICORN_WORKERS": "2"}).start()
+
+    def exchange():
+        request = urllib.request.Request(
+            server.url + "/oauth2/token", data=(fixtures.TOKEN_EXCHANGE_FORM + next(tokens)).encode(),
+            headers={"Authorization": basic(config.credentials), "Content-Type": "application/x-www-form-urlencoded",
+                     "Connection": "close"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    try:
+        assert len(server.workers) == 2
+        assert all(exchange()[0] == 200 for _ in range(20))  # both workers have the issuer cached
+        subprocess.run([sys.executable, "manage.py", "shell", "-c",
+                        "from exchange.models import TrustedTokenIssuer as T; i = T.objects.get(issuer=%r); "
+                        "i.enabled = False; i.save()" % fixtures.PEM_ISSUER],
+                       cwd=ROOT, env=config.env, check=True, capture_output=True, timeout=120)
+        time.sleep(1.2)  # REGISTRY_CHECK_MS (1000 ms) and a margin
+        answers = [exchange() for _ in range(20)]
+        assert all(status == 400 and body["error_description"] == "The subject token's issuer is disabled."
+                   for status, body in answers), answers
+    finally:
+        server.stop()
