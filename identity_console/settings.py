@@ -100,7 +100,10 @@ DATABASES = {
         # Persistent connections: opening one per request cost more than the whole
         # token exchange (measured with bench/; see README "Performance").
         conn_max_age=int(os.environ.get("CONN_MAX_AGE", "600")),
-        conn_health_checks=True,
+        # Off by default: on PostgreSQL it is a "SELECT 1" round trip per request. Without
+        # it a connection broken by a database restart fails one request per worker thread,
+        # after which Django drops it.
+        conn_health_checks=env_bool("CONN_HEALTH_CHECKS"),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
