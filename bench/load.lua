@@ -1,9 +1,11 @@
 -- wrk script for the token-endpoint benchmarks (bench/run.py builds the command line).
--- Arguments after "--": method path authorization tokens_file body_prefix nthreads limit
+-- Arguments after "--": method path authorization tokens_file body_prefix nthreads limit done_dir
 --   tokens_file  "-" or a file of pre-minted subject tokens, one per line; thread i uses lines i, i+n, ...
 --                (each token is sent once: the bench issuers keep jti replay protection on)
 --   body_prefix  "-" for no body, else the form body; the token is appended to it
---   limit        stop each thread after this many responses (0: run for the duration)
+--   limit        stop each thread after this many responses (0: run for the duration); the thread
+--                then creates done_dir/done-<thread> so that bench/run.py can end wrk with SIGINT
+--                (wrk itself always waits out its -d duration)
 local counter = 0
 local threads = {}
 
@@ -17,6 +19,7 @@ function init(args)
    method, path, auth, tokens_file, prefix = args[1], args[2], args[3], args[4], args[5]
    local nthreads = tonumber(args[6])
    limit = tonumber(args[7]) or 0
+   done_dir = args[8] or "-"
    tokens, next_token, responses, bad, exhausted, sample = {}, 0, 0, 0, 0, ""
    if tokens_file ~= "-" then
       local i = 0
@@ -54,7 +57,13 @@ function response(status, hdrs, body)
          sample = (status .. " " .. string.sub(body, 1, 200)):gsub('[%c"\\]', "'")
       end
    end
-   if limit > 0 and responses >= limit then wrk.thread:stop() end
+   if limit > 0 and responses == limit then
+      if done_dir ~= "-" then
+         local marker = io.open(done_dir .. "/done-" .. id, "w")
+         if marker then marker:close() end
+      end
+      wrk.thread:stop()
+   end
 end
 
 function done(summary, latency, requests)

@@ -145,13 +145,32 @@ class Server:
 # -- load ---------------------------------------------------------------------------
 
 def wrk(url, path, *, method="GET", auth="-", body="-", tokens="-", duration=10, limit=0, threads=1, connections=8):
-    """One wrk run; returns the parsed BENCH_RESULT plus req/s."""
+    """One wrk run; returns the parsed BENCH_RESULT plus req/s.
+
+    With ``limit``, each thread stops after limit/threads responses and wrk is ended (SIGINT,
+    which makes it print its summary) as soon as every thread has; ``duration`` is then a bound.
+    """
+    import tempfile
+
     per_thread_limit = -(-limit // threads) if limit else 0
-    command = [
-        "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--timeout", "10s",
-        "-s", str(LUA), url + path, "--", method, path, auth, str(tokens), body, str(threads), str(per_thread_limit),
-    ]
-    output = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120).stdout
+    with tempfile.TemporaryDirectory() as done_dir:
+        command = [
+            "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--timeout", "10s",
+            "-s", str(LUA), url + path, "--", method, path, auth, str(tokens), body, str(threads),
+            str(per_thread_limit), done_dir if limit else "-",
+        ]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + duration + 120
+        while limit and process.poll() is None and time.monotonic() < deadline:
+            if len(os.listdir(done_dir)) >= threads:
+                process.send_signal(signal.SIGINT)  # our own wrk: it reports and exits
+                break
+            time.sleep(0.2)
+        try:
+            output, _ = process.communicate(timeout=max(1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
     line = next((l for l in output.splitlines() if l.startswith("BENCH_RESULT ")), None)
     if line is None:
         raise SystemExit("wrk printed no result:\n" + output)
@@ -297,9 +316,9 @@ def ensure_postgres_database(url):
 def soak(config, server, count, args):
     auth = basic(config.credentials)
     tokens = config.tokens("soak", fixtures.PEM_ISSUER, count + 64)
-    warm = config.tokens("soak-warmup", fixtures.PEM_ISSUER, 600)
+    warm = config.tokens("soak-warmup", fixtures.PEM_ISSUER, 1000)
     wrk(server.url, "/oauth2/token", method="POST", auth=auth, body=fixtures.TOKEN_EXCHANGE_FORM, tokens=warm,
-        duration=2, threads=args.threads, connections=args.connections)
+        duration=60, limit=900, threads=args.threads, connections=args.connections)
     before = {pid: rss_kib(pid) for pid in server.workers}
     result = wrk(server.url, "/oauth2/token", method="POST", auth=auth, body=fixtures.TOKEN_EXCHANGE_FORM,
                  tokens=tokens, duration=args.soak_max_seconds, limit=count, threads=args.threads,
@@ -361,7 +380,7 @@ def main(argv=None):
                     result = config.run_scenario(server, spec, args.duration, args.warmup)
                     results.append(result)
                     log(f"   -> {result['rps']:.1f} req/s, {result['errors']} errors")
-                if args.soak and name == "sqlite-rs256":
+                if args.soak and name == plans[0][0]:  # sqlite-rs256 unless --only says otherwise
                     log(f"== soak: {args.soak} exchanges against {name}")
                     soak_result = soak(config, server, args.soak, args)
             finally:
