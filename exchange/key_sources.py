@@ -282,7 +282,9 @@ def fetch_jwks(url):
 _locks = {}
 _locks_guard = threading.Lock()
 _parsed = {}  # (issuer pk, fetched_at) -> [VerificationKey]
-_recent = {}  # shared-cache key -> the state last read from it (spares a shared-cache read per request)
+# shared-cache key -> (monotonic read time, state): spares a shared-cache read per request, trusted
+# for REGISTRY_CHECK_MS only, so a key removed by another process's refetch stops working within that.
+_recent = {}
 
 
 def _issuer_lock(pk):
@@ -333,6 +335,7 @@ def refresh_jwks(issuer):
         raise
     state = {"fetched_at": time.time(), "doc": document, "uri": issuer.jwks_uri}
     cache.set(_cache_key(issuer), state, exchange_settings.JWKS_STALE_IF_ERROR_SECONDS)
+    _recent.pop(_cache_key(issuer), None)
     _record_fetch(issuer)
     return _keys_from_state(issuer, state)
 
@@ -341,8 +344,9 @@ def jwks_keys(issuer, kid=None):
     """The issuer's JWKS keys, fetched when absent or stale, or refetched once for an unknown kid."""
     s = exchange_settings
     key = _cache_key(issuer)
-    state = _recent.get(key)
-    if state is not None and time.time() - state["fetched_at"] < s.JWKS_CACHE_SECONDS:
+    read_at, state = _recent.get(key, (None, None))
+    if (state is not None and (time.monotonic() - read_at) * 1000 < s.REGISTRY_CHECK_MS
+            and time.time() - state["fetched_at"] < s.JWKS_CACHE_SECONDS):
         keys = _keys_from_state(issuer, state)
         if kid is None or any(k.kid == kid for k in keys):
             return keys
@@ -350,7 +354,7 @@ def jwks_keys(issuer, kid=None):
     if state is not None:
         if len(_recent) > 256:
             _recent.clear()
-        _recent[key] = state
+        _recent[key] = (time.monotonic(), state)
         keys = _keys_from_state(issuer, state)
         fresh = time.time() - state["fetched_at"] < s.JWKS_CACHE_SECONDS
         if fresh and (kid is None or any(k.kid == kid for k in keys)):
