@@ -7,7 +7,8 @@ class ExchangeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import checks  # noqa: F401  (registers system checks)
-        from . import registry
+        from . import audit, checks, metrics, registry  # noqa: F401  (checks: registers system checks)
 
+        audit.connect_signals()
+        metrics.connect_signals()
         registry.connect_signals()

@@ -52,6 +52,12 @@ DEFAULTS = {
     # In-process caches of issuers and applications (exchange/registry.py)
     "REGISTRY_CHECK_MS": 1000,
     "REGISTRY_MAX_AGE_SECONDS": 60,
+    # Key rotation (rotate_signing_key) and keys managed outside the database
+    "SIGNING_KEY_PUBLISH_AHEAD_SECONDS": 600,
+    "SIGNING_KEY_RELOAD_SECONDS": 30,
+    "SIGNING_PUBLISHED_KEY_FILES": [],
+    # Audit
+    "AUDIT_RETENTION_DAYS": 90,
 }
 
 _TYPES = {key: type(value) for key, value in DEFAULTS.items()}

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 
 import certifi
 import urllib3
-from django.core.cache import cache
 from django.db import DatabaseError
 from django.utils import timezone
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from . import certificates
+from . import certificates, metrics
 from .conf import exchange_settings
+from .shared_cache import jwks_cache as cache  # per-process fallback while Redis is down
 
 log = logging.getLogger(__name__)
 
@@ -326,13 +326,16 @@ def _record_fetch(issuer, error=None):
 
 def refresh_jwks(issuer):
     """Fetch the issuer's JWKS now and store it; returns the keys. Raises KeySourceError."""
+    started = time.monotonic()
     try:
         document = fetch_jwks(issuer.jwks_uri)
         keys = parse_jwks(document)
     except KeySourceError as exc:
+        metrics.jwks_fetched(issuer, False, time.monotonic() - started)
         log.warning("JWKS fetch failed for trusted issuer %s: %s", issuer.pk, exc.detail)
         _record_fetch(issuer, exc.detail)
         raise
+    metrics.jwks_fetched(issuer, True, time.monotonic() - started)
     state = {"fetched_at": time.time(), "doc": document, "uri": issuer.jwks_uri}
     cache.set(_cache_key(issuer), state, exchange_settings.JWKS_STALE_IF_ERROR_SECONDS)
     _recent.pop(_cache_key(issuer), None)
@@ -349,6 +352,7 @@ def jwks_keys(issuer, kid=None):
             and time.time() - state["fetched_at"] < s.JWKS_CACHE_SECONDS):
         keys = _keys_from_state(issuer, state)
         if kid is None or any(k.kid == kid for k in keys):
+            metrics.jwks_cache_lookup(issuer, hit=True)
             return keys
     state = cache.get(key)
     if state is not None:
@@ -358,7 +362,9 @@ def jwks_keys(issuer, kid=None):
         keys = _keys_from_state(issuer, state)
         fresh = time.time() - state["fetched_at"] < s.JWKS_CACHE_SECONDS
         if fresh and (kid is None or any(k.kid == kid for k in keys)):
+            metrics.jwks_cache_lookup(issuer, hit=True)
             return keys
+    metrics.jwks_cache_lookup(issuer, hit=False)
     with _issuer_lock(issuer.pk):
         # Another thread may have fetched while this one waited.
         newer = cache.get(key)
@@ -427,3 +433,4 @@ def clear_caches():
     _parsed.clear()
     _recent.clear()
     _pem_cache.clear()
+    cache.clear_local()

@@ -333,6 +333,13 @@ class SigningKey(models.Model):
     retire_after = models.DateTimeField(
         null=True, blank=True, help_text=_("Unpublished from the JWKS after this time.")
     )
+    activate_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text=_("Published from creation, used for signing only from this time on (rotation)."),
+    )
+    retired_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the key was retired and its private half erased."),
+    )
 
     class Meta:
         ordering = ["-created"]
@@ -360,6 +367,10 @@ class ExchangeEvent(models.Model):
     subject = models.CharField(max_length=255, blank=True)
     subject_jti = models.CharField(max_length=255, blank=True)
     issued_jti = models.CharField(max_length=64, blank=True)
+    # Snapshots kept when the application or issuer is later deleted; the request id ties the row to logs.
+    client_id = models.CharField(max_length=100, blank=True, db_index=True)
+    issuer = models.CharField(max_length=512, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created"]

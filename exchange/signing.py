@@ -1,12 +1,20 @@
 """The console's own signing keys and the JWT access tokens it issues (RFC 9068 style).
 
-The active private key is parsed once per process. It comes from
-``TOKEN_EXCHANGE["SIGNING_KEY_FILE"]`` when set (keys managed outside the
-database), else from the newest active ``SigningKey`` row, which is generated on
-first use. Public halves of every published key are served at ``/oauth2/jwks``.
+The signing key comes from ``TOKEN_EXCHANGE["SIGNING_KEY_FILE"]`` when set
+(keys managed outside the database; ``SIGNING_PUBLISHED_KEY_FILES`` publishes
+previous or next keys beside it), else from the newest active ``SigningKey`` row
+whose activation time has come; the first one is generated on first use.
+
+Rotation (``rotate_signing_key``) publishes the new key at once but signs with
+it only ``SIGNING_KEY_PUBLISH_AHEAD_SECONDS`` later, so resource servers that
+cached the JWKS have refreshed it before they meet the new ``kid``; superseded
+keys stay published until every token they signed has expired, then are retired
+(private half erased). Each process re-reads the key list every
+``SIGNING_KEY_RELOAD_SECONDS``. Public halves are served at ``/oauth2/jwks``.
 """
 
 import base64
+import datetime
 import hashlib
 import json
 import threading
@@ -87,7 +95,8 @@ def algorithm_for_key(key):
 
 
 _lock = threading.Lock()
-_active = None
+_ring = None  # (loaded_at wall-clock seconds, ((LoadedKey, activate_at seconds or None), ...) newest first)
+_parsed = {}  # kid -> private key object: PEMs are parsed once per process
 
 
 def _load_from_file(path):
@@ -95,60 +104,181 @@ def _load_from_file(path):
     return LoadedKey(exchange_settings.SIGNING_KEY_ID or thumbprint(key.public_key()), algorithm_for_key(key), key)
 
 
-def create_signing_key(algorithm=None):
-    """Generate, store and return a new active SigningKey row."""
+def create_signing_key(algorithm=None, activate_at=None):
+    """Generate, store and return a new active SigningKey row (signing from ``activate_at``, default now)."""
     from .models import SigningKey
 
     algorithm = algorithm or exchange_settings.SIGNING_ALGORITHM
     key = generate_private_key(algorithm)
     return SigningKey.objects.create(
-        kid=thumbprint(key.public_key()), algorithm=algorithm, private_pem=private_pem(key), active=True
+        kid=thumbprint(key.public_key()), algorithm=algorithm, private_pem=private_pem(key), active=True,
+        activate_at=activate_at,
     )
 
 
-def _load_from_database():
+def _private_key(row):
+    key = _parsed.get(row.kid)
+    if key is None:
+        key = serialization.load_pem_private_key(row.private_pem.encode(), password=None)
+        if len(_parsed) > 64:
+            _parsed.clear()
+        _parsed[row.kid] = key
+    return key
+
+
+def retire_expired_keys(now=None):
+    """Retire keys past ``retire_after``: unpublished, private half erased. Returns how many."""
     from .models import SigningKey
 
+    now = now or timezone.now()
+    return SigningKey.objects.filter(retired_at=None, retire_after__lte=now).update(
+        retired_at=now, active=False, private_pem=""
+    )
+
+
+def _signing_rows():
+    from .models import SigningKey
+
+    return SigningKey.objects.filter(active=True, retired_at=None).order_by("-created")
+
+
+def _load_ring():
+    path = exchange_settings.SIGNING_KEY_FILE
+    if path:
+        return ((_load_from_file(path), None),)
+    retire_expired_keys()
     with transaction.atomic():
-        row = SigningKey.objects.filter(active=True).order_by("-created").first()
-        if row is None:
-            row = create_signing_key()
-    key = serialization.load_pem_private_key(row.private_pem.encode(), password=None)
-    return LoadedKey(row.kid, row.algorithm, key)
+        rows = list(_signing_rows())
+        if not rows:
+            rows = [create_signing_key()]
+    return tuple(
+        (LoadedKey(row.kid, row.algorithm, _private_key(row)),
+         row.activate_at.timestamp() if row.activate_at else None)
+        for row in rows
+    )
 
 
 def active_key():
-    """The key new tokens are signed with (loaded once per process)."""
-    global _active
-    if _active is None:
+    """The key new tokens are signed with.
+
+    Each process keeps the list of signing keys, re-read every
+    ``SIGNING_KEY_RELOAD_SECONDS``: the newest key whose activation time has come
+    signs. A rotation publishes its key ahead of activation, so every worker
+    knows it in advance and switches at the same instant.
+    """
+    global _ring
+    now = time.time()
+    ring = _ring
+    if ring is None or abs(now - ring[0]) >= exchange_settings.SIGNING_KEY_RELOAD_SECONDS:
         with _lock:
-            if _active is None:
-                path = exchange_settings.SIGNING_KEY_FILE
-                _active = _load_from_file(path) if path else _load_from_database()
-    return _active
+            if _ring is None or _ring is ring:
+                _ring = (now, _load_ring())
+            ring = _ring
+    keys = ring[1]
+    for key, activate_at in keys:
+        if activate_at is None or activate_at <= now:
+            return key
+    return keys[-1][0]  # only future keys (clock trouble): the oldest one
 
 
 def reset():
-    """Forget the loaded key (after rotation, or when tests change settings)."""
-    global _active
+    """Forget the loaded keys (after rotation, or when tests change settings)."""
+    global _ring
     with _lock:
-        _active = None
+        _ring = None
+
+
+class RotationError(Exception):
+    pass
+
+
+def longest_token_lifetime():
+    """The longest access-token lifetime any application is configured with, in seconds."""
+    from django.db.models import Max
+
+    from .models import Application
+
+    longest = Application.objects.aggregate(m=Max("access_token_lifetime"))["m"] or 0
+    return max(longest, exchange_settings.ACCESS_TOKEN_LIFETIME_SECONDS)
+
+
+def rotate_signing_key(algorithm=None, publish_ahead=None, now=None):
+    """Create the next signing key: published now, signing after ``publish_ahead`` seconds.
+
+    Keys it supersedes stay published until every token they may have signed
+    has expired (activation + the longest token lifetime + the reload
+    interval), then are retired automatically.
+    """
+    from .models import SigningKey
+
+    if exchange_settings.SIGNING_KEY_FILE:
+        raise RotationError(
+            "The signing key comes from TOKEN_EXCHANGE['SIGNING_KEY_FILE']; rotate it there "
+            "(see README, Signing keys)."
+        )
+    algorithm = algorithm or exchange_settings.SIGNING_ALGORITHM
+    if algorithm not in SIGNING_ALGORITHMS:
+        raise RotationError(f"Unsupported signing algorithm {algorithm!r}; choose one of {', '.join(SIGNING_ALGORITHMS)}.")
+    ahead = exchange_settings.SIGNING_KEY_PUBLISH_AHEAD_SECONDS if publish_ahead is None else publish_ahead
+    if ahead < 0:
+        raise RotationError("The publish-ahead time cannot be negative.")
+    now = now or timezone.now()
+    activate_at = now + datetime.timedelta(seconds=ahead)
+    retire_after = activate_at + datetime.timedelta(
+        seconds=longest_token_lifetime() + exchange_settings.SIGNING_KEY_RELOAD_SECONDS + 60
+    )
+    retire_expired_keys(now)
+    with transaction.atomic():
+        superseded = list(SigningKey.objects.select_for_update().filter(retired_at=None))
+        new = create_signing_key(algorithm, activate_at=activate_at)
+        for row in superseded:
+            if row.retire_after is None or row.retire_after > retire_after:
+                row.retire_after = retire_after
+                row.save(update_fields=["retire_after"])
+    reset()
+    return new, superseded
+
+
+def _published_file_keys():
+    """Public halves from SIGNING_PUBLISHED_KEY_FILES (private keys, public keys or certificates)."""
+    from cryptography import x509
+
+    keys = []
+    for path in exchange_settings.SIGNING_PUBLISHED_KEY_FILES:
+        data = Path(path).read_bytes()
+        try:
+            public = serialization.load_pem_private_key(data, password=None).public_key()
+        except (ValueError, TypeError):
+            try:
+                public = serialization.load_pem_public_key(data)
+            except ValueError:
+                public = x509.load_pem_x509_certificate(data).public_key()
+        if isinstance(public, rsa.RSAPublicKey):
+            algorithm = "RS256"
+        elif isinstance(public, ec.EllipticCurvePublicKey):
+            algorithm = "ES256"
+        else:
+            algorithm = "EdDSA"
+        keys.append(public_jwk(public, thumbprint(public), algorithm))
+    return keys
 
 
 def published_jwks():
-    """The JWKS document for /oauth2/jwks: every key a live token may be signed with."""
-    from .models import SigningKey
-
+    """The JWKS document for /oauth2/jwks: every key a live token may be signed with, and the next one."""
     keys = {}
     if exchange_settings.SIGNING_KEY_FILE:
         loaded = active_key()
         keys[loaded.kid] = loaded.public_jwk
+        for jwk in _published_file_keys():
+            keys.setdefault(jwk["kid"], jwk)
+        return {"keys": list(keys.values())}
+    from .models import SigningKey
+
     now = timezone.now()
-    for row in SigningKey.objects.all():
+    for row in SigningKey.objects.filter(retired_at=None):
         if row.retire_after is not None and row.retire_after <= now:
             continue
-        key = serialization.load_pem_private_key(row.private_pem.encode(), password=None)
-        keys.setdefault(row.kid, public_jwk(key.public_key(), row.kid, row.algorithm))
+        keys.setdefault(row.kid, public_jwk(_private_key(row).public_key(), row.kid, row.algorithm))
     if not keys:
         keys[active_key().kid] = active_key().public_jwk
     return {"keys": list(keys.values())}

@@ -32,7 +32,7 @@ from django.conf import settings
 from django.core.cache import cache
 from jwt.algorithms import get_default_algorithms
 
-from . import key_sources
+from . import key_sources, metrics
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings
 
 log = logging.getLogger(__name__)
@@ -387,6 +387,7 @@ def validate_subject_token(token, *, now=None, consume_jti=True):
             first_use = cache.add(key, 1, lifetime) if consume_jti else cache.get(key) is None
         except Exception:  # the shared cache is down: fail closed, never 500
             log.exception("The replay store could not be reached")
+            metrics.shared_cache_error("replay")
             _fail(report, "replay", "replay_check_unavailable", "the replay store (cache) could not be reached")
         if not first_use:
             _fail(report, "replay", "replayed", "this jti was already exchanged")

@@ -1,0 +1,75 @@
+"""The audit trail of token exchanges: one ExchangeEvent row and one log record per attempt.
+
+The grant writes the row (``grant.record_event``); the signals here complete it
+with snapshots that outlive the application and issuer (``client_id``,
+``issuer``) and the request id that ties it to the logs, then log it on the
+``exchange.audit`` logger. Identifiers only: never a token or secret.
+Rows older than ``TOKEN_EXCHANGE["AUDIT_RETENTION_DAYS"]`` are removed by
+``manage.py prune_audit`` (run it daily from cron or a scheduler).
+"""
+
+import datetime
+import logging
+
+from django.utils import timezone
+
+from identity_console.logging import current_request_id
+
+from .conf import exchange_settings
+
+log = logging.getLogger("exchange.audit")
+
+
+def _complete(sender, instance, **kwargs):
+    if not instance.request_id:
+        instance.request_id = current_request_id()[:64]
+    if not instance.client_id and instance.application_id:
+        instance.client_id = instance.application.client_id[:100]
+    if not instance.issuer and instance.trusted_issuer_id:
+        instance.issuer = instance.trusted_issuer.issuer[:512]
+
+
+def _log(sender, instance, created, **kwargs):
+    if not created:
+        return
+    log.info(
+        "token exchange %s%s", instance.outcome, f" ({instance.cause})" if instance.cause else "",
+        extra={
+            "event": "token_exchange",
+            "event_id": instance.pk,
+            "outcome": instance.outcome,
+            "cause": instance.cause or None,
+            "issuer": instance.issuer or None,
+            "client_id": instance.client_id or None,
+            "subject": instance.subject or None,
+            "subject_jti": instance.subject_jti or None,
+            "issued_jti": instance.issued_jti or None,
+        },
+    )
+
+
+def connect_signals():
+    from django.db.models.signals import post_save, pre_save
+
+    from .models import ExchangeEvent
+
+    pre_save.connect(_complete, sender=ExchangeEvent, dispatch_uid="exchange.audit.complete")
+    post_save.connect(_log, sender=ExchangeEvent, dispatch_uid="exchange.audit.log")
+
+
+def prune(*, days=None, now=None, dry_run=False, batch_size=5000):
+    """Delete exchange events older than ``days`` (default: the retention setting); return the count."""
+    from .models import ExchangeEvent
+
+    days = exchange_settings.AUDIT_RETENTION_DAYS if days is None else days
+    cutoff = (now or timezone.now()) - datetime.timedelta(days=days)
+    old = ExchangeEvent.objects.filter(created__lt=cutoff)
+    if dry_run:
+        return old.count(), cutoff
+    deleted = 0
+    while True:
+        # Batches keep each transaction (and its locks) short on a large table.
+        batch = list(old.values_list("pk", flat=True)[:batch_size])
+        if not batch:
+            return deleted, cutoff
+        deleted += ExchangeEvent.objects.filter(pk__in=batch).delete()[0]
