@@ -24,3 +24,34 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 # The path without its query string: the token endpoint refuses parameters in the URL, but a client
 # that sends client_secret or subject_token there anyway must not get them written to the access log.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
+
+# Metrics: every worker writes its samples to files in PROMETHEUS_MULTIPROC_DIR and /metrics sums
+# them (exchange/metrics.py). One directory per instance, emptied at start (stale files would count
+# twice); without a setting, a private temporary directory removed at exit.
+_metrics_dir_is_ours = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _metrics_dir_is_ours:
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="identity-console-metrics-")
+
+
+def on_starting(server):
+    import glob
+
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(directory, exist_ok=True)
+    for stale in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(stale)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _metrics_dir_is_ours:
+        import shutil
+
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

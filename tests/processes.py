@@ -1,0 +1,173 @@
+"""Real processes for the operations tests: gunicorn instances, a private redis-server, PostgreSQL databases.
+
+Everything binds to 127.0.0.1 on ephemeral ports; every wait polls with a deadline.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout, interval=0.05, message="condition"):
+    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except Exception as exc:  # a server still starting refuses connections
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message} (last: {last!r})")
+
+
+def base_env(tmp_path, **overrides):
+    env = {
+        key: value for key, value in os.environ.items()
+        if not key.startswith(("TOKEN_EXCHANGE_", "PROMETHEUS_", "GUNICORN_", "PYTEST_", "DJANGO_"))
+        and key not in ("DATABASE_URL", "REDIS_URL", "METRICS_TOKEN", "METRICS_ALLOWED_NETWORKS", "LOG_FORMAT")
+    }
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "identity_console.settings",
+        "VAR_DIR": str(tmp_path),
+        "STATIC_ROOT": str(tmp_path / "static"),
+        "SECRET_KEY": "multi-instance-test-secret-key-" + "x" * 40,
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.update({key: str(value) for key, value in overrides.items()})
+    return env
+
+
+def manage(env, *args, timeout=120):
+    """Run ``manage.py`` with ``env``; return stdout (raises with stderr on failure)."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
+    return result.stdout
+
+
+class Gunicorn:
+    """One console instance: gunicorn with the project's gunicorn.conf.py on a loopback port."""
+
+    def __init__(self, name, env, tmp_path, workers=2):
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp_path / f"gunicorn-{name}.log"
+        env = dict(env, GUNICORN_WORKERS=str(workers))
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn.conf.py makes one per instance
+        self._log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}",
+             "identity_console.wsgi"],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def wait_ready(self, timeout=30):
+        def up():
+            if self.process.poll() is not None:
+                raise AssertionError(f"gunicorn {self.name} exited:\n{self.logs()}")
+            return requests.get(self.url + "/healthz", timeout=2).status_code == 200
+        wait_until(up, timeout, message=f"gunicorn {self.name} to answer /healthz")
+        return self
+
+    def logs(self):
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        self._log.close()
+
+
+class PrivateRedis:
+    """A redis-server of our own (never the shared one): no persistence, an ephemeral port."""
+
+    def __init__(self, tmp_path):
+        self.port = free_port()
+        self.dir = tmp_path / "redis"
+        self.dir.mkdir(exist_ok=True)
+        self.process = None
+        self.start()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_until(self.ping, 10, message="redis-server to answer PING")
+
+    def ping(self):
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5).ping()
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def keys(self, pattern="*"):
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port).keys(pattern)
+
+
+def postgres_available():
+    import psycopg
+
+    try:
+        psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=2).close()
+        return True
+    except psycopg.Error:
+        return False
+
+
+class PostgresDatabase:
+    """A dedicated database on the local PostgreSQL, dropped afterwards."""
+
+    def __init__(self, name):
+        import psycopg
+
+        self.name = name
+        self.url = f"postgres://postgres@127.0.0.1:5432/{name}"
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop(self):
+        import psycopg
+
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
