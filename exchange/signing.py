@@ -139,7 +139,7 @@ def retire_expired_keys(now=None):
 def _signing_rows():
     from .models import SigningKey
 
-    return SigningKey.objects.filter(active=True, retired_at=None).order_by("-created")
+    return SigningKey.objects.filter(active=True, retired_at=None).order_by("-created", "-pk")
 
 
 def _load_ring():

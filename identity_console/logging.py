@@ -17,6 +17,8 @@ import logging
 import re
 import uuid
 
+from django.core.signals import request_finished
+
 from exchange.logging import redact
 
 _request_id = contextvars.ContextVar("request_id", default="")
@@ -73,13 +75,18 @@ class RequestIdMiddleware:
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if _INCOMING_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
-        token = _request_id.set(request_id)
-        try:
-            response = self.get_response(request)
-        finally:
-            _request_id.reset(token)
+        # Cleared at request_finished, not here: Django logs the response after the middleware returns.
+        _request_id.set(request_id)
+        response = self.get_response(request)
         response["X-Request-ID"] = request_id
         return response
+
+
+def _clear_request_id(**kwargs):
+    _request_id.set("")
+
+
+request_finished.connect(_clear_request_id, dispatch_uid="identity_console.logging.request_id")
 
 
 def logging_config(log_format, level):
