@@ -190,6 +190,17 @@ OAUTH2_PROVIDER = {
     "CLIENT_SECRET_HASHER": "hmac_sha256",
     "CLIENT_SECRET_GENERATOR_LENGTH": 48,
     "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    # RFC 9700 (OAuth 2.0 Security BCP) behaviour for what DOT offers beyond token exchange
+    # (no implicit or password grant, S256 PKCE only, no tokens in URLs, iss in authorization
+    # responses, a replayed refresh token revokes its family): `check --deploy` stays clean.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    # Production sets "https" only (README, Deployment); http stays allowed for loopback development.
+    "ALLOWED_REDIRECT_URI_SCHEMES": env_list("OAUTH2_REDIRECT_URI_SCHEMES", ["http", "https"]),
     "SCOPES": {
         "openid": "OpenID Connect",
         "profile": "Basic profile",
@@ -257,6 +268,8 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT")
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS")
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD")
+# Prometheus scrapes each instance directly (plain http inside the network, METRICS_TOKEN).
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 
 # -- Operations: logs, health, metrics -------------------------------------------------
 

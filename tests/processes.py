@@ -76,7 +76,6 @@ class Gunicorn:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / f"gunicorn-{name}.log"
         env = dict(env, GUNICORN_WORKERS=str(workers))
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn.conf.py makes one per instance
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}",
