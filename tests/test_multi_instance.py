@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.live]
 JWKS_ISSUER = "https://shared.issuer.test"
 METRICS_TOKEN = "cluster-metrics-token"
 ENFORCED_WITHIN = 5  # seconds: "a change through one is enforced by the other within seconds"
-REPLAY_UNAVAILABLE = "The subject token cannot be checked for reuse right now; try again later."
+REPLAY_UNAVAILABLE = "The subject token's reuse could not be checked; try again later."
 
 
 class Cluster:
