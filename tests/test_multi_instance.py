@@ -13,6 +13,7 @@ import concurrent.futures
 import json
 import os
 import shutil
+import time
 from http import HTTPStatus
 
 import jwt
@@ -32,6 +33,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.live]
 JWKS_ISSUER = "https://shared.issuer.test"
 METRICS_TOKEN = "cluster-metrics-token"
 ENFORCED_WITHIN = 5  # seconds: "a change through one is enforced by the other within seconds"
+THROTTLE_WINDOW = 6  # seconds; small so the lockout the test causes ends quickly
+THROTTLE_FAILURES_PER_ADDRESS = 6
 REPLAY_UNAVAILABLE = "The subject token's reuse could not be checked; try again later."
 
 
@@ -51,6 +54,9 @@ class Cluster:
             METRICS_TOKEN=METRICS_TOKEN,
             SHARED_CACHE_RETRY_SECONDS=1,
             TOKEN_EXCHANGE_SIGNING_KEY_RELOAD_SECONDS=1,
+            TOKEN_EXCHANGE_CLIENT_AUTH_THROTTLE_WINDOW_SECONDS=THROTTLE_WINDOW,
+            TOKEN_EXCHANGE_CLIENT_AUTH_MAX_FAILURES_PER_ADDRESS=THROTTLE_FAILURES_PER_ADDRESS,
+            TOKEN_EXCHANGE_CLIENT_AUTH_MAX_FAILURES_PER_CLIENT=1000,
             GUNICORN_LOGLEVEL="warning",
         )
         manage(self.env, "migrate", "--noinput")
@@ -198,25 +204,29 @@ def test_issuer_and_application_changes_are_enforced_by_both_instances(cluster):
 
 
 def test_throttling_counters_are_shared(cluster):
+    """Failed client authentications counted on A and B together reach the per-address limit."""
     import importlib.util
 
     if importlib.util.find_spec("exchange.throttling") is None:
         pytest.skip("exchange.throttling (issue 5, failed client-auth throttling) has not landed")
-    from exchange import throttling  # noqa: F401
-
+    window, limit = THROTTLE_WINDOW, THROTTLE_FAILURES_PER_ADDRESS
+    # Fixed windows aligned on the epoch: start right after a boundary so all attempts share one window.
+    wait_until(lambda: time.time() % window < 0.5, window + 1, interval=0.02, message="a fresh throttling window")
     bad = {"Authorization": basic_auth(cluster.client_id, "wrong-secret")}
-    statuses = []
-    for attempt in range(60):
-        instance = (cluster.a, cluster.b)[attempt % 2]
-        statuses.append(requests.post(instance.url + "/oauth2/token", data=exchange_body(cluster.token()),
-                                      headers=bad, timeout=10).status_code)
-        if statuses[-1] == HTTPStatus.TOO_MANY_REQUESTS:
-            break
-    assert HTTPStatus.TOO_MANY_REQUESTS in statuses, statuses
-    # Counted across both instances: the other instance refuses too.
-    other = (cluster.b, cluster.a)[len(statuses) % 2]
-    response = requests.post(other.url + "/oauth2/token", data=exchange_body(cluster.token()), headers=bad, timeout=10)
-    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+
+    def attempt(instance):
+        return requests.post(instance.url + "/oauth2/token", data=exchange_body(cluster.token()),
+                             headers=bad, timeout=10)
+
+    statuses = [attempt((cluster.a, cluster.b)[n % 2]).status_code for n in range(limit)]
+    assert statuses == [HTTPStatus.UNAUTHORIZED] * limit  # half counted on each instance
+    for instance in (cluster.a, cluster.b):
+        throttled = attempt(instance)
+        assert throttled.status_code == HTTPStatus.TOO_MANY_REQUESTS, throttled.text
+        assert int(throttled.headers["Retry-After"]) >= 1
+    # The lockout ends with the window; the next tests need this address again.
+    wait_until(lambda: cluster.exchange(cluster.a, cluster.token()).status_code == HTTPStatus.OK,
+               window + 2, interval=0.2, message="the throttling window to end")
 
 
 def scrape(instance):
