@@ -2,9 +2,10 @@
 
 Two policies, chosen per use:
 
-- **fall back per process** (``jwks_cache``): JWKS documents and fetch cooldowns
-  are an optimisation; while Redis is unreachable they are kept in this
-  process's memory instead, so each worker fetches and caches on its own.
+- **fall back per process** (``jwks_cache``, ``throttle_cache``): JWKS documents
+  and fetch cooldowns are an optimisation, and failed-authentication counters
+  still slow a guesser down when each worker keeps its own; while Redis is
+  unreachable they live in this process's memory instead.
 - **fail closed** (``CACHE_ERRORS`` caught by the caller): the replay store must
   be shared to mean anything, so an exchange that needs it is refused while it
   is unreachable (subject_token.py).
@@ -77,6 +78,15 @@ class FallbackCache:
         added, ok = self._shared("add", key, value, timeout)
         return added if ok else self.local.add(key, value, timeout)
 
+    def get_many(self, keys):
+        values, ok = self._shared("get_many", keys)
+        return values if ok else self.local.get_many(keys)
+
+    def incr(self, key, delta=1):
+        """Like the cache's ``incr`` (ValueError when the key is missing)."""
+        value, ok = self._shared("incr", key, delta)
+        return value if ok else self.local.incr(key, delta)
+
     def delete(self, key):
         self._shared("delete", key)
         self.local.delete(key)
@@ -87,3 +97,4 @@ class FallbackCache:
 
 
 jwks_cache = FallbackCache("jwks")
+throttle_cache = FallbackCache("throttle")

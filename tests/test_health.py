@@ -23,9 +23,11 @@ def unreachable_redis():
         }
     }
     shared_cache.jwks_cache.clear_local()
+    shared_cache.throttle_cache.clear_local()
     with override_settings(CACHES=caches):
         yield
     shared_cache.jwks_cache.clear_local()
+    shared_cache.throttle_cache.clear_local()
 
 
 def test_healthz_answers_any_host(client):
@@ -111,3 +113,13 @@ def test_jwks_cached_per_process_without_shared_cache(
         assert exchange(mint(ec_key, jwks_issuer.issuer, kid="k1")).status_code == HTTPStatus.OK
     assert len(jwks_server.requests) == 1
     assert shared_cache.jwks_cache.degraded
+
+
+def test_fallback_cache_keeps_working_in_process(unreachable_redis):
+    fallback = shared_cache.FallbackCache("test")
+    assert fallback.add("k", 0, 60) is True and fallback.add("k", 0, 60) is False
+    assert fallback.incr("k") == 1 and fallback.incr("k", 2) == 3
+    assert fallback.get_many(["k", "missing"]) == {"k": 3}
+    with pytest.raises(ValueError):
+        fallback.incr("missing")
+    assert fallback.degraded
