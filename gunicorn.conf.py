@@ -24,6 +24,7 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 # The path without its query string: the token endpoint refuses parameters in the URL, but a client
 # that sends client_secret or subject_token there anyway must not get them written to the access log.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
+access_log_format += ' %({x-request-id}o)s'  # ties the line to the app's logs
 
 # Metrics: every worker writes its samples to files in PROMETHEUS_MULTIPROC_DIR and /metrics sums
 # them (exchange/metrics.py). One directory per instance, emptied at start (stale files would count
@@ -55,3 +56,22 @@ def on_exit(server):
         import shutil
 
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+# LOG_FORMAT=json: gunicorn's own error and access logs as JSON lines too (identity_console/logging.py).
+if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "identity_console.logging.JsonFormatter"}},
+        "filters": {"redact_secrets": {"()": "exchange.logging.RedactSecrets"}},
+        "handlers": {
+            "json_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout",
+                             "filters": ["redact_secrets"]},
+        },
+        "root": {"handlers": ["json_console"], "level": "INFO"},
+        "loggers": {
+            "gunicorn.error": {"handlers": ["json_console"], "level": "INFO", "propagate": False},
+            "gunicorn.access": {"handlers": ["json_console"], "level": "INFO", "propagate": False},
+        },
+    }

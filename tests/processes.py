@@ -31,6 +31,8 @@ def wait_until(predicate, timeout, interval=0.05, message="condition"):
     while time.monotonic() < deadline:
         try:
             last = predicate()
+        except AssertionError:
+            raise
         except Exception as exc:  # a server still starting refuses connections
             last = exc
         else:

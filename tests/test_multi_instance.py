@@ -66,8 +66,10 @@ class Cluster:
                                 "--grant-type", "token_exchange", "--json"))
         self.client_id, self.client_secret = app["client_id"], app["client_secret"]
         self.instances = {}
-        for name in ("a", "b"):
-            env = dict(self.env, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / f"metrics-{name}"))
+        self.secrets = [self.client_secret, METRICS_TOKEN]  # and every token seen: none may be logged
+        for name, log_format in (("a", "text"), ("b", "json")):
+            env = dict(self.env, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / f"metrics-{name}"),
+                       LOG_FORMAT=log_format, GUNICORN_ACCESSLOG="-")
             self.instances[name] = Gunicorn(name, env, tmp_path, workers=2)
         for instance in self.instances.values():
             instance.wait_ready()
@@ -84,11 +86,16 @@ class Cluster:
         return {"Authorization": basic_auth(self.client_id, self.client_secret)}
 
     def exchange(self, instance, subject_token):
-        return requests.post(instance.url + "/oauth2/token", data=exchange_body(subject_token),
-                             headers=self.auth(), timeout=15)
+        response = requests.post(instance.url + "/oauth2/token", data=exchange_body(subject_token),
+                                 headers=self.auth(), timeout=15)
+        if response.status_code == HTTPStatus.OK:
+            self.secrets.append(response.json()["access_token"])
+        return response
 
     def token(self, **claims):
-        return mint(self.key, JWKS_ISSUER, kid="k1", **claims)
+        token = mint(self.key, JWKS_ISSUER, kid="k1", **claims)
+        self.secrets.append(token)
+        return token
 
     def close(self):
         for instance in self.instances.values():
@@ -309,3 +316,17 @@ def test_degraded_mode_with_redis_stopped(cluster):
     token = cluster.token()
     assert cluster.exchange(cluster.b, token).status_code == HTTPStatus.OK
     assert error_description(cluster.exchange(cluster.a, token)) == "The subject token has already been used."
+
+
+def test_logs_of_both_instances_carry_no_secret(cluster):
+    """Instance B logs JSON (LOG_FORMAT=json), gunicorn's access log included; neither logs a token or secret."""
+    response = cluster.exchange(cluster.b, cluster.token())
+    request_id = response.headers["X-Request-ID"]
+    records = [json.loads(line) for line in cluster.b.logs().splitlines() if line.strip()]
+    audit = [r for r in records if r.get("event") == "token_exchange" and r.get("request_id") == request_id]
+    assert len(audit) == 1 and audit[0]["outcome"] == "issued"
+    assert any(r["logger"] == "gunicorn.access" for r in records)
+    logs = cluster.a.logs() + cluster.b.logs()
+    assert len(cluster.secrets) > 50
+    leaked = [secret[:12] for secret in cluster.secrets if secret in logs]
+    assert not leaked
