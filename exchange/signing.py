@@ -265,15 +265,15 @@ def _published_file_keys():
 
 def published_jwks():
     """The JWKS document for /oauth2/jwks: every key a live token may be signed with, and the next one."""
+    from .models import SigningKey
+
     keys = {}
     if exchange_settings.SIGNING_KEY_FILE:
         loaded = active_key()
         keys[loaded.kid] = loaded.public_jwk
         for jwk in _published_file_keys():
             keys.setdefault(jwk["kid"], jwk)
-        return {"keys": list(keys.values())}
-    from .models import SigningKey
-
+        # Database keys stay published too: tokens they signed before the switch to a file still verify.
     now = timezone.now()
     for row in SigningKey.objects.filter(retired_at=None):
         if row.retire_after is not None and row.retire_after <= now:

@@ -184,3 +184,12 @@ def test_keys_from_files(client, settings, tmp_path):
     with pytest.raises(CommandError, match="SIGNING_KEY_FILE"):
         rotate()
     assert not SigningKey.objects.exists()
+
+
+@pytest.mark.django_db
+def test_database_keys_stay_published_after_switching_to_a_file(client, settings, tmp_path):
+    database_kid = signing.active_key().kid
+    settings.TOKEN_EXCHANGE = {"SIGNING_KEY_FILE": _write_key(tmp_path / "k.pem", private_key("ec", "signing-file"))}
+    signing.reset()
+    file_kid = signing.active_key().kid
+    assert published_kids(client) == {file_kid, database_kid}
