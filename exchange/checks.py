@@ -23,6 +23,12 @@ def check_token_exchange(app_configs, **kwargs):
             hint="User passwords need a stretching hasher such as PBKDF2.",
             id="exchange.E002",
         ))
+    if exchange_settings.SIGNING_KEY_PUBLISH_AHEAD_SECONDS < exchange_settings.SIGNING_KEY_RELOAD_SECONDS:
+        problems.append(Warning(
+            "TOKEN_EXCHANGE['SIGNING_KEY_PUBLISH_AHEAD_SECONDS'] is shorter than SIGNING_KEY_RELOAD_SECONDS.",
+            hint="A rotated key would sign before every worker knows it; workers would switch at different times.",
+            id="exchange.W002",
+        ))
     if exchange_settings.SIGNING_ALGORITHM not in SIGNING_ALGORITHMS:
         problems.append(Error(
             f"TOKEN_EXCHANGE['SIGNING_ALGORITHM'] must be one of {', '.join(SIGNING_ALGORITHMS)}.",

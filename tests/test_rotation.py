@@ -193,3 +193,12 @@ def test_database_keys_stay_published_after_switching_to_a_file(client, settings
     signing.reset()
     file_kid = signing.active_key().kid
     assert published_kids(client) == {file_kid, database_kid}
+
+
+def test_publish_ahead_shorter_than_reload_is_flagged(settings):
+    from django.core.checks import run_checks
+
+    settings.TOKEN_EXCHANGE = {"SIGNING_KEY_PUBLISH_AHEAD_SECONDS": 10, "SIGNING_KEY_RELOAD_SECONDS": 30}
+    assert "exchange.W002" in {problem.id for problem in run_checks()}
+    settings.TOKEN_EXCHANGE = {}
+    assert "exchange.W002" not in {problem.id for problem in run_checks()}
