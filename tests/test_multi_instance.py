@@ -305,7 +305,7 @@ def test_degraded_mode_with_redis_stopped(cluster):
         for instance in (cluster.a, cluster.b) * 5:
             response = cluster.exchange(instance, cluster.token(jti=DROP))
             assert response.status_code == HTTPStatus.OK, response.text
-        assert 1 <= len(cluster.jwks.requests) - fetches <= 4
+        assert len(cluster.jwks.requests) - fetches <= 4  # none when a worker still holds the keys in memory
     finally:
         cluster.redis.start()
 
