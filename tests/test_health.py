@@ -9,7 +9,7 @@ from django.test import override_settings
 from exchange import shared_cache
 
 from .processes import Gunicorn, base_env, free_port
-from .utils import assert_oauth_error, mint
+from .utils import assert_oauth_error, basic_auth, exchange_body, mint, post_form
 
 
 @pytest.fixture
@@ -123,3 +123,14 @@ def test_fallback_cache_keeps_working_in_process(unreachable_redis):
     with pytest.raises(ValueError):
         fallback.incr("missing")
     assert fallback.degraded
+
+
+@pytest.mark.django_db
+def test_failed_client_auth_still_throttled_per_process_without_shared_cache(client, application, settings, unreachable_redis):
+    settings.TOKEN_EXCHANGE = {"CLIENT_AUTH_MAX_FAILURES_PER_ADDRESS": 2}
+    wrong = {"HTTP_AUTHORIZATION": basic_auth(application.client_id, "wrong-secret"), "REMOTE_ADDR": "198.51.100.7"}
+    for _ in range(2):
+        assert_oauth_error(post_form(client, "/oauth2/token", exchange_body("a.b.c"), **wrong),
+                           HTTPStatus.UNAUTHORIZED, "invalid_client")
+    throttled = post_form(client, "/oauth2/token", exchange_body("a.b.c"), **wrong)
+    assert_oauth_error(throttled, HTTPStatus.TOO_MANY_REQUESTS, "temporarily_unavailable")
