@@ -41,6 +41,12 @@ REPLAY_UNAVAILABLE = "The subject token's reuse could not be checked; try again 
 class Cluster:
     def __init__(self, tmp_path):
         self.tmp_path = tmp_path
+        self.db = self.redis = self.jwks = None
+        self.instances = {}
+
+    def start(self):
+        """Database, Redis, JWKS server, an issuer and an application, both instances (close() undoes each)."""
+        tmp_path = self.tmp_path
         self.db = PostgresDatabase(f"idc_ops_{os.getpid()}")
         self.redis = PrivateRedis(tmp_path)
         self.jwks = JWKSServer()
@@ -65,7 +71,6 @@ class Cluster:
         app = json.loads(manage(self.env, "create_application", "--name", "Cluster app",
                                 "--grant-type", "token_exchange", "--json"))
         self.client_id, self.client_secret = app["client_id"], app["client_secret"]
-        self.instances = {}
         self.secrets = [self.client_secret, METRICS_TOKEN]  # and every token seen: none may be logged
         for name, log_format in (("a", "text"), ("b", "json")):
             env = dict(self.env, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / f"metrics-{name}"),
@@ -100,9 +105,12 @@ class Cluster:
     def close(self):
         for instance in self.instances.values():
             instance.stop()
-        self.redis.stop()
-        self.jwks.close()
-        self.db.drop()
+        if self.redis is not None:
+            self.redis.stop()
+        if self.jwks is not None:
+            self.jwks.close()
+        if self.db is not None:
+            self.db.drop()
 
 
 @pytest.fixture(scope="module")
@@ -115,10 +123,11 @@ def cluster(tmp_path_factory):
         missing("PostgreSQL is not reachable on 127.0.0.1:5432")
     cluster = Cluster(tmp_path_factory.mktemp("cluster"))
     try:
+        cluster.start()
         yield cluster
     finally:
         if any(i.process.poll() is not None for i in cluster.instances.values()):
-            print(cluster.a.logs(), cluster.b.logs())
+            print(*(i.logs() for i in cluster.instances.values()))
         cluster.close()
 
 
