@@ -18,7 +18,7 @@ def test_bench_runs_end_to_end(tmp_path):
     out = tmp_path / "results.json"
     completed = subprocess.run(
         [sys.executable, "-m", "bench.run", "--only", "sqlite-rs256", "--duration", "1", "--warmup", "1",
-         "--max-rps", "300", "--no-postgres", "--workdir", str(tmp_path / "bench"), "--json", str(out)],
+         "--max-rps", "4000", "--no-postgres", "--workdir", str(tmp_path / "bench"), "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
