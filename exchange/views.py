@@ -64,8 +64,6 @@ def request_shape_problem(request):
             return "invalid_request", "The request repeats a parameter.", 400
     if not request.POST.get("grant_type"):
         return "invalid_request", "The grant_type parameter is required.", 400
-    if len(request.headers.getlist("Authorization") if hasattr(request.headers, "getlist") else []) > 1:
-        return "invalid_request", "The request has more than one Authorization header.", 400
     return None
 
 
