@@ -43,8 +43,11 @@ def _certificate(issuer, pem):
     return cert
 
 
-def create_trusted_token_issuer(*, name, issuer, alias="", jwks_uri="", certificates=(), **options):
-    """Register a trusted token issuer with exactly one key source: a JWKS URL or certificates."""
+def create_trusted_token_issuer(*, name, issuer, alias="", jwks_uri="", certificates=(), applications=(), **options):
+    """Register a trusted token issuer with exactly one key source: a JWKS URL or certificates.
+
+    ``applications``: the applications to link it to (none: open to every unlinked application).
+    """
     certificates = list(certificates or [])
     if bool(jwks_uri) == bool(certificates):
         raise ValidationError(
@@ -62,6 +65,8 @@ def create_trusted_token_issuer(*, name, issuer, alias="", jwks_uri="", certific
         for cert in certs:
             cert.trusted_issuer = trusted
             cert.save()
+        if applications:
+            trusted.applications.set(applications)
     return trusted
 
 
@@ -149,7 +154,7 @@ def first_error(exc):
 #: Fields of a trusted token issuer that ``update_trusted_token_issuer`` may change.
 ISSUER_UPDATABLE = (
     "name", "issuer", "alias", "enabled", "jwks_uri", "allowed_algorithms", "clock_skew",
-    "max_token_age", "reject_replayed_jti", "require_jti",
+    "max_token_age", "reject_replayed_jti", "require_jti", "required_type", "applications",
 )
 
 
@@ -168,11 +173,15 @@ def update_trusted_token_issuer(trusted, **changes):
             raise ValidationError({"jwks_uri": "Enter the JWKS endpoint of this issuer."}, code="required")
         if not trusted.jwks_uri and changes["jwks_uri"]:
             raise ValidationError({"jwks_uri": "This issuer uses PEM certificates."}, code="key_source")
+    links = changes.pop("applications", None)  # linked applications (see TrustedTokenIssuer.applications)
     changed = copy.copy(trusted)  # the caller's object is left as it was if anything is invalid
     for field, value in changes.items():
         setattr(changed, field, value)
     changed.full_clean()
-    changed.save()
+    with transaction.atomic():
+        changed.save()
+        if links is not None:
+            changed.applications.set(links)
     for field in (*changes, "updated"):
         setattr(trusted, field, getattr(changed, field))
     from . import key_sources

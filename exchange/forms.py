@@ -173,7 +173,14 @@ class IssuerValidationForm(forms.ModelForm):
 
     class Meta:
         model = TrustedTokenIssuer
-        fields = ("allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti")
+        fields = ("allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti",
+                  "required_type", "applications")
+        widgets = {"applications": forms.CheckboxSelectMultiple}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["applications"].queryset = Application.objects.order_by("name")
+        self.fields["applications"].label = _("Linked applications")
 
 
 class TestTokenForm(forms.Form):

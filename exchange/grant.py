@@ -16,6 +16,7 @@ from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 
 from .models import REFRESH_TOKEN, TOKEN_EXCHANGE, ExchangeEvent
+from .scopes import MANAGE_SCOPE
 from .subject_token import SubjectTokenRejected, validate_subject_token
 
 log = logging.getLogger(__name__)
@@ -99,10 +100,15 @@ class TokenExchangeGrant(GrantTypeBase):
         if not (request.scope or "").strip():
             request.scope, request.scopes = None, []
         self.validate_scopes(request)
+        if MANAGE_SCOPE in (request.scopes or []):
+            # Managing the console is for the console's own clients, never for a third party's subject.
+            raise errors.InvalidScopeError(
+                description=f"The {MANAGE_SCOPE} scope cannot be obtained by token exchange.", request=request
+            )
 
         # The subject token (last: its jti is consumed only when everything else holds).
         try:
-            report = validate_subject_token(subject_token)
+            report = validate_subject_token(subject_token, client=request.client)
         except SubjectTokenRejected as exc:
             request.rejection_cause = exc.cause
             request.exchange_issuer = exc.report.issuer

@@ -107,6 +107,17 @@ def validate_algorithms(value):
             )
 
 
+def normalize_token_type(value):
+    """A ``typ`` media type compared the RFC 7515 §4.1.9 way: case-insensitive, ``application/`` implied."""
+    value = value.lower()
+    return value[len("application/"):] if value.startswith("application/") else value
+
+
+def validate_token_type(value):
+    if value and (value != value.strip() or not normalize_token_type(value) or any(c.isspace() for c in value)):
+        raise ValidationError(_("Enter one media type, such as at+jwt."), code="bad_type")
+
+
 class TrustedTokenIssuer(models.Model):
     """A third-party identity provider whose JWTs may be exchanged for our tokens."""
 
@@ -146,6 +157,22 @@ class TrustedTokenIssuer(models.Model):
         help_text=_("A token whose jti was already exchanged is refused until it expires."),
     )
     require_jti = models.BooleanField(_("require jti"), default=False)
+    required_type = models.CharField(
+        _("required token type (typ)"), max_length=100, blank=True, validators=[validate_token_type],
+        help_text=_(
+            "When set, the subject token's typ header must name this type, e.g. at+jwt for RFC 9068 "
+            "access tokens (compared case-insensitively, application/ optional). Empty: typ is not required."
+        ),
+    )
+    applications = models.ManyToManyField(
+        settings.OAUTH2_PROVIDER_APPLICATION_MODEL, blank=True, related_name="trusted_issuers",
+        verbose_name=_("linked applications"),
+        help_text=_(
+            "Linking restricts both sides: a linked issuer's tokens are exchanged only by its linked "
+            "applications, and a linked application exchanges only its linked issuers' tokens. "
+            "Issuers and applications without links work with each other."
+        ),
+    )
     # Key-source health, written when the JWKS is fetched.
     keys_fetched_at = models.DateTimeField(_("keys last fetched"), null=True, blank=True)
     key_fetch_error = models.CharField(_("last key fetch problem"), max_length=200, blank=True)
@@ -163,6 +190,22 @@ class TrustedTokenIssuer(models.Model):
     @property
     def key_source(self):
         return "jwks" if self.jwks_uri else "pem"
+
+    def exchangeable_by(self, application):
+        """Whether ``application`` may exchange this issuer's tokens (see ``applications``).
+
+        Reads ``linked_application_ids`` / ``linked_issuer_ids`` when the registry has set them
+        (no query on the request path), else the database.
+        """
+        issuer_links = getattr(self, "linked_application_ids", None)
+        if issuer_links is None:
+            issuer_links = set(self.applications.values_list("pk", flat=True))
+        application_links = getattr(application, "linked_issuer_ids", None)
+        if application_links is None:
+            application_links = set(application.trusted_issuers.values_list("pk", flat=True))
+        if not issuer_links and not application_links:
+            return True
+        return application.pk in issuer_links
 
     def clean(self):
         for field in ("name", "issuer", "alias", "jwks_uri"):
@@ -378,3 +421,17 @@ class ExchangeEvent(models.Model):
 
     def __str__(self):
         return f"{self.outcome} {self.cause}".strip()
+
+
+class SharedCacheEntry(models.Model):
+    """A counter or marker every process sees: the replay store and throttle counters without Redis.
+
+    See exchange/shared_cache.py (``DatabaseStore``); rows are deleted once expired.
+    """
+
+    key = models.CharField(max_length=200, primary_key=True)
+    value = models.BigIntegerField(default=0)
+    expires = models.FloatField(db_index=True)  # Unix time
+
+    def __str__(self):
+        return self.key

@@ -4,7 +4,7 @@ Reading them from the database on every request cost more than the rest of an ex
 (see bench/). Invalidation, so that an administrator's change takes effect everywhere:
 
 - ``post_save``/``post_delete`` of TrustedTokenIssuer, IssuerCertificate and Application
-  empty this process's caches at once and bump a shared *version*, again after the
+  (and ``m2m_changed`` of the issuer–application links) empty this process's caches at once and bump a shared *version*, again after the
   transaction commits (so no process refills its cache from pre-commit rows);
 - every process compares that version with the one its caches were filled under at most
   every ``REGISTRY_CHECK_MS`` (default 1000 ms) and empties them when it changed. So a change
@@ -29,26 +29,20 @@ from django.conf import settings
 from django.core.cache import caches
 from django.core.signals import setting_changed
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from .conf import exchange_settings
+from .shared_cache import default_cache_is_local
 
 VERSION_KEY = "exchange:registry:version"
 VERSION_FILE = "registry.version"
 _MAX_ENTRIES = 1024  # unknown iss/client_id values are cached too; bound what requests can add
 
 
-def _process_local_cache():
-    from django.core.cache.backends.dummy import DummyCache
-    from django.core.cache.backends.locmem import LocMemCache
-
-    return isinstance(caches["default"], (LocMemCache, DummyCache))
-
-
 def shared_version():
     """The current version (any comparable value); a fresh object when it cannot be read."""
     try:
-        if _process_local_cache():
+        if default_cache_is_local():
             st = os.stat(Path(settings.VAR_DIR) / VERSION_FILE)
             return (st.st_ino, st.st_mtime_ns, st.st_size)
         return caches["default"].get(VERSION_KEY)
@@ -60,7 +54,7 @@ def shared_version():
 
 def bump_version():
     """Tell every process that issuers or applications changed."""
-    if _process_local_cache():
+    if default_cache_is_local():
         folder = Path(settings.VAR_DIR)
         folder.mkdir(parents=True, exist_ok=True)
         temporary = folder / f".{VERSION_FILE}.{os.getpid()}.{threading.get_ident()}"
@@ -76,6 +70,7 @@ def _load_issuer(iss):
     # Exact, byte-for-byte: some databases compare strings case-insensitively.
     for candidate in TrustedTokenIssuer.objects.filter(issuer=iss).prefetch_related("certificates"):
         if candidate.issuer == iss:
+            candidate.linked_application_ids = frozenset(candidate.applications.values_list("pk", flat=True))
             return candidate
     return None
 
@@ -85,9 +80,11 @@ def _load_application(client_id):
 
     Application = get_application_model()
     try:
-        return Application.objects.get(client_id=client_id)
+        application = Application.objects.get(client_id=client_id)
     except (Application.DoesNotExist, ValueError):  # ValueError: a NUL byte on PostgreSQL
         return None
+    application.linked_issuer_ids = frozenset(application.trusted_issuers.values_list("pk", flat=True))
+    return application
 
 
 class Registry:
@@ -165,6 +162,12 @@ def invalidate(**kwargs):
     transaction.on_commit(after_commit, using=kwargs.get("using"))
 
 
+def invalidate_links(action, **kwargs):
+    """Signal receiver: issuer–application links changed (``TrustedTokenIssuer.applications``)."""
+    if action in ("post_add", "post_remove", "post_clear"):
+        invalidate(**kwargs)
+
+
 def connect_signals():
     from oauth2_provider.models import get_application_model
 
@@ -173,6 +176,8 @@ def connect_signals():
     for model in (TrustedTokenIssuer, IssuerCertificate, get_application_model()):
         post_save.connect(invalidate, sender=model, dispatch_uid=f"registry-save-{model._meta.label}")
         post_delete.connect(invalidate, sender=model, dispatch_uid=f"registry-delete-{model._meta.label}")
+    links = TrustedTokenIssuer.applications.through
+    m2m_changed.connect(invalidate_links, sender=links, dispatch_uid="registry-links")
 
 
 def _settings_changed(**kwargs):

@@ -1,6 +1,12 @@
-"""How this server uses the shared cache (Redis in production) when it cannot be reached.
+"""What every process of this server shares besides the database: Redis, or the database itself.
 
-Two policies, chosen per use:
+**Where shared state lives.** With ``REDIS_URL`` the default cache is Redis, shared by
+every worker of every instance. Without it the default cache is this process's memory
+(LocMemCache), which gunicorn's workers do not share; state that must be shared (the
+replay store, the failed-authentication counters) then lives in the database instead,
+in ``SharedCacheEntry`` rows (``DatabaseStore``). ``shared_store()`` names the one in use.
+
+**When it cannot be reached.** Two policies, chosen per use:
 
 - **fall back per process** (``jwks_cache``, ``throttle_cache``): JWKS documents
   and fetch cooldowns are an optimisation, and failed-authentication counters
@@ -8,19 +14,22 @@ Two policies, chosen per use:
   unreachable they live in this process's memory instead.
 - **fail closed** (``CACHE_ERRORS`` caught by the caller): the replay store must
   be shared to mean anything, so an exchange that needs it is refused while it
-  is unreachable (subject_token.py).
+  is unreachable (subject_token.py uses ``shared_store()`` directly).
 
 After a failure the shared cache is skipped for ``SHARED_CACHE_RETRY_SECONDS``
 (a worker does not wait on a dead Redis for every lookup); then it is tried again.
 """
 
+import itertools
 import logging
 import threading
 import time
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
+from django.db import DatabaseError, IntegrityError, transaction
 
 from . import metrics
 
@@ -31,15 +40,100 @@ try:
 except ImportError:  # pragma: no cover - redis is a dependency
     RedisError = OSError
 
-#: Exceptions the shared cache raises when its server is unreachable or misbehaving.
-CACHE_ERRORS = (RedisError, OSError)
+#: Exceptions the shared store raises when its server is unreachable or misbehaving.
+CACHE_ERRORS = (RedisError, OSError, DatabaseError)
+
+_PRUNE_EVERY = 1000  # writes per process between deletions of expired DatabaseStore rows
+
+
+def default_cache_is_local():
+    """True when Django's default cache lives in this process only (no ``REDIS_URL``)."""
+    return isinstance(_default(), (LocMemCache, DummyCache))
+
+
+def _default():
+    return caches["default"]
+
+
+class DatabaseStore:
+    """The few cache operations shared state needs, on ``SharedCacheEntry`` rows.
+
+    ``add`` is atomic across processes and instances: the row's primary key lets one
+    insert win, and an expired row is taken over by a conditional UPDATE only one
+    writer can match. Expired rows are ignored when read and deleted every
+    ``_PRUNE_EVERY`` writes of a process.
+    """
+
+    def __init__(self):
+        self._writes = itertools.count(1)
+
+    @staticmethod
+    def _model():
+        from .models import SharedCacheEntry
+
+        return SharedCacheEntry
+
+    def _wrote(self, now):
+        if next(self._writes) % _PRUNE_EVERY == 0:
+            self._model().objects.filter(expires__lte=now).delete()
+
+    def get(self, key, default=None):
+        return self.get_many([key]).get(key, default)
+
+    def get_many(self, keys):
+        rows = self._model().objects.filter(key__in=list(keys), expires__gt=time.time())
+        return dict(rows.values_list("key", "value"))
+
+    def add(self, key, value, timeout):
+        """Store ``value`` under ``key`` unless a live entry exists; True when stored."""
+        now = time.time()
+        entries = self._model().objects
+        self._wrote(now)
+        try:
+            with transaction.atomic():
+                entries.create(key=key, value=value, expires=now + timeout)
+            return True
+        except IntegrityError:
+            return entries.filter(key=key, expires__lte=now).update(value=value, expires=now + timeout) == 1
+
+    def set(self, key, value, timeout):
+        now = time.time()
+        self._wrote(now)
+        self._model().objects.update_or_create(key=key, defaults={"value": value, "expires": now + timeout})
+
+    def incr(self, key, delta=1):
+        """Add ``delta`` to a live entry and return the new value; ValueError when there is none."""
+        from django.db.models import F
+
+        live = self._model().objects.filter(key=key, expires__gt=time.time())
+        if not live.update(value=F("value") + delta):
+            raise ValueError(f"Key {key!r} not found")
+        value = live.values_list("value", flat=True).first()
+        if value is None:
+            raise ValueError(f"Key {key!r} not found")
+        return value
+
+    def delete(self, key):
+        self._model().objects.filter(key=key).delete()
+
+    def clear(self):
+        self._model().objects.all().delete()
+
+
+database_store = DatabaseStore()
+
+
+def shared_store():
+    """Where state every process must see lives: the default cache when it is shared (Redis), else the database."""
+    return database_store if default_cache_is_local() else _default()
 
 
 class FallbackCache:
-    """The shared cache, or this process's memory while the shared cache is unreachable."""
+    """The shared cache (or with ``shared=True`` the shared store), or this process's memory while it is unreachable."""
 
-    def __init__(self, use):
+    def __init__(self, use, *, shared=False):
         self.use = use
+        self.backend = shared_store if shared else _default
         self.local = LocMemCache(f"identity-console-fallback-{use}", {"OPTIONS": {"MAX_ENTRIES": 1000}})
         self._down_until = 0.0
         self._lock = threading.Lock()
@@ -48,7 +142,7 @@ class FallbackCache:
         if time.monotonic() < self._down_until:
             return None, False
         try:
-            return getattr(cache, method)(*args), True
+            return getattr(self.backend(), method)(*args), True
         except CACHE_ERRORS as exc:
             retry = getattr(settings, "SHARED_CACHE_RETRY_SECONDS", 5)
             with self._lock:
@@ -96,5 +190,5 @@ class FallbackCache:
         self._down_until = 0.0
 
 
-jwks_cache = FallbackCache("jwks")
-throttle_cache = FallbackCache("throttle")
+jwks_cache = FallbackCache("jwks")  # an optimisation: per process without Redis
+throttle_cache = FallbackCache("throttle", shared=True)  # every worker counts together, Redis or not

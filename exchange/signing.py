@@ -309,8 +309,19 @@ def _compact_jws(key, claims):
     return (signing_input + b"." + _b64(signature)).decode("ascii")
 
 
-def issue_access_token(*, sub, client_id, scope, audience, lifetime, jti=None, now=None):
-    """Sign an access token. Claims: iss, sub, aud, client_id, scope, iat, exp, jti."""
+def subject_identifier(subject_issuer, sub):
+    """RFC 9493's ``iss_sub`` subject identifier: the external (issuer, subject) pair a token was issued for."""
+    return {"format": "iss_sub", "iss": subject_issuer, "sub": sub}
+
+
+def issue_access_token(*, sub, client_id, scope, audience, lifetime, jti=None, now=None, subject_issuer=None):
+    """Sign an access token. Claims: iss, sub, aud, client_id, scope, iat, exp, jti.
+
+    A token exchanged for a third party's subject also carries ``sub_id`` (RFC 9493
+    ``iss_sub``) naming the trusted issuer's ``iss`` beside its ``sub``: two issuers'
+    ``sub: "admin"`` give the same ``sub`` but never the same ``sub_id``, so resource
+    servers can tell them apart (identify by ``sub_id``, never by ``sub`` alone).
+    """
     key = active_key()
     now = int(time.time() if now is None else now)
     claims = {
@@ -323,6 +334,8 @@ def issue_access_token(*, sub, client_id, scope, audience, lifetime, jti=None, n
         "exp": now + int(lifetime),
         "jti": jti or uuid.uuid4().hex,
     }
+    if subject_issuer is not None:
+        claims["sub_id"] = subject_identifier(subject_issuer, sub)
     return _compact_jws(key, claims)
 
 
@@ -330,7 +343,8 @@ def access_token_generator(request, refresh_token=False):
     """DOT's ACCESS_TOKEN_GENERATOR: every access token this server issues is a signed JWT.
 
     The subject is the exchanged external ``sub`` (set by the grant, or carried by
-    the refresh token being used); otherwise the resource owner, otherwise the client.
+    the refresh token being used), with ``sub_id`` naming its issuer; otherwise the
+    resource owner, otherwise the client.
     """
     subject = getattr(request, "exchange_subject", None)
     refresh = getattr(request, "refresh_token_instance", None)
@@ -338,6 +352,7 @@ def access_token_generator(request, refresh_token=False):
         subject = refresh.subject
         request.exchange_subject = subject
         request.exchange_issuer = refresh.trusted_issuer
+    issuer = getattr(request, "exchange_issuer", None) if subject is not None else None
     if subject is None:
         user = getattr(request, "user", None)
         subject = str(user.pk) if getattr(user, "pk", None) is not None else request.client.client_id
@@ -351,4 +366,5 @@ def access_token_generator(request, refresh_token=False):
         audience=audience,
         lifetime=request.expires_in,
         jti=jti,
+        subject_issuer=issuer.issuer if issuer is not None else None,
     )

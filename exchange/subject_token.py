@@ -8,14 +8,17 @@ cause code and the same report.
 
 1. size and shape (compact JWS, strict base64url, strict UTF-8 JSON objects)
 2. header: ``alg`` a string; ``crit``, ``b64``, ``zip``, ``enc``, nested ``cty`` refused
-3. ``iss`` (unverified, only to pick the issuer) → a registered, enabled issuer
+3. ``iss`` (unverified, only to pick the issuer) → a registered, enabled issuer that
+   the requesting application may exchange (its links, see ``TrustedTokenIssuer.applications``)
+   ``typ``: never another JWT kind's type; the issuer's required type when it names one
 4. ``alg`` in that issuer's allow-list (never ``none``, never HS*)
 5. a key from that issuer's own key source (JWKS by ``kid``, or its certificates)
 6. signature
 7. ``exp`` (required), ``nbf``, ``iat`` (maximum age), with the issuer's clock skew
 8. ``aud`` contains CONSOLE_ISSUER or the issuer's alias
 9. ``sub`` a non-empty, printable string
-10. ``jti`` replay, when the issuer asks for it
+10. ``jti`` replay, when the issuer asks for it (in the store every process shares:
+    Redis, or the database without it — shared_cache.py)
 """
 
 import base64
@@ -29,11 +32,12 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.cache import cache
 from jwt.algorithms import get_default_algorithms
 
 from . import key_sources, metrics
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings
+from .models import normalize_token_type
+from .shared_cache import shared_store
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,8 @@ CAUSES = {
     "unsupported_header": "The subject token uses a header parameter this server does not accept.",
     "unknown_issuer": "The subject token's issuer is not a trusted token issuer.",
     "issuer_disabled": "The subject token's issuer is disabled.",
+    "issuer_not_allowed": "The subject token's issuer is not trusted for this client.",
+    "wrong_type": "The subject token's type (typ) is not accepted.",
     "algorithm_not_allowed": "The subject token's signing algorithm is not allowed for its issuer.",
     "key_source_unavailable": "The signing keys of the subject token's issuer could not be retrieved.",
     "unknown_key": "No signing key of the subject token's issuer matches the token.",
@@ -62,6 +68,7 @@ STEPS = (
     ("format", "Token format"),
     ("header", "Header"),
     ("issuer", "Trusted issuer"),
+    ("type", "Token type (typ)"),
     ("algorithm", "Signing algorithm"),
     ("key", "Signing key"),
     ("signature", "Signature"),
@@ -72,6 +79,13 @@ STEPS = (
     ("subject", "Subject (sub)"),
     ("replay", "Replay (jti)"),
 )
+
+#: JWT types that name another kind of JWT (RFC 8725 §3.11): never a subject token, whatever the issuer.
+FOREIGN_TYPES = frozenset({
+    "dpop+jwt", "secevent+jwt", "logout+jwt", "jwk-set+jwt", "token-introspection+jwt",
+    "oauth-authz-req+jwt", "client-authentication+jwt", "entity-statement+jwt", "trust-chain+json",
+    "jwt-vc", "vc+sd-jwt", "kb+jwt",
+})
 
 _SEGMENT = re.compile(r"\A[A-Za-z0-9_-]*\Z")
 _MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z
@@ -246,12 +260,13 @@ def verify_signature(signing_input, signature, alg, keys):
     return None
 
 
-def validate_subject_token(token, *, now=None, consume_jti=True):
+def validate_subject_token(token, *, client=None, now=None, consume_jti=True):
     """Verify ``token`` as a subject token; return the Report with verified claims.
 
     Raises SubjectTokenRejected (with ``cause`` and the report) on any failure.
-    ``consume_jti=False`` checks replay without recording the token as used
-    (for explanations and dry runs).
+    ``client`` is the application exchanging it (None: checked for no application,
+    as the console's token tests do). ``consume_jti=False`` checks replay without
+    recording the token as used (for explanations and dry runs).
     """
     report = Report()
     now = time.time() if now is None else now
@@ -300,7 +315,21 @@ def validate_subject_token(token, *, now=None, consume_jti=True):
     report.issuer = issuer
     if not issuer.enabled:
         _fail(report, "issuer", "issuer_disabled", f"trusted token issuer {issuer.name} is disabled")
+    if client is not None and not issuer.exchangeable_by(client):
+        _fail(report, "issuer", "issuer_not_allowed",
+              f"trusted token issuer {issuer.name} and application {client.name or client.client_id} are not linked")
     report.passed("issuer", issuer.name)
+
+    # The type: never another kind of JWT; the issuer's required type when it names one.
+    typ = header.get("typ")
+    if typ is not None and not isinstance(typ, str):
+        _fail(report, "type", "malformed", "typ is not a string")
+    typ_value = normalize_token_type(typ) if typ else ""
+    if typ_value in FOREIGN_TYPES:
+        _fail(report, "type", "wrong_type", f"typ {typ!r} names another kind of JWT")
+    if issuer.required_type and typ_value != normalize_token_type(issuer.required_type):
+        _fail(report, "type", "wrong_type", f"this issuer's tokens must have typ {issuer.required_type!r}")
+    report.passed("type", f"typ {typ}" if typ else "typ absent (not required)")
 
     # 4. The algorithm, from the issuer's allow-list only.
     if alg not in _ALGORITHMS or alg not in issuer.allowed_algorithms:
@@ -384,8 +413,9 @@ def validate_subject_token(token, *, now=None, consume_jti=True):
         usable_until = min(exp, iat + max_age) if iat is not None else exp
         lifetime = max(1, math.ceil(usable_until + skew - now))
         try:
-            first_use = cache.add(key, 1, lifetime) if consume_jti else cache.get(key) is None
-        except Exception:  # the shared cache is down: fail closed, never 500
+            store = shared_store()
+            first_use = store.add(key, 1, lifetime) if consume_jti else store.get(key) is None
+        except Exception:  # the shared store is down: fail closed, never 500
             log.exception("The replay store could not be reached")
             metrics.shared_cache_error("replay")
             _fail(report, "replay", "replay_check_unavailable", "the replay store (cache) could not be reached")
@@ -397,9 +427,9 @@ def validate_subject_token(token, *, now=None, consume_jti=True):
     return report
 
 
-def explain_subject_token(token, *, now=None):
+def explain_subject_token(token, *, client=None, now=None):
     """Like validate_subject_token, but returns the report instead of raising, and consumes nothing."""
     try:
-        return validate_subject_token(token, now=now, consume_jti=False)
+        return validate_subject_token(token, client=client, now=now, consume_jti=False)
     except SubjectTokenRejected as exc:
         return exc.report

@@ -137,7 +137,7 @@ class IntrospectView(ThrottledClientAuthMixin, dot_views.IntrospectTokenView):
         except UnicodeEncodeError:
             checksum = None
         token = (
-            get_access_token_model().objects.select_related("application", "user")
+            get_access_token_model().objects.select_related("application", "user", "trusted_issuer")
             .filter(token_checksum=checksum).first()
             if checksum else None
         )
@@ -155,6 +155,8 @@ class IntrospectView(ThrottledClientAuthMixin, dot_views.IntrospectTokenView):
             }
             if token.jti:
                 data["jti"] = token.jti
+            if token.subject and token.trusted_issuer_id:
+                data["sub_id"] = signing.subject_identifier(token.trusted_issuer.issuer, token.subject)
             if token.user:
                 data["username"] = token.user.get_username()
             if token.resource:

@@ -7,6 +7,7 @@ the local-memory cache and a SECRET_KEY generated once into ``var/``.
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -119,6 +120,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
+    }
+    # Tests use a file too, not SQLite's in-memory shared cache: its table locks fail at once
+    # ("database table is locked") where a file's busy timeout waits, so concurrency tests
+    # would not see what production sees. One file per test process (removed at its end).
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"identity-console-test-{os.getpid()}.sqlite3"),
     }
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -130,16 +130,24 @@ def test_an_application_without_the_scope_cannot_get_it(client, db):
 
 
 def test_exchanged_token_never_manages(client, pem_issuer, rsa_key, targets):
-    """Even when the application may request console:manage, a token issued for a third party's subject
+    """Even when the application may request console:manage, token exchange never grants it (invalid_scope);
+    and a token issued for a third party's subject that carries it anyway (say, issued before this rule)
     does not manage the console."""
     application, secret = flows.create_application(
         name="Both", grant_types=["token_exchange"], scopes="console:manage",
     )
     response = post_form(client, "/oauth2/token", exchange_body(mint(rsa_key, pem_issuer.issuer), scope="console:manage"),
                          HTTP_AUTHORIZATION=basic_auth(application.client_id, secret))
-    assert response.status_code == HTTPStatus.OK, response.content
-    assert response.json()["scope"] == "console:manage"
-    exchanged = APIClient(Client(HTTP_HOST="localhost"), f"Bearer {response.json()['access_token']}")
+    assert response.status_code == HTTPStatus.BAD_REQUEST, response.content
+    assert response.json() == {"error": "invalid_scope",
+                               "error_description": "The console:manage scope cannot be obtained by token exchange."}
+    assert not AccessToken.objects.filter(application=application).exists()
+
+    legacy = AccessToken.objects.create(
+        application=application, token="legacy-exchanged-token", scope="console:manage", subject="alice",
+        trusted_issuer=pem_issuer, expires=timezone.now() + datetime.timedelta(hours=1),
+    )
+    exchanged = APIClient(Client(HTTP_HOST="localhost"), f"Bearer {legacy.token}")
     body = assert_problem(exchanged.get("trusted-token-issuers"), HTTPStatus.FORBIDDEN)
     assert "token exchange" in body["detail"]
 

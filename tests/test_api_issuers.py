@@ -502,3 +502,38 @@ def test_a_lost_uniqueness_race_is_a_conflict(api, monkeypatch):
     monkeypatch.setattr(views.flows, "create_trusted_token_issuer", racing_create)
     body = assert_problem(api.post("trusted-token-issuers", pem_body()), HTTPStatus.CONFLICT)
     assert body["code"] == "conflict"
+
+
+# -- links to applications and the required type ----------------------------------------------------
+
+
+def test_create_and_update_links_and_required_type(api, make_application, exchange, application):
+    key = private_key("rsa", "api-links")
+    elsewhere = make_application(name="Elsewhere")
+    response = api.post("trusted-token-issuers", pem_body(key, applications=[elsewhere.client_id],
+                                                          required_type="at+jwt"))
+    assert response.status_code == HTTPStatus.CREATED, response.content
+    body = response.json()
+    assert body["applications"] == [elsewhere.client_id] and body["required_type"] == "at+jwt"
+    token = lambda: mint(key, "https://idp.partner.test", headers={"typ": "at+jwt"})  # noqa: E731
+    refused = exchange(token())
+    assert refused.json()["error_description"] == "The subject token's issuer is not trusted for this client."
+    response = api.patch(f"trusted-token-issuers/{body['id']}", {"applications": [application.client_id, elsewhere.client_id]})
+    assert response.status_code == HTTPStatus.OK, response.content
+    assert sorted(response.json()["applications"]) == sorted([application.client_id, elsewhere.client_id])
+    assert exchange(token()).status_code == HTTPStatus.OK
+    response = api.patch(f"trusted-token-issuers/{body['id']}", {"applications": []})
+    assert response.json()["applications"] == []
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"applications": ["no-such-client"]}, "applications"),
+    ({"applications": "not-a-list"}, "applications"),
+    ({"required_type": "at +jwt"}, "required_type"),
+])
+def test_links_and_type_refuse_invalid_values(api, three_issuers, change, field):
+    issuer = three_issuers[0]
+    response = api.patch(f"trusted-token-issuers/{issuer.pk}", change)
+    assert_problem(response, HTTPStatus.BAD_REQUEST, field, None)
+    issuer.refresh_from_db()
+    assert issuer.required_type == "" and not issuer.applications.exists()

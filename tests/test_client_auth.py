@@ -263,13 +263,14 @@ def test_introspection_and_revocation_share_the_throttle(path, client, applicati
 
 
 def test_throttle_counters_live_in_the_shared_cache(client, application, settings):
-    """The counters are ordinary Django cache entries, so a Redis cache shares them across processes."""
-    from django.core.cache import cache
+    """The counters live in the shared store (Redis, or without it the database), which every process sees."""
+    from exchange.models import SharedCacheEntry
 
     settings.TOKEN_EXCHANGE = {"CLIENT_AUTH_MAX_FAILURES_PER_ADDRESS": 2}
     _attempt(client, application, "wrong")
     _attempt(client, application, "wrong")
-    # Another process sees the same cache: simulate it with a fresh test client (no shared Python state).
+    # Another process sees the same store: simulate it with a fresh test client (no shared Python state).
     _assert_throttled(_attempt(Client(HTTP_HOST="localhost"), application, "wrong"))
-    cache.clear()
+    assert SharedCacheEntry.objects.filter(key__startswith="authfail:").count() == 2  # address and client
+    SharedCacheEntry.objects.all().delete()
     assert _attempt(client, application, "wrong").status_code == HTTPStatus.UNAUTHORIZED

@@ -52,6 +52,25 @@ def test_create_trusted_token_issuer_errors(db, args, message):
     assert not TrustedTokenIssuer.objects.exists()
 
 
+def test_create_trusted_token_issuer_with_links_and_required_type(make_application):
+    app = make_application(name="Partner portal")
+    data = run_json("create_trusted_token_issuer", "--name", "Partner", "--issuer", "https://partner",
+                    "--jwks-uri", "https://partner/jwks", "--required-type", "at+jwt", "--application", app.client_id)
+    assert data["applications"] == [app.client_id] and data["required_type"] == "at+jwt"
+    issuer = TrustedTokenIssuer.objects.get(pk=data["id"])
+    assert list(issuer.applications.all()) == [app] and issuer.required_type == "at+jwt"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--application", "no-such-client"], "No application has the client_id 'no-such-client'"),
+    (["--required-type", "at +jwt"], "media type"),
+])
+def test_create_trusted_token_issuer_refuses_bad_links_and_types(db, args, message):
+    with pytest.raises(CommandError, match=message):
+        run("create_trusted_token_issuer", "--name", "Bad", "--issuer", "https://bad", "--jwks-uri", "https://bad/jwks", *args)
+    assert not TrustedTokenIssuer.objects.exists()
+
+
 def test_duplicate_issuer_is_refused(db):
     run("create_trusted_token_issuer", "--name", "One", "--issuer", "https://same", "--jwks-uri", "https://same/jwks")
     with pytest.raises(CommandError, match="issuer"):

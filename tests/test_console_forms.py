@@ -413,3 +413,29 @@ def test_wizard_inline_validation_endpoint(admin_client, pem_issuer):
     assert body["errors"]["issuer"] == ["Remove the leading or trailing whitespace."]
     assert admin_client.post(url, {"name": "New", "issuer": "https://new.test"}).json() == {"errors": {}}
     assert not TrustedTokenIssuer.objects.filter(name="New").exists()
+
+
+def test_issuer_validation_tab_links_applications_and_requires_a_type(admin_client, pem_issuer, make_application):
+    linked, other = make_application(name="Linked app"), make_application(name="Other app")
+    page = admin_client.get(issuer_url(pem_issuer, "validation")).content.decode()
+    assert "Linked app" in page and "Other app" in page and "Required token type" in page
+    admin_client.post(issuer_url(pem_issuer, "validation"), {
+        "allowed_algorithms": ["RS256"], "clock_skew": 60, "max_token_age": 3600, "reject_replayed_jti": "on",
+        "required_type": "at+jwt", "applications": [linked.pk],
+    })
+    pem_issuer.refresh_from_db()
+    assert pem_issuer.required_type == "at+jwt"
+    assert list(pem_issuer.applications.all()) == [linked]
+    # Unticking every application removes the links again.
+    admin_client.post(issuer_url(pem_issuer, "validation"), {
+        "allowed_algorithms": ["RS256"], "clock_skew": 60, "max_token_age": 3600, "required_type": "",
+    })
+    pem_issuer.refresh_from_db()
+    assert pem_issuer.required_type == "" and not pem_issuer.applications.exists()
+
+
+def test_issuer_validation_tab_refuses_a_bad_type(admin_client, pem_issuer):
+    response = admin_client.post(issuer_url(pem_issuer, "validation"), {
+        "allowed_algorithms": ["RS256"], "clock_skew": 60, "max_token_age": 3600, "required_type": "at +jwt",
+    })
+    assert any("media type" in e for e in errors(response, "required_type"))

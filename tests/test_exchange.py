@@ -14,17 +14,8 @@ from exchange.subject_token import CAUSES
 
 from .utils import (
     ACCESS_TOKEN_TYPE, DROP, JWT_TYPE, assert_oauth_error, basic_auth, certificate_pem,
-    exchange_body, mint, post_form, private_key, raw_token,
+    exchange_body, mint, post_form, private_key, raw_token, verify_issued,
 )
-
-
-def verify_issued(client, access_token):
-    """Verify an issued token with the keys published at /oauth2/jwks, as a resource server would."""
-    keys = PyJWKSet.from_dict(client.get("/oauth2/jwks").json())
-    header = jwt.get_unverified_header(access_token)
-    key = next(k for k in keys.keys if k.key_id == header["kid"])
-    return header, jwt.decode(access_token, key, algorithms=[header["alg"]], audience=jwt.decode(
-        access_token, options={"verify_signature": False})["aud"], issuer=settings.CONSOLE_ISSUER)
 
 
 def test_exchange_with_jwks_issuer(exchange, client, jwks_issuer, ec_key, application, jwks_server):
@@ -63,9 +54,11 @@ def test_exchange_with_pem_issuer(exchange, client, db, kind):
 def test_only_sub_is_copied(exchange, client, pem_issuer, rsa_key):
     token = mint(rsa_key, pem_issuer.issuer, scope="admin", roles=["admin"], act={"sub": "x"}, email="a@b")
     _, claims = verify_issued(client, exchange(token).json()["access_token"])
-    assert set(claims) == {"iss", "sub", "aud", "client_id", "scope", "iat", "exp", "jti"}
+    assert set(claims) == {"iss", "sub", "aud", "client_id", "scope", "iat", "exp", "jti", "sub_id"}
     assert claims["scope"] == ""
     assert claims["iss"] == settings.CONSOLE_ISSUER
+    # The issuer binding (T77): only the server-defined pair, nothing else from the subject token.
+    assert claims["sub_id"] == {"format": "iss_sub", "iss": pem_issuer.issuer, "sub": claims["sub"]}
 
 
 def test_requested_jwt_type_is_echoed(exchange, pem_issuer, rsa_key):

@@ -36,10 +36,11 @@ needs_redis = pytest.mark.skipif(not _redis_available(), reason="no Redis on 127
 
 @pytest.fixture
 def broken_cache(monkeypatch):
-    """Every module's cache points at a Redis that is not there (a closed port)."""
+    """Every module's cache, and the replay store, point at a Redis that is not there (a closed port)."""
     broken = RedisCache("redis://127.0.0.1:1/0", {"OPTIONS": {"socket_connect_timeout": 0.5}})
-    for module in (subject_token, key_sources, throttling):
+    for module in (key_sources, throttling):
         monkeypatch.setattr(module, "cache", broken)
+    monkeypatch.setattr(subject_token, "shared_store", lambda: broken)
     return broken
 
 
@@ -67,9 +68,9 @@ def test_replay_is_caught_by_another_process_sharing_redis(monkeypatch, exchange
     first, second = RedisCache(REDIS_URL, {"KEY_PREFIX": prefix}), RedisCache(REDIS_URL, {"KEY_PREFIX": prefix})
     token = mint(rsa_key, pem_issuer.issuer, jti="shared-jti")
     try:
-        monkeypatch.setattr(subject_token, "cache", first)
+        monkeypatch.setattr(subject_token, "shared_store", lambda: first)
         assert exchange(token).status_code == HTTPStatus.OK
-        monkeypatch.setattr(subject_token, "cache", second)  # a separate client: another worker or instance
+        monkeypatch.setattr(subject_token, "shared_store", lambda: second)  # another worker or instance
         assert_subject_rejected(exchange(token), "replayed", issued_before=1)
     finally:
         client = first._cache.get_client(write=True)

@@ -422,12 +422,15 @@ def test_replay_store_entry_expires_with_the_token(exchange, pem_issuer, rsa_key
     time_machine.move_to(now, tick=False)
     token = mint(rsa_key, pem_issuer.issuer, iat=now, exp=now + 30)
     assert exchange(token).status_code == HTTPStatus.OK
-    from django.core.cache import cache
+    from exchange.models import SharedCacheEntry
+    from exchange.shared_cache import database_store
 
-    keys = [k for k in cache._cache if ":jti:" in k]  # locmem: the entry exists ...
-    assert len(keys) == 1
+    # Without Redis the replay store is the database, shared by every worker: the entry exists ...
+    (entry,) = SharedCacheEntry.objects.filter(key__startswith="jti:")
+    assert entry.expires == now + 30 + 60
+    assert database_store.get(entry.key) == 1
     time_machine.shift(30 + 60 + 2)  # ... until exp + leeway
-    assert cache.get(keys[0].split(":", 2)[2]) is None
+    assert database_store.get(entry.key) is None
 
 
 def test_only_the_fixed_sentence_is_revealed(ctx, exchange):
@@ -461,14 +464,14 @@ def test_oversized_rsa_key_skipped_in_jwks():
 
 def test_replay_entry_bounded_by_the_maximum_age(exchange, pem_issuer, rsa_key, time_machine):
     """A 10-year exp does not keep a replay entry for 10 years: the token is too old after max_token_age anyway."""
-    from django.core.cache import cache
+    from exchange.models import SharedCacheEntry
 
     now = int(time.time())
     time_machine.move_to(now, tick=False)
     token = mint(rsa_key, pem_issuer.issuer, iat=now, exp=now + 10 * 365 * 86400)
     assert exchange(token).status_code == HTTPStatus.OK
-    (key,) = [k for k in cache._cache if ":jti:" in k]
-    assert cache._expire_info[key] - now <= 3600 + 60 + 1
+    (entry,) = SharedCacheEntry.objects.filter(key__startswith="jti:")
+    assert entry.expires - now <= 3600 + 60 + 1
     time_machine.shift(3600 + 60 + 2)
     assert_subject_rejected(exchange(token), "too_old", issued_before=1)
 

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 from django.conf import settings
+from jwt import PyJWKSet
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -268,3 +269,12 @@ class RawServer:
     def close(self):
         self.closed.set()
         self.sock.close()
+
+
+def verify_issued(client, access_token):
+    """Verify an issued token with the keys published at /oauth2/jwks, as a resource server would."""
+    keys = PyJWKSet.from_dict(client.get("/oauth2/jwks").json())
+    header = jwt.get_unverified_header(access_token)
+    key = next(k for k in keys.keys if k.key_id == header["kid"])
+    return header, jwt.decode(access_token, key, algorithms=[header["alg"]], audience=jwt.decode(
+        access_token, options={"verify_signature": False})["aud"], issuer=settings.CONSOLE_ISSUER)

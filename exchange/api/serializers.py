@@ -99,24 +99,40 @@ class CertificateRequestSerializer(serializers.Serializer):
     )
 
 
+_LINKS_HELP = (
+    "client_ids of the linked applications. Linking restricts both sides: a linked issuer's tokens are "
+    "exchanged only by its linked applications, and a linked application exchanges only its linked issuers' "
+    "tokens. Issuers and applications without links work with each other."
+)
+
+
 class TrustedTokenIssuerSerializer(serializers.ModelSerializer):
     """A trusted token issuer as the API returns it."""
 
     key_source = serializers.ChoiceField(choices=["jwks", "pem"], read_only=True)
     certificates = CertificateSerializer(many=True, read_only=True)
     allowed_algorithms = AlgorithmsField(read_only=True)
+    applications = serializers.SlugRelatedField(slug_field="client_id", many=True, read_only=True,
+                                                help_text=_LINKS_HELP)
 
     class Meta:
         model = TrustedTokenIssuer
         fields = [
             "id", "name", "issuer", "alias", "enabled", "key_source", "jwks_uri", "certificates",
             "allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti",
-            "keys_fetched_at", "key_fetch_error", "key_fetch_failed_at", "created", "updated",
+            "required_type", "applications", "keys_fetched_at", "key_fetch_error", "key_fetch_failed_at", "created", "updated",
         ]
         read_only_fields = fields
 
 
-_ISSUER_OPTIONS = ["allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti"]
+_ISSUER_OPTIONS = ["allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti",
+                   "required_type", "applications"]
+
+
+def _links_field():
+    return serializers.SlugRelatedField(
+        slug_field="client_id", many=True, required=False, queryset=Application.objects.all(), help_text=_LINKS_HELP,
+    )
 
 
 class TrustedTokenIssuerCreateSerializer(StrictModelSerializer):
@@ -127,6 +143,7 @@ class TrustedTokenIssuerCreateSerializer(StrictModelSerializer):
         help_text="PEM certificates or public keys (one per entry); base64 DER is accepted too.",
     )
     allowed_algorithms = AlgorithmsField(required=False)
+    applications = _links_field()
 
     class Meta:
         model = TrustedTokenIssuer
@@ -144,6 +161,7 @@ class TrustedTokenIssuerUpdateSerializer(StrictModelSerializer):
     """Change an issuer's settings. The key source stays what it is (JWKS or certificates)."""
 
     allowed_algorithms = AlgorithmsField(required=False)
+    applications = _links_field()
 
     class Meta:
         model = TrustedTokenIssuer

@@ -15,15 +15,15 @@ def printable(text):
 
 
 def client_check(client_id):
-    """(ok, detail) for --client-id: may this application exchange tokens at all?"""
+    """(application or None, ok, detail) for --client-id: may this application exchange tokens at all?"""
     application = Application.objects.filter(client_id=client_id).first()
     if application is None:
-        return False, "no application has this client_id"
+        return None, False, "no application has this client_id"
     if application.client_type != Application.CLIENT_CONFIDENTIAL:
-        return False, f"{application.name} is a public client; token exchange needs a confidential client"
+        return application, False, f"{application.name} is a public client; token exchange needs a confidential client"
     if not application.allows_grant_type(TOKEN_EXCHANGE):
-        return False, f"{application.name} is not allowed to use the Token Exchange grant"
-    return True, f"{application.name} may use token exchange"
+        return application, False, f"{application.name} is not allowed to use the Token Exchange grant"
+    return application, True, f"{application.name} may use token exchange"
 
 
 class Command(ConsoleCommand):
@@ -33,12 +33,15 @@ class Command(ConsoleCommand):
     def add_arguments(self, parser):
         super().add_arguments(parser)
         parser.add_argument("--token", required=True, help="The subject token (JWT), or - to read it from stdin.")
-        parser.add_argument("--client-id", help="Also check that this application may use token exchange.")
+        parser.add_argument("--client-id", help="Also check that this application may use token exchange, "
+                                                "and may exchange this issuer's tokens.")
 
     def handle(self, *args, **options):
         token = sys.stdin.read().strip() if options["token"] == "-" else options["token"]
-        report = explain_subject_token(token)
-        client = client_check(options["client_id"]) if options["client_id"] else None
+        application, *client = client_check(options["client_id"]) if options["client_id"] else (None, None)
+        client = client if options["client_id"] else None
+        # With --client-id, the issuer must also be one this application may exchange (its links).
+        report = explain_subject_token(token, client=application)
         rejected = not report.ok or (client is not None and not client[0])
         data = report.as_dict()
         if client is not None:
