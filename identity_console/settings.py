@@ -81,6 +81,15 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Reverse proxies whose X-Forwarded-For names the client (comma-separated CIDRs; see
+# identity_console/proxies.py). Empty: REMOTE_ADDR is the peer, as it should be without a proxy.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+if TRUSTED_PROXIES:
+    from .proxies import parse_networks
+
+    parse_networks(TRUSTED_PROXIES)  # a typo fails at start-up, not on the first request
+    MIDDLEWARE.insert(0, "identity_console.proxies.TrustedProxyMiddleware")
+
 ROOT_URLCONF = "identity_console.urls"
 WSGI_APPLICATION = "identity_console.wsgi.application"
 
