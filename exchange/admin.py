@@ -250,20 +250,25 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
     def _redirect_tab(self, trusted, tab):
         return HttpResponseRedirect(self.url("change", trusted.pk) + "?tab=" + tab)
 
+    def _issuer_settings_form(self, request, trusted, form_class, tab, done):
+        """A tab that edits some of the issuer's fields through flows.update_trusted_token_issuer."""
+        if request.method != "POST":
+            return form_class(instance=trusted)
+        form = form_class(request.POST, instance=TrustedTokenIssuer.objects.get(pk=trusted.pk))
+        if form.is_valid():
+            try:
+                flows.update_trusted_token_issuer(trusted, **{f: form.cleaned_data[f] for f in form.Meta.fields})
+            except ValidationError as exc:
+                forms.add_flow_errors(form, exc)
+            else:
+                messages.success(request, done)
+                return self._redirect_tab(trusted, tab)
+        return form
+
     def _issuer_general(self, request, trusted):
-        if request.method == "POST":
-            form = forms.IssuerGeneralForm(request.POST, instance=TrustedTokenIssuer.objects.get(pk=trusted.pk))
-            if form.is_valid():
-                try:
-                    flows.update_trusted_token_issuer(trusted, **{f: form.cleaned_data[f] for f in form.Meta.fields})
-                except ValidationError as exc:
-                    forms.add_flow_errors(form, exc)
-                else:
-                    messages.success(request, "Trusted token issuer updated.")
-                    return self._redirect_tab(trusted, "general")
-        else:
-            form = forms.IssuerGeneralForm(instance=trusted)
-        return {"form": form}
+        form = self._issuer_settings_form(request, trusted, forms.IssuerGeneralForm, "general",
+                                          "Trusted token issuer updated.")
+        return form if isinstance(form, HttpResponseRedirect) else {"form": form}
 
     def _issuer_certificates(self, request, trusted):
         add_form = forms.AddCertificateForm()
@@ -310,18 +315,10 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
         return {"add_form": add_form, "jwks_form": jwks_form, "certificates": trusted.certificates.all(), **context}
 
     def _issuer_validation(self, request, trusted):
-        if request.method == "POST":
-            form = forms.IssuerValidationForm(request.POST, instance=TrustedTokenIssuer.objects.get(pk=trusted.pk))
-            if form.is_valid():
-                try:
-                    flows.update_trusted_token_issuer(trusted, **{f: form.cleaned_data[f] for f in form.Meta.fields})
-                except ValidationError as exc:
-                    forms.add_flow_errors(form, exc)
-                else:
-                    messages.success(request, "Validation settings updated.")
-                    return self._redirect_tab(trusted, "validation")
-        else:
-            form = forms.IssuerValidationForm(instance=trusted)
+        form = self._issuer_settings_form(request, trusted, forms.IssuerValidationForm, "validation",
+                                          "Validation settings updated.")
+        if isinstance(form, HttpResponseRedirect):
+            return form
         from .conf import exchange_settings
 
         defaults = {

@@ -329,7 +329,7 @@ def refresh_jwks(issuer):
     started = time.monotonic()
     try:
         document = fetch_jwks(issuer.jwks_uri)
-        keys = parse_jwks(document)
+        parse_jwks(document)  # validate it: a document with no usable key is a failed fetch, not a cached one
     except KeySourceError as exc:
         metrics.jwks_fetched(issuer, False, time.monotonic() - started)
         log.warning("JWKS fetch failed for trusted issuer %s: %s", issuer.pk, exc.detail)

@@ -19,6 +19,7 @@ under ``VAR_DIR`` instead, which every worker on the machine sees. A version tha
 read counts as changed: the caches are then emptied at every check, never kept.
 """
 
+import logging
 import os
 import threading
 import time
@@ -32,7 +33,9 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from .conf import exchange_settings
-from .shared_cache import default_cache_is_local
+from .shared_cache import CACHE_ERRORS, default_cache_is_local
+
+log = logging.getLogger(__name__)
 
 VERSION_KEY = "exchange:registry:version"
 VERSION_FILE = "registry.version"
@@ -61,7 +64,14 @@ def bump_version():
         temporary.write_text(uuid.uuid4().hex)
         os.replace(temporary, folder / VERSION_FILE)  # a new inode: readers see the change
     else:
-        caches["default"].set(VERSION_KEY, uuid.uuid4().hex, None)
+        try:
+            caches["default"].set(VERSION_KEY, uuid.uuid4().hex, None)
+        except CACHE_ERRORS:
+            # Redis is down: the change is saved all the same. Every other process fails to read the
+            # version too, counts it as changed and empties its caches at each check, so none keeps
+            # serving the old rows; once Redis is back, the next change (or REGISTRY_MAX_AGE_SECONDS)
+            # settles them.
+            log.warning("Shared cache unreachable: the registry version could not be bumped", exc_info=True)
 
 
 def _load_issuer(iss):

@@ -5,7 +5,7 @@ from django.test import Client
 from exchange import flows, key_sources, signing
 from exchange.conf import exchange_settings
 
-from .utils import JWKSServer, basic_auth, certificate_pem, exchange_body, post_form, private_key
+from .utils import JWKSServer, basic_auth, certificate_pem, exchange_body, mint, post_form, private_key
 
 
 @pytest.fixture(autouse=True)
@@ -90,3 +90,14 @@ def exchange(client, application):
 
     return do
 
+
+@pytest.fixture
+def auth(application):
+    """The Authorization header of ``application`` (Basic), as test-client keyword arguments."""
+    return {"HTTP_AUTHORIZATION": basic_auth(application.client_id, application.raw_secret)}
+
+
+@pytest.fixture
+def token(pem_issuer, rsa_key):
+    """A valid subject token of ``pem_issuer``."""
+    return mint(rsa_key, pem_issuer.issuer)

@@ -11,16 +11,6 @@ from exchange.models import AccessToken, ExchangeEvent
 from .utils import assert_oauth_error, basic_auth, exchange_body, mint, post_form
 
 
-@pytest.fixture
-def auth(application):
-    return {"HTTP_AUTHORIZATION": basic_auth(application.client_id, application.raw_secret)}
-
-
-@pytest.fixture
-def token(pem_issuer, rsa_key):
-    return mint(rsa_key, pem_issuer.issuer)
-
-
 @pytest.mark.parametrize("path", ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"])
 @pytest.mark.parametrize("charset", ["utf-16", "latin-1", "shift_jis"])
 def test_non_utf8_form_bodies_get_json_400(path, charset, client, auth, token):

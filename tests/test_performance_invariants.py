@@ -227,3 +227,20 @@ def test_issued_tokens_match_pyjwt(algorithm):
     assert token.rsplit(".", 1)[0] == expected.rsplit(".", 1)[0]
     assert jwt.decode(token, key.public_key(), algorithms=[algorithm], audience="a",
                       options={"verify_exp": False}) == claims
+
+
+def test_saving_an_issuer_while_redis_is_down_still_saves(pem_issuer, settings, monkeypatch):
+    """With a Redis cache that cannot be reached, an administrator's change is saved (no 500), and
+    another worker, unable to read the version either, trusts nothing it cached."""
+    from django.core.cache.backends.redis import RedisCache
+
+    broken = RedisCache("redis://127.0.0.1:1/0", {"OPTIONS": {"socket_connect_timeout": 0.2}})
+    monkeypatch.setattr(registry_module, "default_cache_is_local", lambda: False)
+    monkeypatch.setattr(registry_module, "caches", {"default": broken})
+    worker, clock = _other_worker()
+    cached = worker.issuer(pem_issuer.issuer)
+    pem_issuer.enabled = False
+    pem_issuer.save()  # bump_version cannot reach Redis: logged, not raised
+    assert not TrustedTokenIssuer.objects.get(pk=pem_issuer.pk).enabled
+    clock.now += 1.0
+    assert worker.issuer(pem_issuer.issuer) is not cached and not worker.issuer(pem_issuer.issuer).enabled

@@ -12,16 +12,6 @@ from .utils import (
 )
 
 
-@pytest.fixture
-def auth(application):
-    return {"HTTP_AUTHORIZATION": basic_auth(application.client_id, application.raw_secret)}
-
-
-@pytest.fixture
-def token(pem_issuer, rsa_key):
-    return mint(rsa_key, pem_issuer.issuer)
-
-
 def test_get_is_refused(client, auth):
     response = client.get("/oauth2/token", **auth)
     assert_oauth_error(response, HTTPStatus.METHOD_NOT_ALLOWED, "invalid_request")
