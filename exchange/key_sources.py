@@ -329,7 +329,7 @@ def refresh_jwks(issuer):
     started = time.monotonic()
     try:
         document = fetch_jwks(issuer.jwks_uri)
-        parse_jwks(document)  # validate it: a document with no usable key is a failed fetch, not a cached one
+        parse_jwks(document)  # validate it: a document that is not a JWKS within limits is a failed fetch
     except KeySourceError as exc:
         metrics.jwks_fetched(issuer, False, time.monotonic() - started)
         log.warning("JWKS fetch failed for trusted issuer %s: %s", issuer.pk, exc.detail)
