@@ -455,6 +455,7 @@ class ApplicationAdmin(ConsoleModelAdmin):
                         Application.objects.get(pk=application.pk),
                         allowed_grant_types=form.cleaned_data["allowed_grant_types"],
                         access_token_lifetime=form.cleaned_data["access_token_lifetime"],
+                        allowed_audiences=form.cleaned_data["allowed_audiences"],
                     )
                 except ValidationError as exc:
                     forms.add_flow_errors(form, exc)
@@ -465,6 +466,7 @@ class ApplicationAdmin(ConsoleModelAdmin):
             form = forms.ProtocolForm(application=application, initial={
                 "allowed_grant_types": application.allowed_grant_types,
                 "access_token_lifetime": application.access_token_lifetime,
+                "allowed_audiences": "\n".join(application.allowed_audiences or []),
             })
         checked = form["allowed_grant_types"].value() or []
         grants = [

@@ -198,8 +198,8 @@ def set_issuer_enabled(trusted, enabled):
 
 
 def update_application(application, **changes):
-    """Change an application's name, grant types, scopes or token lifetime, validated by the model."""
-    allowed = {"name", "allowed_grant_types", "allowed_scopes", "access_token_lifetime"}
+    """Change an application's name, grant types, scopes, audiences or token lifetime, validated by the model."""
+    allowed = {"name", "allowed_grant_types", "allowed_scopes", "allowed_audiences", "access_token_lifetime"}
     unknown = set(changes) - allowed
     if unknown:
         raise TypeError(f"Cannot update {', '.join(sorted(unknown))}")

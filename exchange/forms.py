@@ -230,6 +230,15 @@ class ProtocolForm(forms.Form):
         label=_("Access token lifetime (seconds)"), required=False, min_value=1,
         help_text=_("Empty: the server default."),
     )
+    allowed_audiences = forms.CharField(
+        label=_("Allowed audiences"), required=False, strip=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "spellcheck": "false"}),
+        help_text=_("One per line: the values a token request may name in audience or resource. "
+                    "Empty: requests may name none, and issued tokens are for this application (aud = client ID)."),
+    )
+
+    def clean_allowed_audiences(self):
+        return [line.strip() for line in self.cleaned_data["allowed_audiences"].splitlines() if line.strip()]
 
     SPA_REASON = _(
         "Token Exchange is not available for single-page applications: they are public clients "

@@ -311,6 +311,15 @@ class Application(AbstractApplication):
                  % {"choices": ", ".join(self.GrantType.values)}},
                 code="unknown_grant",
             )
+        audiences = self.allowed_audiences
+        if not isinstance(audiences, list) or any(
+            not isinstance(a, str) or not a or a != a.strip() or len(a) > 2048 for a in audiences
+        ) or len(set(audiences)) != len(audiences):
+            raise ValidationError(
+                {"allowed_audiences": _("Give distinct, non-empty values without surrounding spaces "
+                                        "(at most 2048 characters each).")},
+                code="bad_audience",
+            )
         if self.application_type == self.Type.SPA and TOKEN_EXCHANGE in grants:
             raise ValidationError(
                 {"allowed_grant_types": _(

@@ -227,3 +227,13 @@ def test_an_application_cannot_delete_itself(api, manager_app):
     body = assert_problem(api.delete(f"applications/{manager_app.pk}"), HTTPStatus.CONFLICT)
     assert "other credentials" in body["detail"]
     assert api.get("applications").status_code == HTTPStatus.OK
+
+
+def test_partial_update_sets_allowed_audiences(api, made):
+    app = made(name="Audiences", allowed_grant_types=["token_exchange"])
+    response = api.patch(f"applications/{app['id']}", {"allowed_audiences": ["https://api.example"]})
+    assert response.status_code == HTTPStatus.OK, response.content
+    assert response.json()["allowed_audiences"] == ["https://api.example"]
+    for bad in (["https://a", "https://a"], [""], [" https://a"], "https://a"):
+        assert api.patch(f"applications/{app['id']}", {"allowed_audiences": bad}).status_code == HTTPStatus.BAD_REQUEST
+    assert api.get(f"applications/{app['id']}").json()["allowed_audiences"] == ["https://api.example"]

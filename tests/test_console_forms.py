@@ -354,6 +354,23 @@ def test_protocol_tab_updates(admin_client, make_application):
     assert "Application updated." in [str(m) for m in response.context["messages"]]
 
 
+def test_protocol_tab_sets_allowed_audiences(admin_client, make_application, exchange, pem_issuer, rsa_key):
+    from .utils import mint
+
+    app = make_application(name="Audiences")
+    admin_client.post(app_url(app, "protocol"), {
+        "allowed_grant_types": [TOKEN_EXCHANGE], "allowed_audiences": "https://api.example\r\n\r\n  https://b.example  \n",
+    })
+    app.refresh_from_db()
+    assert app.allowed_audiences == ["https://api.example", "https://b.example"]
+    assert "https://b.example" in admin_client.get(app_url(app, "protocol")).content.decode()
+    assert exchange(mint(rsa_key, pem_issuer.issuer), app=app, audience="https://b.example").status_code == HTTPStatus.OK
+    response = admin_client.post(app_url(app, "protocol"), {
+        "allowed_grant_types": [TOKEN_EXCHANGE], "allowed_audiences": "https://a\nhttps://a",
+    })
+    assert any("distinct" in e for e in errors(response, "allowed_audiences"))
+
+
 @pytest.mark.parametrize("data, field", [({"name": ""}, "name"), ({"name": "x "}, "name")])
 def test_application_general_errors(admin_client, application, data, field):
     response = admin_client.post(app_url(application, "general"), data)

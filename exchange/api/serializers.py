@@ -223,12 +223,16 @@ class ApplicationWithSecretSerializer(ApplicationSerializer):
         read_only_fields = fields
 
 
+def _audiences_field():
+    return serializers.ListField(
+        child=StrictCharField(max_length=2048, trim_whitespace=False), required=False, max_length=50,
+        help_text="Values a token request may name in audience or resource (exact strings, distinct).",
+    )
+
+
 class ApplicationCreateSerializer(StrictModelSerializer):
     allowed_grant_types = GrantTypesField(required=False)
-    allowed_audiences = serializers.ListField(
-        child=StrictCharField(max_length=2048), required=False, max_length=50,
-        help_text="Values a token request may name in audience or resource.",
-    )
+    allowed_audiences = _audiences_field()
 
     class Meta:
         model = Application
@@ -239,10 +243,11 @@ class ApplicationCreateSerializer(StrictModelSerializer):
 
 class ApplicationUpdateSerializer(StrictModelSerializer):
     allowed_grant_types = GrantTypesField(required=False)
+    allowed_audiences = _audiences_field()
 
     class Meta:
         model = Application
-        fields = ["name", "allowed_grant_types", "allowed_scopes", "access_token_lifetime"]
+        fields = ["name", "allowed_grant_types", "allowed_scopes", "allowed_audiences", "access_token_lifetime"]
 
 
 class ProtocolSerializer(StrictModelSerializer):
