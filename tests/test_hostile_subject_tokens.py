@@ -497,12 +497,16 @@ def test_concurrent_replays_only_one_wins(transactional_db, rsa_key):
     outcomes, barrier = [], threading.Barrier(8)
 
     def worker():
+        from django.db import connection
+
         barrier.wait()
         try:
             validate_subject_token(token)
             outcomes.append("ok")
         except SubjectTokenRejected as exc:
             outcomes.append(exc.cause)
+        finally:
+            connection.close()  # each thread's own connection: left open, it blocks dropping the test database
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
     for thread in threads:

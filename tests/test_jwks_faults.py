@@ -273,10 +273,14 @@ def test_concurrent_misses_share_one_fetch(ec_key):
         results, errors = [], []
 
         def worker():
+            from django.db import connection
+
             try:
                 results.append(key_sources.jwks_keys(TrustedTokenIssuer.objects.get(pk=trusted.pk), "k1"))
             except Exception as exc:  # pragma: no cover - reported below
                 errors.append(exc)
+            finally:
+                connection.close()  # each thread's own connection: left open, it blocks dropping the test database
 
         threads = [threading.Thread(target=worker) for _ in range(20)]
         for thread in threads:
