@@ -88,6 +88,8 @@ FOREIGN_TYPES = frozenset({
 })
 
 _SEGMENT = re.compile(r"\A[A-Za-z0-9_-]*\Z")
+#: JSON may escape a lone surrogate ("\ud800"): such a string cannot be encoded, so no database, hash or page takes it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z
 _MAX_KEY_TRIES = 10
 _ALGORITHMS = {name: alg for name, alg in get_default_algorithms().items() if name in ASYMMETRIC_ALGORITHMS}
@@ -193,6 +195,11 @@ def _numeric_date(claims, name):
     if not math.isfinite(value) or not 0 <= value <= _MAX_NUMERIC_DATE:
         raise ValueError(name)
     return value
+
+
+def _storable(text):
+    """A string every store, hash and page can take: no NUL (PostgreSQL refuses it), no lone surrogate."""
+    return "\x00" not in text and not _LONE_SURROGATE.search(text)
 
 
 def _subject_problem(sub):
@@ -301,14 +308,16 @@ def validate_subject_token(token, *, client=None, now=None, consume_jti=True):
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
         _fail(report, "header", "malformed", "kid is not a string")
+    if any(isinstance(value, str) and _LONE_SURROGATE.search(value) for value in header.values()):
+        _fail(report, "header", "malformed", "a header parameter holds a lone surrogate (not Unicode text)")
     report.passed("header", f"alg {alg}" + (f", kid {kid}" if kid else ""))
 
     # 3. The issuer, chosen by the unverified iss.
     iss = claims.get("iss")
     if iss is None:
         _fail(report, "issuer", "missing_claim", "iss is missing")
-    if not isinstance(iss, str) or not iss:
-        _fail(report, "issuer", "invalid_claim", "iss is not a non-empty string")
+    if not isinstance(iss, str) or not iss or not _storable(iss):
+        _fail(report, "issuer", "invalid_claim", "iss is not a non-empty string of Unicode text without NUL")
     issuer = find_issuer(iss)
     if issuer is None:
         _fail(report, "issuer", "unknown_issuer", "no trusted token issuer has this issuer value")
@@ -403,8 +412,8 @@ def validate_subject_token(token, *, client=None, now=None, consume_jti=True):
 
     # 10. Replay.
     jti = claims.get("jti")
-    if jti is not None and (not isinstance(jti, str) or not jti or len(jti) > 255):
-        _fail(report, "replay", "invalid_claim", "jti is not a string of 1 to 255 characters")
+    if jti is not None and (not isinstance(jti, str) or not jti or len(jti) > 255 or not _storable(jti)):
+        _fail(report, "replay", "invalid_claim", "jti is not a string of 1 to 255 characters (Unicode text, no NUL)")
     if jti is None and issuer.require_jti:
         _fail(report, "replay", "missing_claim", "this issuer requires jti")
     if jti is not None and issuer.reject_replayed_jti:
