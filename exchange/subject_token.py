@@ -10,7 +10,8 @@ cause code and the same report.
 2. header: ``alg`` a string; ``crit``, ``b64``, ``zip``, ``enc``, nested ``cty`` refused
 3. ``iss`` (unverified, only to pick the issuer) → a registered, enabled issuer that
    the requesting application may exchange (its links, see ``TrustedTokenIssuer.applications``)
-   ``typ``: never another JWT kind's type; the issuer's required type when it names one
+   ``typ``: never another JWT kind's type (nor an ``events`` claim: a SET or logout token);
+   the issuer's required type when it names one
 4. ``alg`` in that issuer's allow-list (never ``none``, never HS*)
 5. a key from that issuer's own key source (JWKS by ``kid``, or its certificates)
 6. signature
@@ -336,6 +337,8 @@ def validate_subject_token(token, *, client=None, now=None, consume_jti=True):
     typ_value = normalize_token_type(typ) if typ else ""
     if typ_value in FOREIGN_TYPES:
         _fail(report, "type", "wrong_type", f"typ {typ!r} names another kind of JWT")
+    if "events" in claims:  # RFC 8417 SETs and back-channel logout tokens, typed or not
+        _fail(report, "type", "wrong_type", "an events claim makes it a security event or logout token")
     if issuer.required_type and typ_value != normalize_token_type(issuer.required_type):
         _fail(report, "type", "wrong_type", f"this issuer's tokens must have typ {issuer.required_type!r}")
     report.passed("type", f"typ {typ}" if typ else "typ absent (not required)")

@@ -63,3 +63,23 @@ def test_paired_surrogates_are_ordinary_text(exchange, pem_issuer, rsa_key):
     claims = json.dumps(claims_for(pem_issuer.issuer, sub="smile")).replace('"smile"', '"smile\\ud83d\\ude00"')
     response = exchange(signed(rsa_key, {"alg": "RS256", "kid": "\U0001F600"}, claims, alg="RS256"))
     assert response.status_code == HTTPStatus.OK, response.content
+
+
+# -- T79 (c): a security event or logout token is not a subject token ------------------------------------
+# Found by this audit: without a typ, a validly signed token carrying an RFC 8417 "events" claim (a SET, or
+# an OpenID Connect back-channel logout token whose aud is our alias) was exchanged for an access token.
+
+LOGOUT_EVENT = {"http://schemas.openid.net/event/backchannel-logout": {}}
+
+
+@pytest.mark.parametrize("events, header", [
+    (LOGOUT_EVENT, {}),
+    (LOGOUT_EVENT, {"typ": "JWT"}),
+    ({"https://schemas.openid.net/secevent/risc/event-type/account-disabled": {"subject": {}}}, {}),
+    ({}, {}),
+    (None, {}),
+])
+def test_security_event_and_logout_tokens_are_refused(events, header, exchange, pem_issuer, rsa_key):
+    claims = claims_for(pem_issuer.issuer, events=events, aud="console-at-pem")
+    token = signed(rsa_key, {"alg": "RS256", **header}, json.dumps(claims), alg="RS256")
+    assert_subject_rejected(exchange(token), "wrong_type")
