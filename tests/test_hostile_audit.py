@@ -3,13 +3,17 @@ catalogue does not list. Every rejection asserts the exact status and error code
 and the recorded cause (``assert_subject_rejected``)."""
 
 import json
+import time
 from http import HTTPStatus
 from unittest import mock
 
 import pytest
+from django.conf import settings
 
-from .utils import assert_subject_rejected, claims_for
-from .test_hostile_subject_tokens import signed
+from exchange import flows
+
+from .test_hostile_subject_tokens import ATTACKER, ATTACKER_EC, ctx, servers, signed  # noqa: F401 (fixtures)
+from .utils import assert_subject_rejected, b64url, certificate_pem, claims_for, mint, private_key, public_jwk
 
 
 # -- Strings no store can hold: lone surrogates (JSON "\ud800" escapes) and NUL -------------------------
@@ -83,3 +87,245 @@ def test_security_event_and_logout_tokens_are_refused(events, header, exchange, 
     claims = claims_for(pem_issuer.issuer, events=events, aud="console-at-pem")
     token = signed(rsa_key, {"alg": "RS256", **header}, json.dumps(claims), alg="RS256")
     assert_subject_rejected(exchange(token), "wrong_type")
+
+
+# -- Catalogue gaps: subject tokens (A = pem_issuer RSA-2048; B = jwks_issuer P-256 kid k1; M = attacker) ----
+
+def _json_b64(value):
+    return b64url(value if isinstance(value, (str, bytes)) else json.dumps(value))
+
+
+def _signed_raw(key, header_bytes, payload_bytes, alg):
+    """A compact JWS over exactly these header and payload bytes."""
+    from jwt.algorithms import get_default_algorithms
+
+    signing_input = f"{b64url(header_bytes)}.{b64url(payload_bytes)}"
+    return f"{signing_input}.{b64url(get_default_algorithms()[alg].sign(signing_input.encode(), key))}"
+
+
+def _psychic_for(key, issuer, alg, size):
+    head = signed(key, {"alg": alg}, claims_for(issuer), alg=alg).rsplit(".", 1)[0]
+    return f"{head}.{b64url(bytes(size))}"
+
+
+def _p521():
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP521R1())
+
+
+def _ec_issuer(curve, name):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(curve)
+    return key, flows.create_trusted_token_issuer(name=name, issuer=f"https://{name}.test",
+                                                  certificates=[certificate_pem(key)])
+
+
+GAP_CASES = {
+    # T23: characters outside base64url
+    "T23 hash": (lambda c: c.a_signed().replace(".", "#.", 1), "malformed"),
+    "T23 brace": (lambda c: "{" + c.a_signed(), "malformed"),
+    "T23 double quote": (lambda c: '"' + c.a_signed() + '"', "malformed"),
+    "T23 tab inside": (lambda c: c.a_signed().replace(".", "\t.", 1), "malformed"),
+    "T23 CRLF inside": (lambda c: c.a_signed().replace(".", ".\r\n", 1), "malformed"),
+    "T23 leading BOM": (lambda c: "\ufeff" + c.a_signed(), "malformed"),
+    "T23 full-width dot": (lambda c: c.a_signed().replace(".", "\uff0e", 1), "malformed"),
+    # T24: general JWS JSON serialization
+    "T24 general json serialization": (lambda c: json.dumps({
+        "payload": c.a_signed().split(".")[1],
+        "signatures": [{"protected": c.a_signed().split(".")[0], "signature": c.a_signed().split(".")[2]}]}),
+        "malformed"),
+    # T25: a JWE (five parts) addressed to A's key
+    "T25 JWE RSA-OAEP to A": (lambda c: ".".join([_json_b64({"alg": "RSA-OAEP", "enc": "A256GCM", "kid": "a"}),
+                                                  b64url(b"k" * 256), b64url(b"iv" * 6), b64url(b"ct"), b64url(b"t" * 16)]),
+                              "malformed"),
+    # T27: non-object and invalid JSON
+    "T27 header null": (lambda c: signed(c.a_key, "null", c.a_claims(), alg="RS256"), "malformed"),
+    "T27 header invalid json": (lambda c: signed(c.a_key, '{"alg": "RS256"', c.a_claims(), alg="RS256"), "malformed"),
+    "T27 payload a string": (lambda c: signed(c.a_key, {"alg": "RS256"}, '"x"'), "malformed"),
+    "T27 payload an array": (lambda c: signed(c.a_key, {"alg": "RS256"}, "[]"), "malformed"),
+    "T27 payload invalid json": (lambda c: signed(c.a_key, {"alg": "RS256"}, '{"iss": '), "malformed"),
+    "T27 payload with a raw control character": (
+        lambda c: signed(c.a_key, {"alg": "RS256"}, json.dumps(c.a_claims()).replace('"alice"', '"ali\x01ce"')), "malformed"),
+    # T28: strict UTF-8 in the header too
+    "T28 header utf-16": (lambda c: _signed_raw(c.a_key, json.dumps({"alg": "RS256"}).encode("utf-16"),
+                                                json.dumps(c.a_claims()).encode(), "RS256"), "malformed"),
+    "T28 header with BOM": (lambda c: _signed_raw(c.a_key, b"\xef\xbb\xbf" + json.dumps({"alg": "RS256"}).encode(),
+                                                  json.dumps(c.a_claims()).encode(), "RS256"), "malformed"),
+    "T28 payload latin-1": (lambda c: _signed_raw(c.a_key, json.dumps({"alg": "RS256"}).encode(),
+                                                  json.dumps(c.a_claims(sub="caf\u00e9"), ensure_ascii=False).encode("latin-1"),
+                                                  "RS256"), "malformed"),
+    # T29 (own variant): duplicates spelled with JSON escapes
+    "T29 escaped duplicate sub": (lambda c: signed(c.a_key, {"alg": "RS256"},
+                                                   json.dumps(c.a_claims())[:-1] + ', "s\\u0075b": "admin"}'), "malformed"),
+    "T29 escaped duplicate header alg": (lambda c: signed(c.a_key, '{"alg": "RS256", "\\u0061lg": "none"}',
+                                                          c.a_claims(), alg="RS256"), "malformed"),
+    "T29 duplicate inside aud object": (lambda c: signed(c.a_key, {"alg": "RS256"},
+                                                         json.dumps(c.a_claims()).replace('"sub": "alice"', '"sub": "alice", "x": {"a": 1, "a": 2}')),
+                                        "malformed"),
+    # T32/T33 (own variants): look-alike algorithm names
+    "T33 alg with Cyrillic S": (lambda c: signed(c.a_key, {"alg": "R\u0405256"}, c.a_claims(), alg="RS256"), "algorithm_not_allowed"),
+    "T33 alg full-width": (lambda c: signed(c.a_key, {"alg": "\uff32\uff33256"}, c.a_claims(), alg="RS256"), "algorithm_not_allowed"),
+    "T33 alg none with zero-width space": (lambda c: _json_b64({"alg": "none\u200b"}) + "." + _json_b64(c.a_claims()) + ".",
+                                           "algorithm_not_allowed"),
+    "T33 alg ES256K": (lambda c: signed(c.a_key, {"alg": "ES256K", "kid": "k1"}, claims_for(c.b.issuer), alg="RS256"),
+                       "algorithm_not_allowed"),
+    # T37: key type or curve mismatch
+    "T37 ES512 for B's P-256 key": (lambda c: signed(_p521(), {"alg": "ES512", "kid": "k1"}, claims_for(c.b.issuer)), "unknown_key"),
+    "T37 PS256 for B's EC key": (lambda c: signed(c.a_key, {"alg": "PS256", "kid": "k1"}, claims_for(c.b.issuer)), "unknown_key"),
+    # T44: embedded EC jwk of M for B
+    "T44 embedded EC jwk of M, B's kid": (lambda c: signed(ATTACKER_EC, {"alg": "ES256", "kid": "k1", "jwk": public_jwk(ATTACKER_EC, "k1")},
+                                                           claims_for(c.b.issuer)), "bad_signature"),
+    "T44 embedded jwk of B, signed by M": (lambda c: signed(ATTACKER_EC, {"alg": "ES256", "kid": "k1", "jwk": public_jwk(c.b_key, "k1")},
+                                                            claims_for(c.b.issuer)), "bad_signature"),
+    # T45: jku on the PEM issuer; jku pointing at B's real JWKS URL but signed by M
+    "T45 jku on the PEM issuer, signed by M": (lambda c: signed(ATTACKER, {"alg": "RS256", "jku": c.listener, "kid": "m"},
+                                                                c.a_claims()), "bad_signature"),
+    # T46: x5t / x5t#S256 thumbprints of M's certificate
+    "T46 x5t of M's certificate": (lambda c: signed(ATTACKER, {"alg": "RS256", "x5t": b64url(b"t" * 20), "x5t#S256": b64url(b"t" * 32),
+                                                               "x5u": c.listener}, c.a_claims()), "bad_signature"),
+    # T47 (own variant): a very long kid
+    "T47 kid of 8 KB for B": (lambda c: c.b_signed({"kid": "k" * 8192}), "unknown_key"),
+    "T47 kid with NUL for B": (lambda c: c.b_signed({"kid": "k1\x00"}), "unknown_key"),
+    "T47 kid with a URL for B": (lambda c: c.b_signed({"kid": c.listener}), "unknown_key"),
+    # T49: b64=false with a detached (empty) payload
+    "T49 b64 false detached": (lambda c: c.a_signed({"b64": False, "crit": ["b64"]}).split(".")[0] + ".."
+                               + c.a_signed().split(".")[2], "malformed"),
+    # T56: modified header, missing everything
+    "T56 modified header": (lambda c: _json_b64({"alg": "RS256", "kid": "x"}) + "." + ".".join(c.a_signed().split(".")[1:]),
+                            "bad_signature"),
+    "T56 only dots": (lambda c: "..", "malformed"),
+    "T56 one dot": (lambda c: ".", "malformed"),
+    # T61 / own: issuer look-alikes (exact string match only)
+    "T61 iss with Cyrillic e": (lambda c: c.a_signed(iss=c.a.issuer.replace("e", "\u0435", 1)), "unknown_issuer"),
+    "T61 iss full-width": (lambda c: c.a_signed(iss=c.a.issuer.replace("pem", "\uff50\uff45\uff4d")), "unknown_issuer"),
+    "T61 iss with zero-width space": (lambda c: c.a_signed(iss=c.a.issuer + "\u200b"), "unknown_issuer"),
+    "T61 iss decomposed": (lambda c: c.a_signed(iss=c.a.issuer + "/caf\u0065\u0301"), "unknown_issuer"),
+    "T61 iss empty": (lambda c: c.a_signed(iss=""), "invalid_claim"),
+    "T61 iss true": (lambda c: c.a_signed(iss=True), "invalid_claim"),
+    # T64-T67 (own variants): audience look-alikes and shapes
+    "T67 aud with zero-width space": (lambda c: c.a_signed(aud=settings.CONSOLE_ISSUER + "\u200b"), "audience_mismatch"),
+    "T67 aud with Cyrillic o": (lambda c: c.a_signed(aud=settings.CONSOLE_ISSUER.replace("o", "\u043e", 1)), "audience_mismatch"),
+    "T67 aud 300 other values": (lambda c: c.a_signed(aud=[f"https://rp{i}.example" for i in range(300)]), "audience_mismatch"),
+    "T64 aud list with null": (lambda c: c.a_signed(aud=[settings.CONSOLE_ISSUER, None]), "invalid_claim"),
+    "T64 aud true": (lambda c: c.a_signed(aud=True), "invalid_claim"),
+    # T70/T72 (own variants): unusual JSON number forms
+    "T70 exp 1e308": (lambda c: c.a_signed(exp=1e308), "invalid_claim"),
+    "T70 exp 2**63": (lambda c: c.a_signed(exp=2**63), "invalid_claim"),
+    "T70 exp 2**64 + 1": (lambda c: c.a_signed(exp=2**64 + 1), "invalid_claim"),
+    "T70 exp 5000 digits": (lambda c: signed(c.a_key, {"alg": "RS256"}, json.dumps(c.a_claims(exp=1)).replace('"exp": 1', '"exp": 1' + "0" * 5000)),
+                            "malformed"),
+    "T70 exp -Infinity": (lambda c: signed(c.a_key, {"alg": "RS256"}, json.dumps(c.a_claims(exp=1)).replace('"exp": 1', '"exp": -Infinity')),
+                          "malformed"),
+    "T70 exp -0": (lambda c: signed(c.a_key, {"alg": "RS256"}, json.dumps(c.a_claims(exp=1)).replace('"exp": 1', '"exp": -0')), "expired"),
+    "T70 exp hex": (lambda c: signed(c.a_key, {"alg": "RS256"}, json.dumps(c.a_claims(exp=1)).replace('"exp": 1', '"exp": 0x7fffffff')),
+                    "malformed"),
+    "T70 exp leading zero": (lambda c: signed(c.a_key, {"alg": "RS256"}, json.dumps(c.a_claims(exp=1)).replace('"exp": 1', '"exp": 01')),
+                             "malformed"),
+    "T70 nbf null": (lambda c: c.a_signed(nbf=None), "invalid_claim"),
+    "T70 nbf true": (lambda c: c.a_signed(nbf=True), "invalid_claim"),
+    "T70 iat a list": (lambda c: c.a_signed(iat=[1]), "invalid_claim"),
+    "T70 iat 1e400": (lambda c: signed(c.a_key, {"alg": "RS256"}, json.dumps(c.a_claims(iat=1)).replace('"iat": 1', '"iat": 1e400')),
+                      "invalid_claim"),
+    # T74: sub shapes not listed in the main table
+    "T74 sub an object": (lambda c: c.a_signed(sub={"id": "admin"}), "invalid_claim"),
+    "T74 sub true": (lambda c: c.a_signed(sub=True), "invalid_claim"),
+    "T75 sub zero-width joiner": (lambda c: c.a_signed(sub="ad\u200dmin"), "invalid_claim"),
+    "T75 sub only whitespace": (lambda c: c.a_signed(sub="   "), "invalid_claim"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GAP_CASES))
+def test_catalogue_gap(case, ctx, exchange):
+    build, cause = GAP_CASES[case]
+    assert_subject_rejected(exchange(build(ctx)), cause)
+
+
+def test_gap_controls_pass(ctx, exchange):
+    """The number forms above are not refused for being numbers: a float or an exponent form is a NumericDate."""
+    now = int(time.time())
+    payload = json.dumps(ctx.a_claims(exp=now + 300, iat=now)).replace(f'"exp": {now + 300}', f'"exp": {now + 300}.5')
+    assert exchange(signed(ctx.a_key, {"alg": "RS256"}, payload)).status_code == HTTPStatus.OK
+    payload = json.dumps(ctx.a_claims(iat=now)).replace(f'"iat": {now}', f'"iat": {now}e0')
+    assert exchange(signed(ctx.a_key, {"alg": "RS256"}, payload)).status_code == HTTPStatus.OK
+
+
+def test_jku_to_the_issuers_own_jwks_is_not_a_key_source(ctx, exchange, jwks_server):
+    """T45: jku naming B's real JWKS, signed by M with a kid B does not publish: no extra fetch, rejected."""
+    exchange(ctx.b_signed())  # warm B's cache
+    fetches = len(jwks_server.requests)
+    token = signed(ATTACKER_EC, {"alg": "ES256", "kid": "k1", "jku": jwks_server.url}, claims_for(ctx.b.issuer))
+    assert_subject_rejected(exchange(token), "bad_signature", issued_before=1)
+    assert len(jwks_server.requests) == fetches
+
+
+def test_no_kid_tries_at_most_ten_keys(exchange, jwks_issuer, jwks_server, ec_key):
+    """T40: without a kid, a JWKS of 30 EC keys costs at most 10 signature checks (no CPU amplifier)."""
+    from exchange import subject_token
+
+    jwks_server.serve_keys(*[(private_key("ec", f"many-{i}"), f"k{i}") for i in range(30)])
+    seen = []
+    real = subject_token.verify_signature
+
+    def spy(signing_input, signature, alg, keys):
+        seen.append(len(keys))
+        return real(signing_input, signature, alg, keys)
+
+    with mock.patch.object(subject_token, "verify_signature", spy):
+        assert_subject_rejected(exchange(mint(ATTACKER_EC, jwks_issuer.issuer)), "bad_signature")
+    assert seen == [10]
+
+
+@pytest.mark.parametrize("curve, alg, size", [("SECP384R1", "ES384", 96), ("SECP521R1", "ES512", 132)])
+def test_psychic_signature_on_larger_curves(curve, alg, size, exchange, db):
+    """T52: r = s = 0 for ES384 and ES512 (CVE-2022-21449), against a PEM issuer on that curve."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key, trusted = _ec_issuer(getattr(ec, curve)(), f"psychic-{alg.lower()}")
+    assert exchange(signed(key, {"alg": alg}, claims_for(trusted.issuer))).status_code == HTTPStatus.OK  # control
+    assert_subject_rejected(exchange(_psychic_for(key, trusted.issuer, alg, size)), "bad_signature", issued_before=1)
+
+
+def test_certificate_key_decides_the_algorithm(exchange, db):
+    """T98: a P-256 certificate verifies ES256 only; header kid/x5c/jku never switch to another key."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key, trusted = _ec_issuer(ec.SECP256R1(), "p256-cert")
+    other = ec.generate_private_key(ec.SECP384R1())
+    assert_subject_rejected(exchange(signed(other, {"alg": "ES384"}, claims_for(trusted.issuer))), "unknown_key")
+    token = signed(ATTACKER_EC, {"alg": "ES256", "kid": "x", "x5c": ["AAAA"], "jku": "http://127.0.0.1:9/"},
+                   claims_for(trusted.issuer))
+    assert_subject_rejected(exchange(token), "bad_signature")
+
+
+def test_hs_with_the_pem_issuers_certificate_der(exchange, pem_issuer, rsa_key):
+    """T97: HS256 whose secret is the certificate's DER bytes."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    der = x509.load_pem_x509_certificate(pem_issuer.certificates.get().pem.encode()).public_bytes(serialization.Encoding.DER)
+    assert_subject_rejected(exchange(signed(der, {"alg": "HS256"}, claims_for(pem_issuer.issuer))), "algorithm_not_allowed")
+
+
+def test_eddsa_refused_when_not_on_the_allow_list(exchange, db):
+    """T58: an Ed25519 issuer whose allow-list does not name EdDSA."""
+    key = private_key("ed25519", "eddsa-not-allowed")
+    trusted = flows.create_trusted_token_issuer(name="Ed", issuer="https://ed.test", certificates=[certificate_pem(key)])
+    trusted.allowed_algorithms = ["ES256"]
+    trusted.save()
+    assert_subject_rejected(exchange(mint(key, trusted.issuer)), "algorithm_not_allowed")
+
+
+def test_secp256k1_key_in_a_jwks_is_never_used(exchange, jwks_issuer, jwks_server, ec_key):
+    """T37: a secp256k1 key served in the JWKS (ES256K is not allowed) cannot verify ES256 or ES256K."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    k1 = ec.generate_private_key(ec.SECP256K1())
+    jwk = ECAlgorithm.to_jwk(k1.public_key(), as_dict=True)
+    jwks_server.document["keys"].append({**jwk, "kid": "k256"})
+    assert_subject_rejected(exchange(signed(k1, {"alg": "ES256", "kid": "k256"}, claims_for(jwks_issuer.issuer), alg="ES256K")),
+                            "unknown_key")
+    assert_subject_rejected(exchange(signed(k1, {"alg": "ES256K", "kid": "k256"}, claims_for(jwks_issuer.issuer))),
+                            "algorithm_not_allowed")
