@@ -282,6 +282,38 @@ def test_test_a_token_explains_expired_and_wrong_audience(console, pem_issuer, r
     shoot(page, "18-dashboard-800px")
 
 
+def test_link_an_issuer_to_one_application_and_require_a_type(console, pem_issuer, rsa_key, make_application):
+    """Validation tab: link the issuer to one application and require at+jwt; the other application's
+    Try it out is then refused with the fixed sentence, and the linked one needs the type."""
+    page = console
+    linked, other = make_application(name="Linked portal"), make_application(name="Other portal")
+    page.goto(f"{page.base}/console/exchange/trustedtokenissuer/{pem_issuer.pk}/change/")
+    page.get_by_role("link", name="Validation").click()
+    page.get_by_label("Linked portal").check()
+    page.get_by_label("Required token type (typ)").fill("at+jwt")
+    shoot(page, "19-issuer-links-and-type")
+    page.get_by_role("button", name="Update").click()
+    expect(page.locator(".messagelist")).to_contain_text("Validation settings updated.")
+    expect(page.get_by_label("Linked portal")).to_be_checked()
+    expect(page.get_by_label("Other portal")).not_to_be_checked()
+    pem_issuer.refresh_from_db()
+    assert list(pem_issuer.applications.all()) == [linked] and pem_issuer.required_type == "at+jwt"
+
+    def try_it_out(application, token):
+        page.goto(f"{page.base}/console/exchange/application/{application.pk}/change/?tab=try")
+        page.get_by_label("Client secret").fill(application.raw_secret)
+        page.get_by_label("Subject token").fill(token)
+        page.get_by_role("button", name="Send").click()
+        return page.get_by_test_id("try-result")
+
+    typed = lambda: mint(rsa_key, pem_issuer.issuer, headers={"typ": "at+jwt"})  # noqa: E731
+    expect(try_it_out(other, typed())).to_contain_text("The subject token's issuer is not trusted for this client.")
+    shoot(page, "20-try-it-out-issuer-not-linked")
+    expect(try_it_out(linked, mint(rsa_key, pem_issuer.issuer))).to_contain_text(
+        "The subject token's type (typ) is not accepted.")
+    expect(try_it_out(linked, typed())).to_contain_text("token issued")
+
+
 def test_delete_issuer_with_confirmation(console, pem_issuer):
     page = console
     page.goto(f"{page.base}/console/exchange/trustedtokenissuer/{pem_issuer.pk}/change/")
