@@ -474,7 +474,8 @@ class ApplicationAdmin(ConsoleModelAdmin):
              "disabled": value == TOKEN_EXCHANGE and form.token_exchange_disabled}
             for value, label in Application.GrantType.choices
         ]
-        return {"form": form, "grants": grants, "spa_reason": form.SPA_REASON}
+        linked_issuers = application.trusted_issuers.order_by("name")
+        return {"form": form, "grants": grants, "spa_reason": form.SPA_REASON, "linked_issuers": linked_issuers}
 
     def _application_try(self, request, application):
         token_url = request.build_absolute_uri(reverse("oauth2:token"))

@@ -456,3 +456,11 @@ def test_issuer_validation_tab_refuses_a_bad_type(admin_client, pem_issuer):
         "allowed_algorithms": ["RS256"], "clock_skew": 60, "max_token_age": 3600, "required_type": "at +jwt",
     })
     assert any("media type" in e for e in errors(response, "required_type"))
+
+
+def test_protocol_tab_names_the_linked_issuers(admin_client, application, pem_issuer):
+    page = admin_client.get(app_url(application, "protocol")).content.decode()
+    assert "every issuer without links" in page
+    pem_issuer.applications.add(application)
+    page = admin_client.get(app_url(application, "protocol")).content.decode()
+    assert f'trustedtokenissuer/{pem_issuer.pk}/change/?tab=validation">PEM issuer</a>' in page
