@@ -1,6 +1,7 @@
 """The audit trail of token exchanges: one ExchangeEvent row and one log record per attempt.
 
-The grant writes the row (``grant.record_event``); the signals here complete it
+The grant writes the row (storage.py, which calls ``complete`` and ``log_event``
+itself); for rows saved through the ORM the signals here do the same: complete it
 with snapshots that outlive the application and issuer (``client_id``,
 ``issuer``) and the request id that ties it to the logs, then log it on the
 ``exchange.audit`` logger. Identifiers only: never a token or secret.
@@ -20,7 +21,8 @@ from .conf import exchange_settings
 log = logging.getLogger("exchange.audit")
 
 
-def _complete(sender, instance, **kwargs):
+def complete(instance):
+    """Fill the snapshots of an ExchangeEvent (or an object with its attributes) about to be written."""
     if not instance.request_id:
         instance.request_id = current_request_id()[:64]
     if not instance.client_id and instance.application_id:
@@ -29,9 +31,12 @@ def _complete(sender, instance, **kwargs):
         instance.issuer = instance.trusted_issuer.issuer[:512]
 
 
-def _log(sender, instance, created, **kwargs):
-    if not created:
-        return
+def _complete(sender, instance, **kwargs):
+    complete(instance)
+
+
+def log_event(instance):
+    """The audit log line of a written ExchangeEvent (or an object with its attributes and ``pk``)."""
     log.info(
         "token exchange %s%s", instance.outcome, f" ({instance.cause})" if instance.cause else "",
         extra={
@@ -46,6 +51,11 @@ def _log(sender, instance, created, **kwargs):
             "issued_jti": instance.issued_jti or None,
         },
     )
+
+
+def _log(sender, instance, created, **kwargs):
+    if created:
+        log_event(instance)
 
 
 def connect_signals():

@@ -7,6 +7,9 @@ id named in both places must agree, and every failure looks the same to the
 caller. Secrets are checked with the stored hash's hasher (a fast keyed hash;
 see hashers.py), and an unknown client costs the same hash computation as a
 known one.
+
+``authenticate`` is the whole check, used by the token-exchange grant directly
+and by DOT's request validator (the other grants) alike.
 """
 
 import base64
@@ -80,6 +83,42 @@ def extract(authorization, body_client_id, body_client_secret):
     if body_client_secret is not None:
         return Credentials(body_client_id, body_client_secret, "client_secret_post")
     return Credentials(body_client_id, None, "none")
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """The outcome of ``authenticate``.
+
+    ``application`` is the application the request named (for the audit trail), also
+    when authentication failed for want of a secret; None when the client is unknown,
+    the credentials are unreadable or the secret is wrong.
+    """
+
+    ok: bool
+    application: object = None
+    credentials: Credentials | None = None
+
+
+def authenticate(authorization, body_client_id, body_client_secret, load_application):
+    """Authenticate a confidential client by Basic or body credentials (not both).
+
+    ``load_application(client_id)`` returns the Application or None (the in-process
+    registry, see registry.py). Every failure runs one secret hash, as a success does.
+    Raises MultipleMethods when the request uses both methods.
+    """
+    try:
+        credentials = extract(authorization, body_client_id, body_client_secret)
+    except MalformedCredentials:
+        check_secret(None, None)
+        return Authentication(False)
+    application = load_application(credentials.client_id) if plausible_client_id(credentials.client_id) else None
+    if credentials.client_secret is None:
+        check_secret(None, None)
+        return Authentication(False, application, credentials)
+    stored = application.client_secret if application is not None else None
+    if not check_secret(credentials.client_secret, stored):
+        return Authentication(False, None, credentials)
+    return Authentication(True, application, credentials)
 
 
 def plausible_client_id(client_id):

@@ -1,21 +1,41 @@
-"""The RFC 8693 token-exchange grant, plugged into oauthlib/django-oauth-toolkit.
+"""The RFC 8693 token-exchange grant: the whole request, from client authentication to the response.
 
-Request path (the view has already refused repeated parameters and bad shapes):
-client authentication → the application allows the grant → parameters →
-subject-token validation (subject_token.py) → token issued through DOT's
-``save_token`` (signed by signing.py) → an ExchangeEvent recorded.
+``views.TokenView`` hands every ``grant_type=urn:ietf:params:oauth:grant-type:token-exchange``
+request to ``token_exchange_response`` after refusing repeated parameters and bad shapes
+(the other grants go through django-oauth-toolkit). In order:
 
-Instances are shared across threads: everything request-specific lives on
-the oauthlib ``request``.
+1. client authentication (client_auth.py) → a confidential client → the application allows the grant;
+2. parameters: required, known token types, no actor token, audience/resource allowed, scopes;
+3. the subject token (subject_token.py) — last: its ``jti`` is consumed only when everything else holds;
+4. the access token signed (signing.py), a refresh token when the application also allows
+   ``refresh_token``, and the AccessToken, RefreshToken and ExchangeEvent rows written in one
+   transaction (storage.py);
+5. a refusal answers RFC 6749 §5.2 JSON and writes an ExchangeEvent with its cause code.
+
+This path does not build oauthlib's ``Request``/``Server`` nor DOT's ``OAuthLibCore``: that
+machinery cost more instructions than the rest of the exchange (README, Performance). The
+tokens it writes are DOT's own models, so introspection, revocation and the refresh_token
+grant (through DOT) work on them as on any other token.
+
+Nothing here keeps request state between calls: it lives on ``ExchangeRequest``.
 """
 
+import datetime
 import json
 import logging
+import uuid
 
-from oauthlib.oauth2.rfc6749 import errors
-from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
+from django.http import HttpResponse
+from django.utils import timezone
+from oauth2_provider.oauth2_validators import _parse_and_validate_uri
+from oauth2_provider.scopes import get_scopes_backend
+from oauth2_provider.settings import oauth2_settings
+from oauth2_provider.signals import app_authorized
+from oauthlib.oauth2.rfc6749.tokens import random_token_generator
 
-from .models import REFRESH_TOKEN, TOKEN_EXCHANGE, ExchangeEvent
+from . import client_auth, signing, storage
+from .models import REFRESH_TOKEN, TOKEN_EXCHANGE, AccessToken
+from .registry import registry
 from .scopes import MANAGE_SCOPE
 from .subject_token import SubjectTokenRejected, validate_subject_token
 
@@ -26,111 +46,163 @@ ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 SUBJECT_TOKEN_TYPES = (JWT_TYPE, ACCESS_TOKEN_TYPE)
 REQUESTED_TOKEN_TYPES = (ACCESS_TOKEN_TYPE, JWT_TYPE)
 
-
-class InvalidTargetError(errors.OAuth2Error):
-    error = "invalid_target"
-    description = "The requested audience or resource is not allowed for this client."
+RESPONSE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def _param(request, name):
-    """A body parameter; empty values count as absent (RFC 6749 §3.2)."""
-    return request._params.get(name) or None
+class ExchangeError(Exception):
+    """A refusal: RFC 6749 §5.2 ``error`` (+ a fixed ``error_description``) and the HTTP status."""
+
+    def __init__(self, error, description="", status=400, cause=None):
+        super().__init__(error)
+        self.error, self.description, self.status = error, description, status
+        self.cause = cause or error  # the ExchangeEvent's cause code
+
+    def response(self):
+        body = {"error": self.error}
+        if self.description:
+            body["error_description"] = self.description
+        return _json_response(body, self.status)
 
 
-def _all_values(request, name):
-    return [value for key, value in (request.decoded_body or []) if key == name and value]
+def _json_response(body, status):
+    response = HttpResponse(json.dumps(body), status=status, content_type="application/json")
+    for name, value in RESPONSE_HEADERS.items():
+        response[name] = value
+    return response
 
 
-class TokenExchangeGrant(GrantTypeBase):
-    def create_token_response(self, request, token_handler):
-        headers = self._get_default_headers()
-        try:
-            self.validate_token_request(request)
-        except errors.OAuth2Error as exc:
-            record_event(request, cause=getattr(request, "rejection_cause", None) or exc.error)
-            headers.update(exc.headers)
-            return headers, exc.json, exc.status_code
+class ExchangeRequest:
+    """One token-exchange request: its form parameters and what the checks have learnt so far."""
 
-        with_refresh = request.client.allows_grant_type(REFRESH_TOKEN)
-        token = token_handler.create_token(request, refresh_token=with_refresh)
-        token["issued_token_type"] = request.requested_token_type
-        self.request_validator.save_token(token, request)
-        record_event(request)
-        return headers, json.dumps(token), 200
+    def __init__(self, http_request):
+        self.form = http_request.POST
+        self.authorization = http_request.META.get("HTTP_AUTHORIZATION")
+        self.client = None  # the application, once named (kept for the audit trail)
+        self.scopes = []
+        self.requested_token_type = ACCESS_TOKEN_TYPE
+        self.audience = None
+        self.resources = []
+        self.issuer = None  # the trusted issuer, once the subject token named one
+        self.subject = None
+        self.subject_jti = ""
 
-    def validate_token_request(self, request):
-        if request.grant_type != TOKEN_EXCHANGE:
-            raise errors.UnsupportedGrantTypeError(request=request)
+    def param(self, name):
+        """A body parameter; empty values count as absent (RFC 6749 §3.2)."""
+        return self.form.get(name) or None
 
-        # Client authentication: confidential clients only.
-        if not self.request_validator.authenticate_client(request):
-            raise errors.InvalidClientError(request=request)
-        if request.client.client_type != request.client.CLIENT_CONFIDENTIAL:
-            raise errors.UnauthorizedClientError(
-                description="Public clients cannot use token exchange.", request=request
-            )
-        if not request.client.allows_grant_type(TOKEN_EXCHANGE):
-            raise errors.UnauthorizedClientError(
-                description="The client is not allowed to use token exchange.", request=request
-            )
-
-        # Parameters.
-        subject_token = _param(request, "subject_token")
-        subject_token_type = _param(request, "subject_token_type")
-        if subject_token is None:
-            raise errors.InvalidRequestError(description="The subject_token parameter is required.", request=request)
-        if subject_token_type is None:
-            raise errors.InvalidRequestError(description="The subject_token_type parameter is required.", request=request)
-        if subject_token_type not in SUBJECT_TOKEN_TYPES:
-            raise errors.InvalidRequestError(description="The subject_token_type is not supported.", request=request)
-        requested = _param(request, "requested_token_type") or ACCESS_TOKEN_TYPE
-        if requested not in REQUESTED_TOKEN_TYPES:
-            raise errors.InvalidRequestError(description="The requested_token_type is not supported.", request=request)
-        if _param(request, "actor_token") or _param(request, "actor_token_type"):
-            raise errors.InvalidRequestError(
-                description="Delegation with an actor_token is not supported.", request=request
-            )
-        targets = _all_values(request, "audience") + _all_values(request, "resource")
-        allowed_targets = request.client.allowed_audiences or []
-        if any(target not in allowed_targets for target in targets):
-            raise InvalidTargetError(request=request)
-        request.requested_token_type = requested
-        request.exchange_audience = targets[0] if len(targets) == 1 else (targets or None)
-        # An empty scope parameter counts as absent (RFC 6749 §3.2), not as the scope "".
-        if not (request.scope or "").strip():
-            request.scope, request.scopes = None, []
-        self.validate_scopes(request)
-        if MANAGE_SCOPE in (request.scopes or []):
-            # Managing the console is for the console's own clients, never for a third party's subject.
-            raise errors.InvalidScopeError(
-                description=f"The {MANAGE_SCOPE} scope cannot be obtained by token exchange.", request=request
-            )
-
-        # The subject token (last: its jti is consumed only when everything else holds).
-        try:
-            report = validate_subject_token(subject_token, client=request.client)
-        except SubjectTokenRejected as exc:
-            request.rejection_cause = exc.cause
-            request.exchange_issuer = exc.report.issuer
-            raise errors.InvalidRequestError(description=exc.description, request=request) from None
-        request.exchange_issuer = report.issuer
-        request.exchange_subject = report.claims["sub"]
-        request.subject_jti = report.claims.get("jti") if isinstance(report.claims.get("jti"), str) else ""
-        request.user = None
+    def values(self, name):
+        """Every non-empty value of a repeatable parameter (audience, resource)."""
+        return [value for value in self.form.getlist(name) if value]
 
 
-def record_event(request, cause=None):
-    """Write the audit row for this exchange attempt; never lets a failure here break the response."""
-    client = getattr(request, "client", None)
+def authenticate_client(request):
+    """Client authentication: confidential clients only (client_auth.py is the one implementation)."""
     try:
-        ExchangeEvent.objects.create(
-            outcome=ExchangeEvent.Outcome.REJECTED if cause else ExchangeEvent.Outcome.ISSUED,
-            cause=(cause or "")[:40],
-            trusted_issuer=getattr(request, "exchange_issuer", None),
-            application=client if getattr(client, "pk", None) else None,
-            subject=(getattr(request, "exchange_subject", None) or "")[:255],
-            subject_jti=(getattr(request, "subject_jti", None) or "")[:255],
-            issued_jti=getattr(request, "issued_jti", "") if not cause else "",
+        result = client_auth.authenticate(
+            request.authorization, request.param("client_id"), request.param("client_secret"), registry.application
         )
-    except Exception:
-        log.exception("Could not record the token-exchange event")
+    except client_auth.MultipleMethods:
+        raise ExchangeError("invalid_request", "The client must not use more than one authentication method.") from None
+    request.client = result.application
+    if not result.ok:
+        raise ExchangeError("invalid_client", status=401)
+
+
+def validate_token_request(request):
+    """Every check of the grant, in order; raises ExchangeError. The subject token comes last."""
+    authenticate_client(request)
+    client = request.client
+    if client.client_type != client.CLIENT_CONFIDENTIAL:
+        raise ExchangeError("unauthorized_client", "Public clients cannot use token exchange.")
+    if not client.allows_grant_type(TOKEN_EXCHANGE):
+        raise ExchangeError("unauthorized_client", "The client is not allowed to use token exchange.")
+
+    # Parameters.
+    subject_token = request.param("subject_token")
+    subject_token_type = request.param("subject_token_type")
+    if subject_token is None:
+        raise ExchangeError("invalid_request", "The subject_token parameter is required.")
+    if subject_token_type is None:
+        raise ExchangeError("invalid_request", "The subject_token_type parameter is required.")
+    if subject_token_type not in SUBJECT_TOKEN_TYPES:
+        raise ExchangeError("invalid_request", "The subject_token_type is not supported.")
+    requested = request.param("requested_token_type") or ACCESS_TOKEN_TYPE
+    if requested not in REQUESTED_TOKEN_TYPES:
+        raise ExchangeError("invalid_request", "The requested_token_type is not supported.")
+    if request.param("actor_token") or request.param("actor_token_type"):
+        raise ExchangeError("invalid_request", "Delegation with an actor_token is not supported.")
+    resources = request.values("resource")
+    targets = request.values("audience") + resources
+    allowed_targets = client.allowed_audiences or []
+    if any(target not in allowed_targets for target in targets):
+        raise ExchangeError("invalid_target", "The requested audience or resource is not allowed for this client.")
+    for resource in resources:  # RFC 8707, as DOT checks it for its own grants
+        if _parse_and_validate_uri(resource) is None:
+            raise ExchangeError("invalid_target", f"The resource '{resource}' is not a valid resource indicator: "
+                                                  "it must be an absolute URI with a scheme and host.")
+    request.requested_token_type = requested
+    request.audience = targets[0] if len(targets) == 1 else (targets or None)
+    request.resources = resources
+    # An empty scope parameter counts as absent (RFC 6749 §3.2), not as the scope "".
+    scope = request.param("scope")
+    request.scopes = scope.strip().split(" ") if scope and scope.strip() else []
+    if not set(request.scopes).issubset(get_scopes_backend().get_available_scopes(application=client)):
+        raise ExchangeError("invalid_scope")
+    if MANAGE_SCOPE in request.scopes:
+        # Managing the console is for the console's own clients, never for a third party's subject.
+        raise ExchangeError("invalid_scope", f"The {MANAGE_SCOPE} scope cannot be obtained by token exchange.")
+
+    # The subject token (last: its jti is consumed only when everything else holds).
+    try:
+        report = validate_subject_token(subject_token, client=client)
+    except SubjectTokenRejected as exc:
+        request.issuer = exc.report.issuer
+        raise ExchangeError("invalid_request", exc.description, cause=exc.cause) from None
+    request.issuer = report.issuer
+    request.subject = report.claims["sub"]
+    jti = report.claims.get("jti")
+    request.subject_jti = jti if isinstance(jti, str) else ""
+
+
+def issue(request):
+    """Sign the access token (+ a refresh token), write the rows; the token response body."""
+    client = request.client
+    lifetime = client.token_lifetime
+    scope = " ".join(request.scopes)
+    jti = uuid.uuid4().hex
+    access_token = signing.issue_access_token(
+        sub=request.subject, client_id=client.client_id, scope=scope,
+        audience=request.audience or client.client_id, lifetime=lifetime, jti=jti,
+        subject_issuer=request.issuer.issuer,
+    )
+    refresh_token = None
+    if client.allows_grant_type(REFRESH_TOKEN):
+        refresh_token = (oauth2_settings.REFRESH_TOKEN_GENERATOR or random_token_generator)(request)
+    access_token_id = storage.save_issued(
+        application=client, access_token=access_token, refresh_token=refresh_token,
+        expires=timezone.now() + datetime.timedelta(seconds=lifetime), scope=scope, resource=request.resources,
+        subject=request.subject, trusted_issuer=request.issuer, issued_jti=jti, subject_jti=request.subject_jti,
+    )
+    body = {"access_token": access_token, "expires_in": lifetime, "token_type": "Bearer", "scope": scope}
+    if refresh_token is not None:
+        body["refresh_token"] = refresh_token
+    body["issued_token_type"] = request.requested_token_type
+    return body, access_token_id
+
+
+def token_exchange_response(http_request, sender=None):
+    """POST /oauth2/token with the token-exchange grant: the response, success or refusal."""
+    request = ExchangeRequest(http_request)
+    try:
+        validate_token_request(request)
+    except ExchangeError as exc:
+        try:
+            storage.save_rejected(cause=exc.cause, application=request.client, trusted_issuer=request.issuer,
+                                  subject=request.subject, subject_jti=request.subject_jti)
+        except Exception:
+            log.exception("Could not record the token-exchange event")
+        return exc.response()
+    body, access_token_id = issue(request)
+    if app_authorized.has_listeners():  # as DOT's TokenView does after a 200
+        app_authorized.send(sender=sender, request=http_request, token=AccessToken.objects.get(pk=access_token_id))
+    return _json_response(body, 200)

@@ -31,33 +31,23 @@ class OAuth2Validator(DOTValidator):
         return headers.get("HTTP_AUTHORIZATION") or headers.get("Authorization")
 
     def authenticate_client(self, request, *args, **kwargs):
-        """Authenticate a confidential client by Basic or body credentials (not both)."""
+        """Authenticate a confidential client by Basic or body credentials (not both): client_auth.py."""
         try:
-            credentials = client_auth.extract(
+            result = client_auth.authenticate(
                 self._authorization_header(request),
                 _body_value(request, "client_id"),
                 _body_value(request, "client_secret"),
+                lambda client_id: self._load_application(client_id, request),
             )
         except client_auth.MultipleMethods:
             raise errors.InvalidRequestError(
                 description="The client must not use more than one authentication method.", request=request
             ) from None
-        except client_auth.MalformedCredentials:
-            client_auth.check_secret(None, None)
+        if not result.ok:
+            if result.credentials is not None and result.credentials.client_secret is not None:
+                request.client = None  # a wrong secret: nothing about the client is kept
             return False
-        request.client_auth_method = credentials.method
-        request.attempted_client_id = credentials.client_id[: client_auth.MAX_CLIENT_ID_LENGTH]
-        application = None
-        if client_auth.plausible_client_id(credentials.client_id):
-            application = self._load_application(credentials.client_id, request)
-        stored = application.client_secret if application is not None else None
-        if credentials.client_secret is None:
-            client_auth.check_secret(None, None)
-            return False
-        if not client_auth.check_secret(credentials.client_secret, stored):
-            request.client = None
-            return False
-        request.client_id = credentials.client_id
+        request.client_id = result.credentials.client_id
         return True
 
     def client_authentication_required(self, request, *args, **kwargs):

@@ -1,14 +1,11 @@
-"""The oauthlib server used by django-oauth-toolkit, with the token-exchange grant registered.
+"""The oauthlib server django-oauth-toolkit uses for the grants it answers (client_credentials,
+refresh_token, authorization_code).
 
-Points both ``OAUTH2_SERVER_CLASS`` and ``OIDC_SERVER_CLASS`` here. The
-server's keyword arguments are deliberately not forwarded to the new grant
-(DOT's device-flow pre-token validator would run on it).
+Points both ``OAUTH2_SERVER_CLASS`` and ``OIDC_SERVER_CLASS`` here. The token-exchange grant
+does not go through oauthlib: ``views.TokenView`` hands it to grant.py.
 """
 
 from oauthlib import openid
-
-from .grant import TokenExchangeGrant
-from .models import TOKEN_EXCHANGE
 
 
 def token_lifetime(request):
@@ -22,5 +19,3 @@ class Server(openid.Server):
         # oauthlib's endpoints each keep a token handler; all issue with the application's lifetime.
         for handler in {id(h): h for h in (self.bearer, self.default_token_type)}.values():
             handler.expires_in = token_lifetime
-        self.token_exchange_grant = TokenExchangeGrant(request_validator)
-        self.grant_types[TOKEN_EXCHANGE] = self.token_exchange_grant

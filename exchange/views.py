@@ -1,8 +1,10 @@
 """HTTP endpoints of the authorization server: token, introspection, JWKS, discovery.
 
-``TokenView`` refuses malformed requests before oauthlib sees them (django-oauth-toolkit
+``TokenView`` refuses malformed requests before any grant sees them (django-oauth-toolkit
 keeps only the last value of a repeated parameter, so repeats are caught here)
-and makes every error RFC 6749 §5.2 JSON with ``Cache-Control: no-store``.
+and makes every error RFC 6749 §5.2 JSON with ``Cache-Control: no-store``. The
+token-exchange grant is answered by grant.py from start to end; the other grants
+(client_credentials, refresh_token, authorization_code) go through django-oauth-toolkit.
 """
 
 import hashlib
@@ -18,9 +20,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider import views as dot_views
 from oauth2_provider.models import get_access_token_model
-from oauth2_provider.signals import app_authorized
 
-from . import signing, throttling
+from . import grant, signing, throttling
 from .models import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN, TOKEN_EXCHANGE
 
 #: Parameters that RFC 8693 / RFC 8707 allow to repeat.
@@ -98,25 +99,12 @@ class TokenView(ThrottledClientAuthMixin, dot_views.TokenView):
         if problem:
             error, description, status = problem
             return oauth_error(error, description, status)
-        if request.POST.get("grant_type") == TOKEN_EXCHANGE and not app_authorized.has_listeners():
-            response = self.token_exchange_response(request)
+        if request.POST.get("grant_type") == TOKEN_EXCHANGE:
+            response = grant.token_exchange_response(request, sender=self)  # our own path, start to end
         else:
-            response = super().post(request, *args, **kwargs)
+            response = super().post(request, *args, **kwargs)  # the other grants: DOT and oauthlib
         if response.status_code == 401:
             response["WWW-Authenticate"] = 'Basic realm="oauth2", error="invalid_client"'
-        return response
-
-    def token_exchange_response(self, request):
-        """The token-exchange grant through the same oauthlib server, grant, validator and storage as DOT's view.
-
-        DOT's view reads the new AccessToken back from the database after every 200,
-        only to send ``app_authorized`` with it; with no receiver connected that read
-        (a query per exchange) is skipped. Everything else is DOT's own path.
-        """
-        url, headers, body, status = self.create_token_response(request)
-        response = HttpResponse(content=body, status=status)
-        for name, value in headers.items():
-            response[name] = value
         return response
 
     def http_method_not_allowed(self, request, *args, **kwargs):

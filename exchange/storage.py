@@ -1,0 +1,117 @@
+"""The rows a token exchange writes: its AccessToken, RefreshToken and ExchangeEvent.
+
+Django's ``Model.save()`` spent more instructions on these two or three INSERTs than
+the rest of an exchange (SQL compilation, signals, model-state bookkeeping; see README,
+Performance), so each INSERT statement is built once per model and database from the
+model's own field metadata — a column added by a migration is picked up without a
+change here — and every value still goes through its field's ``get_db_prep_save``.
+``auto_now``/``auto_now_add`` columns get the time of the write; columns not given
+get their field's default.
+
+What the model signals do for ExchangeEvent rows saved through the ORM (audit.py:
+request id, client id and issuer snapshots, the audit log line; metrics.py: the
+exchange counter) is done here explicitly, with the same functions.
+"""
+
+import hashlib
+import uuid
+from types import SimpleNamespace
+
+from django.db import connections, router, transaction
+from django.utils import timezone
+from oauth2_provider.settings import oauth2_settings
+
+from . import audit, metrics
+from .models import AccessToken, ExchangeEvent, RefreshToken
+
+_statements = {}  # (model, database alias) -> (fields, sql, returns_pk)
+
+
+def _statement(model, connection):
+    key = (model, connection.alias)
+    entry = _statements.get(key)
+    if entry is None:
+        quote = connection.ops.quote_name
+        fields = [f for f in model._meta.concrete_fields if f is not model._meta.pk]
+        sql = "INSERT INTO %s (%s) VALUES (%s)" % (
+            quote(model._meta.db_table), ", ".join(quote(f.column) for f in fields), ", ".join(["%s"] * len(fields)),
+        )
+        returns_pk = connection.features.can_return_columns_from_insert
+        if returns_pk:
+            sql += " RETURNING %s" % quote(model._meta.pk.column)
+        entry = _statements[key] = (fields, sql, returns_pk)
+    return entry
+
+
+def insert(model, values, *, now, using):
+    """INSERT one ``model`` row from ``values`` (attribute name -> Python value); return its pk."""
+    connection = connections[using]
+    fields, sql, returns_pk = _statement(model, connection)
+    params = []
+    for field in fields:
+        if field.attname in values:
+            value = values[field.attname]
+        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            value = now
+        else:
+            value = field.get_default()
+        params.append(field.get_db_prep_save(value, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0] if returns_pk else cursor.lastrowid
+
+
+def _token_columns(raw_token):
+    """``token`` and ``token_checksum``, as DOT's set_token_value + TokenChecksumField store them (RFC 9700)."""
+    checksum = hashlib.sha256(raw_token.encode("utf-8")).hexdigest()
+    stored = "" if oauth2_settings.COMPLIANT_BCP_RFC9700_TOKEN_STORAGE else raw_token
+    return {"token": stored, "token_checksum": checksum}
+
+
+def _write_event(*, outcome, cause, application, trusted_issuer, subject, subject_jti, issued_jti, now, using):
+    event = SimpleNamespace(  # what audit.py and metrics.py read from an ExchangeEvent
+        outcome=outcome, cause=(cause or "")[:40], application=application,
+        application_id=application.pk if application is not None else None,
+        trusted_issuer=trusted_issuer, trusted_issuer_id=trusted_issuer.pk if trusted_issuer is not None else None,
+        subject=(subject or "")[:255], subject_jti=(subject_jti or "")[:255], issued_jti=issued_jti or "",
+        client_id="", issuer="", request_id="",
+    )
+    audit.complete(event)
+    event.pk = insert(ExchangeEvent, vars(event), now=now, using=using)
+    audit.log_event(event)
+    metrics.exchange_recorded(event.outcome, event.cause, trusted_issuer)
+    return event
+
+
+def save_issued(*, application, access_token, refresh_token, expires, scope, resource, subject, trusted_issuer,
+                issued_jti, subject_jti):
+    """Write the AccessToken (+ RefreshToken) and the ``issued`` ExchangeEvent in one transaction.
+
+    A token is issued only if its audit row is written with it.
+    """
+    using = router.db_for_write(AccessToken)
+    now = timezone.now()
+    provenance = {"subject": subject or "", "trusted_issuer": trusted_issuer,
+                  "trusted_issuer_id": trusted_issuer.pk if trusted_issuer is not None else None}
+    with transaction.atomic(using=using):
+        access_token_id = insert(AccessToken, {
+            **_token_columns(access_token), **provenance, "user_id": None, "application_id": application.pk,
+            "expires": expires, "scope": scope, "resource": resource, "jti": issued_jti, "id_token_id": None,
+            "source_refresh_token_id": None,
+        }, now=now, using=using)
+        if refresh_token is not None:
+            insert(RefreshToken, {
+                **_token_columns(refresh_token), **provenance, "user_id": None, "application_id": application.pk,
+                "access_token_id": access_token_id, "token_family": uuid.uuid4(), "resource": resource,
+            }, now=now, using=using)
+        _write_event(outcome=ExchangeEvent.Outcome.ISSUED.value, cause="", application=application,
+                     trusted_issuer=trusted_issuer, subject=subject, subject_jti=subject_jti, issued_jti=issued_jti,
+                     now=now, using=using)
+    return access_token_id
+
+
+def save_rejected(*, cause, application, trusted_issuer, subject, subject_jti):
+    """Write the ``rejected`` ExchangeEvent (autocommit: nothing else is written)."""
+    _write_event(outcome=ExchangeEvent.Outcome.REJECTED.value, cause=cause, application=application,
+                 trusted_issuer=trusted_issuer, subject=subject, subject_jti=subject_jti, issued_jti="",
+                 now=timezone.now(), using=router.db_for_write(ExchangeEvent))
