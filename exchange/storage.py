@@ -24,41 +24,68 @@ from oauth2_provider.settings import oauth2_settings
 from . import audit, metrics
 from .models import AccessToken, ExchangeEvent, RefreshToken
 
-_statements = {}  # (model, database alias) -> (fields, sql, returns_pk)
+_statements = {}  # (model, database alias) -> (columns, sql, returns_pk)
+
+#: Fields whose Python values (str, int, bool or None, as this module passes them) are already
+#: what the database driver takes: ``get_db_prep_save`` would return them unchanged.
+_PLAIN = {"CharField", "TextField", "ForeignKey", "OneToOneField", "BooleanField", "IntegerField",
+          "PositiveIntegerField", "BigIntegerField", "SmallIntegerField"}
 
 
 def _statement(model, connection):
+    """The INSERT statement of ``model`` on ``connection``, and how to prepare each column's value."""
     key = (model, connection.alias)
     entry = _statements.get(key)
     if entry is None:
         quote = connection.ops.quote_name
         fields = [f for f in model._meta.concrete_fields if f is not model._meta.pk]
+        columns = []
+        for field in fields:
+            kind = field.get_internal_type()
+            auto = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+            if kind in _PLAIN:
+                prepare = None
+            elif kind == "DateTimeField":  # aware datetimes from timezone.now(): the adaptation alone
+                prepare = lambda value, connection: connection.ops.adapt_datetimefield_value(value)  # noqa: E731
+            else:
+                prepare = field.get_db_prep_save
+            columns.append((field.attname, auto, field, prepare))
+        # Named placeholders: Django's SQLite backend rewrites positional ones with a regular
+        # expression on every execution, which cost as much as the INSERT itself.
         sql = "INSERT INTO %s (%s) VALUES (%s)" % (
-            quote(model._meta.db_table), ", ".join(quote(f.column) for f in fields), ", ".join(["%s"] * len(fields)),
+            quote(model._meta.db_table), ", ".join(quote(f.column) for f in fields),
+            ", ".join("%%(%s)s" % f.attname for f in fields),
         )
         returns_pk = connection.features.can_return_columns_from_insert
         if returns_pk:
             sql += " RETURNING %s" % quote(model._meta.pk.column)
-        entry = _statements[key] = (fields, sql, returns_pk)
+        entry = _statements[key] = (columns, sql, returns_pk)
     return entry
 
 
-def insert(model, values, *, now, using):
-    """INSERT one ``model`` row from ``values`` (attribute name -> Python value); return its pk."""
-    connection = connections[using]
-    fields, sql, returns_pk = _statement(model, connection)
-    params = []
-    for field in fields:
-        if field.attname in values:
-            value = values[field.attname]
-        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            value = now
+def insert(cursor, model, values, *, now):
+    """INSERT one ``model`` row from ``values`` (attribute name -> Python value) with ``cursor``; its pk.
+
+    ``auto_now``/``auto_now_add`` columns not in ``values`` get ``now``; other missing columns
+    their field's default.
+    """
+    connection = cursor.db
+    columns, sql, returns_pk = _statement(model, connection)
+    params = {}
+    now_prepared = None
+    for attname, auto, field, prepare in columns:
+        if attname in values:
+            value = values[attname]
+        elif auto:
+            if now_prepared is None:
+                now_prepared = connection.ops.adapt_datetimefield_value(now)
+            params[attname] = now_prepared
+            continue
         else:
             value = field.get_default()
-        params.append(field.get_db_prep_save(value, connection))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()[0] if returns_pk else cursor.lastrowid
+        params[attname] = value if prepare is None else prepare(value, connection)
+    cursor.execute(sql, params)
+    return cursor.fetchone()[0] if returns_pk else cursor.lastrowid
 
 
 def _token_columns(raw_token):
@@ -68,7 +95,7 @@ def _token_columns(raw_token):
     return {"token": stored, "token_checksum": checksum}
 
 
-def _write_event(*, outcome, cause, application, trusted_issuer, subject, subject_jti, issued_jti, now, using):
+def _write_event(cursor, *, outcome, cause, application, trusted_issuer, subject, subject_jti, issued_jti, now):
     event = SimpleNamespace(  # what audit.py and metrics.py read from an ExchangeEvent
         outcome=outcome, cause=(cause or "")[:40], application=application,
         application_id=application.pk if application is not None else None,
@@ -77,10 +104,14 @@ def _write_event(*, outcome, cause, application, trusted_issuer, subject, subjec
         client_id="", issuer="", request_id="",
     )
     audit.complete(event)
-    event.pk = insert(ExchangeEvent, vars(event), now=now, using=using)
-    audit.log_event(event)
-    metrics.exchange_recorded(event.outcome, event.cause, trusted_issuer)
+    event.pk = insert(cursor, ExchangeEvent, vars(event), now=now)
     return event
+
+
+def _announce(event):
+    """The audit log line and the metric of a written (committed) event."""
+    audit.log_event(event)
+    metrics.exchange_recorded(event.outcome, event.cause, event.trusted_issuer)
 
 
 def save_issued(*, application, access_token, refresh_token, expires, scope, resource, subject, trusted_issuer,
@@ -93,25 +124,28 @@ def save_issued(*, application, access_token, refresh_token, expires, scope, res
     now = timezone.now()
     provenance = {"subject": subject or "", "trusted_issuer": trusted_issuer,
                   "trusted_issuer_id": trusted_issuer.pk if trusted_issuer is not None else None}
-    with transaction.atomic(using=using):
-        access_token_id = insert(AccessToken, {
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        access_token_id = insert(cursor, AccessToken, {
             **_token_columns(access_token), **provenance, "user_id": None, "application_id": application.pk,
             "expires": expires, "scope": scope, "resource": resource, "jti": issued_jti, "id_token_id": None,
             "source_refresh_token_id": None,
-        }, now=now, using=using)
+        }, now=now)
         if refresh_token is not None:
-            insert(RefreshToken, {
+            insert(cursor, RefreshToken, {
                 **_token_columns(refresh_token), **provenance, "user_id": None, "application_id": application.pk,
                 "access_token_id": access_token_id, "token_family": uuid.uuid4(), "resource": resource,
-            }, now=now, using=using)
-        _write_event(outcome=ExchangeEvent.Outcome.ISSUED.value, cause="", application=application,
+            }, now=now)
+        event = _write_event(cursor, outcome=ExchangeEvent.Outcome.ISSUED.value, cause="", application=application,
                      trusted_issuer=trusted_issuer, subject=subject, subject_jti=subject_jti, issued_jti=issued_jti,
-                     now=now, using=using)
+                     now=now)
+    _announce(event)
     return access_token_id
 
 
 def save_rejected(*, cause, application, trusted_issuer, subject, subject_jti):
     """Write the ``rejected`` ExchangeEvent (autocommit: nothing else is written)."""
-    _write_event(outcome=ExchangeEvent.Outcome.REJECTED.value, cause=cause, application=application,
-                 trusted_issuer=trusted_issuer, subject=subject, subject_jti=subject_jti, issued_jti="",
-                 now=timezone.now(), using=router.db_for_write(ExchangeEvent))
+    with connections[router.db_for_write(ExchangeEvent)].cursor() as cursor:
+        event = _write_event(cursor, outcome=ExchangeEvent.Outcome.REJECTED.value, cause=cause,
+                             application=application, trusted_issuer=trusted_issuer, subject=subject,
+                             subject_jti=subject_jti, issued_jti="", now=timezone.now())
+    _announce(event)
