@@ -407,7 +407,14 @@ _pem_cache = {}
 
 
 def pem_keys(issuer):
-    """Keys from the issuer's registered certificates (parsed once per process)."""
+    """Keys from the issuer's registered certificates (parsed once per process).
+
+    An issuer from the registry has its certificates prefetched and is replaced, never
+    changed, when they change: its keys are then also kept on the instance.
+    """
+    prefetched = "certificates" in getattr(issuer, "_prefetched_objects_cache", ())
+    if prefetched and "_pem_keys" in issuer.__dict__:
+        return issuer.__dict__["_pem_keys"]
     pems = [cert.pem for cert in issuer.certificates.all()]
     marker = (issuer.pk, tuple(pems))
     keys = _pem_cache.get(marker)
@@ -425,6 +432,8 @@ def pem_keys(issuer):
         if len(_pem_cache) > 256:
             _pem_cache.clear()
         _pem_cache[marker] = keys
+    if prefetched:
+        issuer.__dict__["_pem_keys"] = keys
     return keys
 
 

@@ -88,9 +88,14 @@ FOREIGN_TYPES = frozenset({
     "jwt-vc", "vc+sd-jwt", "kb+jwt",
 })
 
+STEP_LABELS = dict(STEPS)
+
 _SEGMENT = re.compile(r"\A[A-Za-z0-9_-]*\Z")
 #: JSON may escape a lone surrogate ("\ud800"): such a string cannot be encoded, so no database, hash or page takes it.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_B64_VALUES = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
+#: Bits of the last character that carry no data, by segment length modulo 4: canonical encodings leave them 0.
+_UNUSED_BITS = {0: 0, 2: 0x0F, 3: 0x03}
 _MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z
 _MAX_KEY_TRIES = 10
 _ALGORITHMS = {name: alg for name, alg in get_default_algorithms().items() if name in ASYMMETRIC_ALGORITHMS}
@@ -122,7 +127,7 @@ class Report:
         return CAUSES.get(self.cause, "")
 
     def passed(self, name, detail=""):
-        self.steps.append(Step(name, dict(STEPS)[name], True, detail))
+        self.steps.append(Step(name, STEP_LABELS[name], True, detail))
 
     def as_dict(self):
         return {
@@ -148,7 +153,7 @@ class SubjectTokenRejected(Exception):
 
 
 def _fail(report, step, cause, detail):
-    report.steps.append(Step(step, dict(STEPS)[step], False, detail))
+    report.steps.append(Step(step, STEP_LABELS[step], False, detail))
     done = {s.name for s in report.steps}
     report.steps.extend(Step(name, label, None) for name, label in STEPS if name not in done)
     report.cause = cause
@@ -156,13 +161,13 @@ def _fail(report, step, cause, detail):
 
 
 def _b64decode(segment):
-    if not _SEGMENT.match(segment) or len(segment) % 4 == 1:
+    remainder = len(segment) % 4
+    if not _SEGMENT.match(segment) or remainder == 1:
         raise ValueError
-    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     # Only the canonical encoding is accepted: no stray bits in the last character.
-    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != segment:
+    if remainder and _B64_VALUES[segment[-1]] & _UNUSED_BITS[remainder]:
         raise ValueError
-    return raw
+    return base64.urlsafe_b64decode(segment + "=" * (-remainder % 4))
 
 
 def _no_duplicates(pairs):
@@ -210,7 +215,7 @@ def _subject_problem(sub):
         return f"sub is longer than {exchange_settings.MAX_SUBJECT_LENGTH} characters"
     if sub != sub.strip():
         return "sub has leading or trailing whitespace"
-    if any(unicodedata.category(ch) in ("Cc", "Cs", "Cf") for ch in sub):
+    if not (sub.isascii() and sub.isprintable()) and any(unicodedata.category(ch) in ("Cc", "Cs", "Cf") for ch in sub):
         return "sub contains control or formatting characters"
     return None
 
