@@ -67,7 +67,8 @@ def prepare(workdir, n):
     subprocess.run([sys.executable, "-m", "bench.prepare", "--folder", str(workdir), "--out",
                     str(workdir / "application.json")], cwd=ROOT, env=env, check=True)
     key = fixtures.key_file(workdir, "subject-issuer-rsa", "rsa")
-    fixtures.mint_tokens(workdir / "tokens.txt", key, fixtures.PEM_ISSUER, n + WARMUP)
+    # One slice per exchange kind: the replay store is shared (the database without Redis).
+    fixtures.mint_tokens(workdir / "tokens.txt", key, fixtures.PEM_ISSUER, 2 * (n + WARMUP))
 
 
 def run(workdir, kind, n):
@@ -83,7 +84,8 @@ def run(workdir, kind, n):
     credentials = json.loads((workdir / "application.json").read_text())
     tokens = (workdir / "tokens.txt").read_text().split()
     if kind.startswith("exchange"):
-        environs = [_environ(kind, credentials, token) for token in tokens[: WARMUP + n]]
+        first = 0 if kind == "exchange_rs256" else WARMUP + n
+        environs = [_environ(kind, credentials, token) for token in tokens[first: first + WARMUP + n]]
     else:
         environs = [_environ(kind, credentials) for _ in range(WARMUP + n)]
     handler = WSGIHandler()
