@@ -110,6 +110,9 @@ class TokenView(ThrottledClientAuthMixin, dot_views.TokenView):
     def http_method_not_allowed(self, request, *args, **kwargs):
         return oauth_error("invalid_request", "The token endpoint accepts POST only.", 405, {"Allow": "POST"})
 
+    # Django's View answers OPTIONS itself (200, empty HTML); the token endpoint offers POST only.
+    options = http_method_not_allowed
+
 
 # csrf_exempt again: View.as_view() copies decorator attributes from ``cls.dispatch``, which is now the mixin's.
 @method_decorator(csrf_exempt, name="dispatch")

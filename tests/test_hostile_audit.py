@@ -348,8 +348,6 @@ def test_other_methods_never_issue(method, client, auth, token):
     assert not AccessToken.objects.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="Left alone by the audit (views.py is being restructured): Django's default "
-                   "OPTIONS handler answers 200 text/html with an empty body, not RFC 6749 JSON. No token is issued.")
 def test_options_is_refused_like_other_methods(client, auth):
     """T01: OPTIONS should be a 405 JSON error like GET, PUT, PATCH, DELETE, HEAD and TRACE."""
     response = client.options("/oauth2/token", **auth)
