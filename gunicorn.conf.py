@@ -1,11 +1,22 @@
 """gunicorn settings used by `make run`, the benchmarks and production (override with GUNICORN_* env).
 
 Worker class chosen by measurement (`python -m bench.run --only sqlite-rs256`, same machine,
-back to back): ``gthread`` with 4 threads and keep-alive served the token exchange ~1.7x
-(360 vs 212 req/s) and the trivial view ~2.2x faster than ``sync`` workers, which close every
-connection after one request, with no errors under SQLite (WAL, busy timeout, IMMEDIATE
-transactions; see settings). The code on the request path is thread-safe by design (shared
-server/validator/grant instances are stateless; caches take locks).
+back to back): ``gthread`` with keep-alive served the token exchange ~1.7x (360 vs 212 req/s)
+and the trivial view ~2.2x faster than ``sync`` workers, which close every connection after
+one request, with no errors under SQLite (WAL, busy timeout, IMMEDIATE transactions; see
+settings). The code on the request path is thread-safe by design (shared instances are
+stateless; caches take locks).
+
+Threads per worker depend on the database, also by measurement (two rounds each, exchange
+req/s, `GUNICORN_THREADS=N python -m bench.run --only ...`):
+
+- SQLite: 1 thread 541/534 (p99 39 ms), 2 threads 459/458, 4 threads 360/445 (p99 216-321 ms).
+  Every request is CPU work plus local file I/O; threads only queue behind each other.
+- PostgreSQL: 4 threads 389/399, 1 thread 216/196. Each query waits on a network round
+  trip, and other threads run meanwhile.
+
+With one thread a worker serves one request at a time: a JWKS fetch (bounded by
+``JWKS_TOTAL_TIMEOUT_MS``, rare thanks to the cache and cooldowns) holds that worker's queue.
 """
 
 import multiprocessing
@@ -13,7 +24,9 @@ import os
 
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+_database_url = os.environ.get("DATABASE_URL", "")
+_sqlite = not _database_url or _database_url.startswith("sqlite")
+threads = int(os.environ.get("GUNICORN_THREADS", "1" if _sqlite else "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 10
 keepalive = 5

@@ -6,10 +6,11 @@ request to ``token_exchange_response`` after refusing repeated parameters and ba
 
 1. client authentication (client_auth.py) → a confidential client → the application allows the grant;
 2. parameters: required, known token types, no actor token, audience/resource allowed, scopes;
-3. the subject token (subject_token.py) — last: its ``jti`` is consumed only when everything else holds;
+3. the subject token (subject_token.py) — last, and checked without recording its ``jti``;
 4. the access token signed (signing.py), a refresh token when the application also allows
-   ``refresh_token``, and the AccessToken, RefreshToken and ExchangeEvent rows written in one
-   transaction (storage.py);
+   ``refresh_token``; then, in one transaction (storage.py), the subject token's ``jti`` recorded
+   as used (``consume_replay``: a replay that raced past the check is refused here, and nothing
+   is written) and the AccessToken, RefreshToken and ExchangeEvent rows written;
 5. a refusal answers RFC 6749 §5.2 JSON and writes an ExchangeEvent with its cause code.
 
 This path does not build oauthlib's ``Request``/``Server`` nor DOT's ``OAuthLibCore``: that
@@ -37,7 +38,7 @@ from . import client_auth, signing, storage
 from .models import REFRESH_TOKEN, TOKEN_EXCHANGE, AccessToken
 from .registry import registry
 from .scopes import MANAGE_SCOPE
-from .subject_token import SubjectTokenRejected, validate_subject_token
+from .subject_token import SubjectTokenRejected, consume_replay, validate_subject_token
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class ExchangeRequest:
         self.issuer = None  # the trusted issuer, once the subject token named one
         self.subject = None
         self.subject_jti = ""
+        self.report = None  # the subject token's validation report, once it passed
 
     def param(self, name):
         """A body parameter; empty values count as absent (RFC 6749 §3.2)."""
@@ -152,12 +154,13 @@ def validate_token_request(request):
         # Managing the console is for the console's own clients, never for a third party's subject.
         raise ExchangeError("invalid_scope", f"The {MANAGE_SCOPE} scope cannot be obtained by token exchange.")
 
-    # The subject token (last: its jti is consumed only when everything else holds).
+    # The subject token (last; its jti is recorded as used with the issued token, see issue()).
     try:
-        report = validate_subject_token(subject_token, client=client)
+        report = validate_subject_token(subject_token, client=client, consume_jti=False)
     except SubjectTokenRejected as exc:
         request.issuer = exc.report.issuer
         raise ExchangeError("invalid_request", exc.description, cause=exc.cause) from None
+    request.report = report
     request.issuer = report.issuer
     request.subject = report.claims["sub"]
     jti = report.claims.get("jti")
@@ -178,11 +181,15 @@ def issue(request):
     refresh_token = None
     if client.allows_grant_type(REFRESH_TOKEN):
         refresh_token = (oauth2_settings.REFRESH_TOKEN_GENERATOR or random_token_generator)(request)
-    access_token_id = storage.save_issued(
-        application=client, access_token=access_token, refresh_token=refresh_token,
-        expires=timezone.now() + datetime.timedelta(seconds=lifetime), scope=scope, resource=request.resources,
-        subject=request.subject, trusted_issuer=request.issuer, issued_jti=jti, subject_jti=request.subject_jti,
-    )
+    try:
+        access_token_id = storage.save_issued(
+            application=client, access_token=access_token, refresh_token=refresh_token,
+            expires=timezone.now() + datetime.timedelta(seconds=lifetime), scope=scope, resource=request.resources,
+            subject=request.subject, trusted_issuer=request.issuer, issued_jti=jti, subject_jti=request.subject_jti,
+            first=lambda: consume_replay(request.report),
+        )
+    except SubjectTokenRejected as exc:  # replayed since the check, or the replay store went away
+        raise ExchangeError("invalid_request", exc.description, cause=exc.cause) from None
     body = {"access_token": access_token, "expires_in": lifetime, "token_type": "Bearer", "scope": scope}
     if refresh_token is not None:
         body["refresh_token"] = refresh_token
@@ -195,6 +202,7 @@ def token_exchange_response(http_request, sender=None):
     request = ExchangeRequest(http_request)
     try:
         validate_token_request(request)
+        body, access_token_id = issue(request)
     except ExchangeError as exc:
         try:
             storage.save_rejected(cause=exc.cause, application=request.client, trusted_issuer=request.issuer,
@@ -202,7 +210,6 @@ def token_exchange_response(http_request, sender=None):
         except Exception:
             log.exception("Could not record the token-exchange event")
         return exc.response()
-    body, access_token_id = issue(request)
     if app_authorized.has_listeners():  # as DOT's TokenView does after a 200
         app_authorized.send(sender=sender, request=http_request, token=AccessToken.objects.get(pk=access_token_id))
     return _json_response(body, 200)

@@ -115,16 +115,20 @@ def _announce(event):
 
 
 def save_issued(*, application, access_token, refresh_token, expires, scope, resource, subject, trusted_issuer,
-                issued_jti, subject_jti):
+                issued_jti, subject_jti, first=None):
     """Write the AccessToken (+ RefreshToken) and the ``issued`` ExchangeEvent in one transaction.
 
-    A token is issued only if its audit row is written with it.
+    A token is issued only if its audit row is written with it. ``first()``, when given, runs
+    first inside the transaction (the grant records the subject token's jti there); what it
+    raises rolls everything back and propagates.
     """
     using = router.db_for_write(AccessToken)
     now = timezone.now()
     provenance = {"subject": subject or "", "trusted_issuer": trusted_issuer,
                   "trusted_issuer_id": trusted_issuer.pk if trusted_issuer is not None else None}
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        if first is not None:
+            first()
         access_token_id = insert(cursor, AccessToken, {
             **_token_columns(access_token), **provenance, "user_id": None, "application_id": application.pk,
             "expires": expires, "scope": scope, "resource": resource, "jti": issued_jti, "id_token_id": None,

@@ -117,6 +117,7 @@ class Report:
     issuer: object = None
     cause: str | None = None
     key_description: str = ""
+    replay: "ReplayEntry | None" = None  # set when the issuer rejects reused jtis (see consume_replay)
 
     @property
     def ok(self):
@@ -139,6 +140,14 @@ class Report:
                 {"name": s.name, "label": s.label, "ok": s.ok, "detail": s.detail} for s in self.steps
             ],
         }
+
+
+@dataclass(frozen=True)
+class ReplayEntry:
+    """The replay store's entry for a subject token's jti: kept while the token could still be accepted."""
+
+    key: str
+    lifetime: int  # seconds
 
 
 class SubjectTokenRejected(Exception):
@@ -425,23 +434,49 @@ def validate_subject_token(token, *, client=None, now=None, consume_jti=True):
     if jti is None and issuer.require_jti:
         _fail(report, "replay", "missing_claim", "this issuer requires jti")
     if jti is not None and issuer.reject_replayed_jti:
-        key = "jti:%s:%s" % (issuer.pk, hashlib.sha256(jti.encode()).hexdigest())
         # Kept while the token could still be accepted: until exp, or until it becomes too old.
         usable_until = min(exp, iat + max_age) if iat is not None else exp
-        lifetime = max(1, math.ceil(usable_until + skew - now))
-        try:
-            store = shared_store()
-            first_use = store.add(key, 1, lifetime) if consume_jti else store.get(key) is None
-        except Exception:  # the shared store is down: fail closed, never 500
-            log.exception("The replay store could not be reached")
-            metrics.shared_cache_error("replay")
-            _fail(report, "replay", "replay_check_unavailable", "the replay store (cache) could not be reached")
-        if not first_use:
-            _fail(report, "replay", "replayed", "this jti was already exchanged")
-        report.passed("replay", "first use of this jti")
+        report.replay = ReplayEntry("jti:%s:%s" % (issuer.pk, hashlib.sha256(jti.encode()).hexdigest()),
+                                    max(1, math.ceil(usable_until + skew - now)))
+        if consume_jti:
+            consume_replay(report)
+        else:
+            _check_replay(report, lambda store, entry: store.get(entry.key) is None)
+            report.passed("replay", "first use of this jti (not recorded yet)")
     else:
         report.passed("replay", "not checked for this issuer" if jti is not None else "no jti")
     return report
+
+
+def _check_replay(report, first_use):
+    """Ask the replay store ``first_use(store, entry)``; fail the replay step when it is not, or is unreachable."""
+    try:
+        ok = first_use(shared_store(), report.replay)
+    except Exception:  # the shared store is down: fail closed, never 500
+        log.exception("The replay store could not be reached")
+        metrics.shared_cache_error("replay")
+        ok = None
+    if not ok:
+        report.steps = [step for step in report.steps if step.name != "replay"]
+        report.cause = None
+        if ok is None:
+            _fail(report, "replay", "replay_check_unavailable", "the replay store (cache) could not be reached")
+        _fail(report, "replay", "replayed", "this jti was already exchanged")
+
+
+def consume_replay(report):
+    """Record the validated subject token's jti as used; SubjectTokenRejected (replayed) if it already was.
+
+    ``validate_subject_token`` does this itself unless called with ``consume_jti=False``; the
+    token-exchange grant does so, then calls this inside the transaction that writes the
+    issued token (storage.py): without Redis the jti row then commits with the token, in one
+    write, and a token is issued only if its jti was recorded. Atomic across processes.
+    """
+    if report.replay is None:
+        return
+    _check_replay(report, lambda store, entry: store.add(entry.key, 1, entry.lifetime))
+    report.steps = [step for step in report.steps if step.name != "replay"]
+    report.passed("replay", "first use of this jti")
 
 
 def explain_subject_token(token, *, client=None, now=None):

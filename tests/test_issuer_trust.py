@@ -238,3 +238,34 @@ def test_direct_validation_reports_the_link_cause(pem_issuer, make_application, 
     with pytest.raises(SubjectTokenRejected) as caught:
         validate_subject_token(mint(rsa_key, pem_issuer.issuer), client=app, consume_jti=False)
     assert caught.value.cause == "issuer_not_allowed"
+
+
+def test_a_replay_that_passes_the_check_is_refused_when_recorded(exchange, pem_issuer, rsa_key, monkeypatch):
+    """Two requests with one token can both pass the replay check; recording the jti, in the transaction
+    that writes the token, lets one through: the other is refused and writes nothing but its audit row."""
+    token = mint(rsa_key, pem_issuer.issuer)
+    assert exchange(token).status_code == HTTPStatus.OK
+    monkeypatch.setattr(DatabaseStore, "get", lambda self, key, default=None: default)  # the check sees nothing
+    assert_subject_rejected(exchange(token), "replayed", issued_before=1)
+    assert ExchangeEvent.objects.filter(outcome="issued").count() == 1
+    assert SharedCacheEntry.objects.filter(key__startswith="jti:").count() == 1
+
+
+def test_the_jti_is_recorded_only_with_the_token(exchange, pem_issuer, rsa_key, monkeypatch):
+    """A failure writing the token rolls the jti back too: the subject token can be exchanged again."""
+    from exchange import storage
+
+    token = mint(rsa_key, pem_issuer.issuer)
+    real_insert = storage.insert
+
+    def failing_insert(cursor, model, values, *, now):
+        if model is AccessToken:
+            raise RuntimeError("disk full")
+        return real_insert(cursor, model, values, now=now)
+
+    monkeypatch.setattr(storage, "insert", failing_insert)
+    with pytest.raises(RuntimeError):
+        exchange(token)
+    assert not SharedCacheEntry.objects.filter(key__startswith="jti:").exists()
+    monkeypatch.setattr(storage, "insert", real_insert)
+    assert exchange(token).status_code == HTTPStatus.OK
