@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.contrib.auth.hashers import get_hashers_by_algorithm
 from django.core.checks import Error, Warning, register
+from django.db import connection
 
 from .conf import exchange_settings
 from .signing import SIGNING_ALGORITHMS
@@ -28,6 +29,12 @@ def check_token_exchange(app_configs, **kwargs):
             "TOKEN_EXCHANGE['SIGNING_KEY_PUBLISH_AHEAD_SECONDS'] is shorter than SIGNING_KEY_RELOAD_SECONDS.",
             hint="A rotated key would sign before every worker knows it; workers would switch at different times.",
             id="exchange.W002",
+        ))
+    if connection.vendor == "sqlite" and connection.Database.sqlite_version_info < (3, 35):
+        problems.append(Error(
+            f"SQLite {connection.Database.sqlite_version} is too old: 3.35 or newer is needed.",
+            hint="The replay store's atomic add uses INSERT … ON CONFLICT … RETURNING (exchange/shared_cache.py).",
+            id="exchange.E004",
         ))
     if exchange_settings.SIGNING_ALGORITHM not in SIGNING_ALGORITHMS:
         problems.append(Error(

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, connection
 
 from . import metrics
 
@@ -58,14 +58,37 @@ def _default():
 class DatabaseStore:
     """The few cache operations shared state needs, on ``SharedCacheEntry`` rows.
 
-    ``add`` is atomic across processes and instances: the row's primary key lets one
-    insert win, and an expired row is taken over by a conditional UPDATE only one
-    writer can match. Expired rows are ignored when read and deleted every
-    ``_PRUNE_EVERY`` writes of a process.
+    ``add`` is one statement, atomic across processes and instances: an INSERT whose
+    conflict on the primary key takes the row over only when it has expired
+    (``ON CONFLICT … DO UPDATE … WHERE``, SQLite ≥ 3.35 and PostgreSQL), and which
+    returns the key only when it stored the value. Being one statement, it needs no
+    savepoint inside a caller's transaction (the grant records a subject token's ``jti``
+    in the transaction that writes the issued token). ``get_many`` is one SELECT: both run
+    on every token request without Redis, so they are plain SQL. Expired rows are ignored
+    when read and deleted every ``_PRUNE_EVERY`` writes of a process.
     """
 
     def __init__(self):
         self._writes = itertools.count(1)
+        self._sql = None
+
+    def _statements(self):
+        if self._sql is None:
+            quote, model = connection.ops.quote_name, self._model()
+            table, key, value, expires = (quote(name) for name in (model._meta.db_table, "key", "value", "expires"))
+            self._sql = {
+                "add": f"INSERT INTO {table} ({key}, {value}, {expires}) VALUES (%(key)s, %(value)s, %(expires)s) "
+                       f"ON CONFLICT ({key}) DO UPDATE SET {value} = excluded.{value}, {expires} = excluded.{expires} "
+                       f"WHERE {table}.{expires} <= %(now)s RETURNING {key}",
+                "get_many": f"SELECT {key}, {value} FROM {table} WHERE {expires} > %(now)s AND {key} IN ",
+            }
+        return self._sql
+
+    @staticmethod
+    def _rows(sql, params):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
 
     @staticmethod
     def _model():
@@ -81,20 +104,19 @@ class DatabaseStore:
         return self.get_many([key]).get(key, default)
 
     def get_many(self, keys):
-        rows = self._model().objects.filter(key__in=list(keys), expires__gt=time.time())
-        return dict(rows.values_list("key", "value"))
+        params = {f"k{i}": key for i, key in enumerate(keys)}
+        if not params:
+            return {}
+        params["now"] = time.time()
+        sql = self._statements()["get_many"] + "(%s)" % ", ".join(f"%({name})s" for name in params if name != "now")
+        return dict(self._rows(sql, params))
 
     def add(self, key, value, timeout):
         """Store ``value`` under ``key`` unless a live entry exists; True when stored."""
         now = time.time()
-        entries = self._model().objects
         self._wrote(now)
-        try:
-            with transaction.atomic():
-                entries.create(key=key, value=value, expires=now + timeout)
-            return True
-        except IntegrityError:
-            return entries.filter(key=key, expires__lte=now).update(value=value, expires=now + timeout) == 1
+        params = {"key": key, "value": value, "expires": now + timeout, "now": now}
+        return bool(self._rows(self._statements()["add"], params))
 
     def set(self, key, value, timeout):
         now = time.time()

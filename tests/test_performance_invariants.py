@@ -21,10 +21,10 @@ from .utils import assert_oauth_error, certificate_pem, mint, private_key
 #: An exchange, once the issuer and the application are cached. Without Redis (as here) the state
 #: every worker must share lives in the database: the failed-authentication counters are read and
 #: the subject token's jti is looked up (two SELECTs); then one transaction records the jti as
-#: used (in a savepoint of its own: a duplicate must not abort the transaction) and writes the
-#: access token and the audit event. In tests the surrounding test transaction turns the outer
-#: transaction into a SAVEPOINT/RELEASE pair too; Django counts all of these as queries.
-EXCHANGE_QUERIES = 9
+#: used (one INSERT … ON CONFLICT statement) and writes the access token and the audit event. In
+#: tests the surrounding test transaction turns that transaction into a SAVEPOINT/RELEASE pair,
+#: which Django counts as queries.
+EXCHANGE_QUERIES = 7
 
 
 def _statements(captured):

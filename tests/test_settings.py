@@ -46,3 +46,16 @@ def test_debug_is_off_by_default(settings):
 
     if not os.environ.get("DEBUG"):
         assert settings.DEBUG is False
+
+
+def test_too_old_sqlite_is_an_error(monkeypatch):
+    from django.db import connection
+
+    from exchange.checks import check_token_exchange
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite only")
+    monkeypatch.setattr(connection.Database, "sqlite_version_info", (3, 34, 1))
+    assert "exchange.E004" in [problem.id for problem in check_token_exchange(None)]
+    monkeypatch.undo()
+    assert "exchange.E004" not in [problem.id for problem in check_token_exchange(None)]
