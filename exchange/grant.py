@@ -6,11 +6,11 @@ request to ``token_exchange_response`` after refusing repeated parameters and ba
 
 1. client authentication (client_auth.py) → a confidential client → the application allows the grant;
 2. parameters: required, known token types, no actor token, audience/resource allowed, scopes;
-3. the subject token (subject_token.py) — last, and checked without recording its ``jti``;
+3. the subject token (subject_token.py) — last; its replay check is deferred to step 4;
 4. the access token signed (signing.py), a refresh token when the application also allows
    ``refresh_token``; then, in one transaction (storage.py), the subject token's ``jti`` recorded
-   as used (``consume_replay``: a replay that raced past the check is refused here, and nothing
-   is written) and the AccessToken, RefreshToken and ExchangeEvent rows written;
+   as used (``consume_replay``, one atomic statement: a replay is refused here and nothing is
+   written) and the AccessToken, RefreshToken and ExchangeEvent rows written;
 5. a refusal answers RFC 6749 §5.2 JSON and writes an ExchangeEvent with its cause code.
 
 This path does not build oauthlib's ``Request``/``Server`` nor DOT's ``OAuthLibCore``: that
@@ -156,7 +156,7 @@ def validate_token_request(request):
 
     # The subject token (last; its jti is recorded as used with the issued token, see issue()).
     try:
-        report = validate_subject_token(subject_token, client=client, consume_jti=False)
+        report = validate_subject_token(subject_token, client=client, defer_replay=True)
     except SubjectTokenRejected as exc:
         request.issuer = exc.report.issuer
         raise ExchangeError("invalid_request", exc.description, cause=exc.cause) from None

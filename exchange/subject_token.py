@@ -282,13 +282,15 @@ def verify_signature(signing_input, signature, alg, keys):
     return None
 
 
-def validate_subject_token(token, *, client=None, now=None, consume_jti=True):
+def validate_subject_token(token, *, client=None, now=None, consume_jti=True, defer_replay=False):
     """Verify ``token`` as a subject token; return the Report with verified claims.
 
     Raises SubjectTokenRejected (with ``cause`` and the report) on any failure.
     ``client`` is the application exchanging it (None: checked for no application,
     as the console's token tests do). ``consume_jti=False`` checks replay without
-    recording the token as used (for explanations and dry runs).
+    recording the token as used (for explanations and dry runs). ``defer_replay=True`` leaves
+    the replay step to the caller, who must then call ``consume_replay(report)`` before
+    issuing anything (the grant does, inside the transaction that writes the issued token).
     """
     report = Report()
     now = time.time() if now is None else now
@@ -438,7 +440,9 @@ def validate_subject_token(token, *, client=None, now=None, consume_jti=True):
         usable_until = min(exp, iat + max_age) if iat is not None else exp
         report.replay = ReplayEntry("jti:%s:%s" % (issuer.pk, hashlib.sha256(jti.encode()).hexdigest()),
                                     max(1, math.ceil(usable_until + skew - now)))
-        if consume_jti:
+        if defer_replay:
+            report.passed("replay", "recorded with the issued token")
+        elif consume_jti:
             consume_replay(report)
         else:
             _check_replay(report, lambda store, entry: store.get(entry.key) is None)
@@ -467,10 +471,11 @@ def _check_replay(report, first_use):
 def consume_replay(report):
     """Record the validated subject token's jti as used; SubjectTokenRejected (replayed) if it already was.
 
-    ``validate_subject_token`` does this itself unless called with ``consume_jti=False``; the
-    token-exchange grant does so, then calls this inside the transaction that writes the
-    issued token (storage.py): without Redis the jti row then commits with the token, in one
-    write, and a token is issued only if its jti was recorded. Atomic across processes.
+    ``validate_subject_token`` does this itself unless called with ``consume_jti=False`` or
+    ``defer_replay=True``; the token-exchange grant defers it, then calls this inside the
+    transaction that writes the issued token (storage.py): without Redis the jti row then
+    commits with the token, in one write, and a token is issued only if its jti was recorded.
+    Atomic across processes.
     """
     if report.replay is None:
         return

@@ -241,8 +241,8 @@ def test_direct_validation_reports_the_link_cause(pem_issuer, make_application, 
 
 
 def test_a_replay_that_passes_the_check_is_refused_when_recorded(exchange, pem_issuer, rsa_key, monkeypatch):
-    """Two requests with one token can both pass the replay check; recording the jti, in the transaction
-    that writes the token, lets one through: the other is refused and writes nothing but its audit row."""
+    """The replay is refused when its jti is recorded, in the transaction that writes the token (whatever
+    a lookup beforehand said): the second request writes nothing but its audit row."""
     token = mint(rsa_key, pem_issuer.issuer)
     assert exchange(token).status_code == HTTPStatus.OK
     monkeypatch.setattr(DatabaseStore, "get", lambda self, key, default=None: default)  # the check sees nothing
