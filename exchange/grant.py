@@ -156,7 +156,7 @@ def validate_token_request(request):
 
     # The subject token (last; its jti is recorded as used with the issued token, see issue()).
     try:
-        report = validate_subject_token(subject_token, client=client, defer_replay=True)
+        report = validate_subject_token(subject_token, client=client, replay="defer")
     except SubjectTokenRejected as exc:
         request.issuer = exc.report.issuer
         raise ExchangeError("invalid_request", exc.description, cause=exc.cause) from None

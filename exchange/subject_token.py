@@ -282,16 +282,22 @@ def verify_signature(signing_input, signature, alg, keys):
     return None
 
 
-def validate_subject_token(token, *, client=None, now=None, consume_jti=True, defer_replay=False):
+REPLAY_MODES = ("consume", "check", "defer")
+
+
+def validate_subject_token(token, *, client=None, now=None, replay="consume"):
     """Verify ``token`` as a subject token; return the Report with verified claims.
 
     Raises SubjectTokenRejected (with ``cause`` and the report) on any failure.
     ``client`` is the application exchanging it (None: checked for no application,
-    as the console's token tests do). ``consume_jti=False`` checks replay without
-    recording the token as used (for explanations and dry runs). ``defer_replay=True`` leaves
-    the replay step to the caller, who must then call ``consume_replay(report)`` before
-    issuing anything (the grant does, inside the transaction that writes the issued token).
+    as the console's token tests do). ``replay`` says what the replay step does with the
+    jti, when the issuer rejects reused ones: ``"consume"`` records it as used; ``"check"``
+    only looks it up (explanations and dry runs); ``"defer"`` leaves the step to the caller,
+    who must then call ``consume_replay(report)`` before issuing anything (the grant does,
+    inside the transaction that writes the issued token).
     """
+    if replay not in REPLAY_MODES:
+        raise ValueError(f"replay must be one of {REPLAY_MODES}")
     report = Report()
     now = time.time() if now is None else now
 
@@ -440,53 +446,54 @@ def validate_subject_token(token, *, client=None, now=None, consume_jti=True, de
         usable_until = min(exp, iat + max_age) if iat is not None else exp
         report.replay = ReplayEntry("jti:%s:%s" % (issuer.pk, hashlib.sha256(jti.encode()).hexdigest()),
                                     max(1, math.ceil(usable_until + skew - now)))
-        if defer_replay:
+        if replay == "defer":
             report.passed("replay", "recorded with the issued token")
-        elif consume_jti:
+        elif replay == "consume":
             consume_replay(report)
         else:
-            _check_replay(report, lambda store, entry: store.get(entry.key) is None)
-            report.passed("replay", "first use of this jti (not recorded yet)")
+            _replay_step(report, lambda store, entry: store.get(entry.key) is None,
+                         "first use of this jti (not recorded yet)")
     else:
         report.passed("replay", "not checked for this issuer" if jti is not None else "no jti")
     return report
 
 
-def _check_replay(report, first_use):
-    """Ask the replay store ``first_use(store, entry)``; fail the replay step when it is not, or is unreachable."""
+def _replay_step(report, first_use, detail):
+    """The replay step: it passes with ``detail`` when the replay store says ``first_use(store, entry)``.
+
+    It fails (``replayed``) when the store says no, and fails closed (``replay_check_unavailable``)
+    when the store cannot be reached. A deferred step already in the report is replaced.
+    """
     try:
         ok = first_use(shared_store(), report.replay)
     except Exception:  # the shared store is down: fail closed, never 500
         log.exception("The replay store could not be reached")
         metrics.shared_cache_error("replay")
         ok = None
+    report.steps = [step for step in report.steps if step.name != "replay"]
+    if ok is None:
+        _fail(report, "replay", "replay_check_unavailable", "the replay store (cache) could not be reached")
     if not ok:
-        report.steps = [step for step in report.steps if step.name != "replay"]
-        report.cause = None
-        if ok is None:
-            _fail(report, "replay", "replay_check_unavailable", "the replay store (cache) could not be reached")
         _fail(report, "replay", "replayed", "this jti was already exchanged")
+    report.passed("replay", detail)
 
 
 def consume_replay(report):
     """Record the validated subject token's jti as used; SubjectTokenRejected (replayed) if it already was.
 
-    ``validate_subject_token`` does this itself unless called with ``consume_jti=False`` or
-    ``defer_replay=True``; the token-exchange grant defers it, then calls this inside the
+    ``validate_subject_token`` does this itself unless called with ``replay="check"`` or
+    ``replay="defer"``; the token-exchange grant defers it, then calls this inside the
     transaction that writes the issued token (storage.py): without Redis the jti row then
     commits with the token, in one write, and a token is issued only if its jti was recorded.
     Atomic across processes.
     """
-    if report.replay is None:
-        return
-    _check_replay(report, lambda store, entry: store.add(entry.key, 1, entry.lifetime))
-    report.steps = [step for step in report.steps if step.name != "replay"]
-    report.passed("replay", "first use of this jti")
+    if report.replay is not None:
+        _replay_step(report, lambda store, entry: store.add(entry.key, 1, entry.lifetime), "first use of this jti")
 
 
 def explain_subject_token(token, *, client=None, now=None):
     """Like validate_subject_token, but returns the report instead of raising, and consumes nothing."""
     try:
-        return validate_subject_token(token, client=client, now=now, consume_jti=False)
+        return validate_subject_token(token, client=client, now=now, replay="check")
     except SubjectTokenRejected as exc:
         return exc.report

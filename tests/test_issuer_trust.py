@@ -71,7 +71,7 @@ def test_a_refused_issuer_does_not_consume_the_jti(exchange, application, make_a
 def test_validation_without_a_client_ignores_links(pem_issuer, make_application, rsa_key):
     """The console's token test and the API's token-validations check the token itself, for no application."""
     pem_issuer.applications.add(make_application(name="Elsewhere"))
-    report = validate_subject_token(mint(rsa_key, pem_issuer.issuer), consume_jti=False)
+    report = validate_subject_token(mint(rsa_key, pem_issuer.issuer), replay="check")
     assert report.ok
 
 
@@ -236,7 +236,7 @@ def test_direct_validation_reports_the_link_cause(pem_issuer, make_application, 
     pem_issuer.applications.add(make_application(name="Linked"))
     app.refresh_from_db()
     with pytest.raises(SubjectTokenRejected) as caught:
-        validate_subject_token(mint(rsa_key, pem_issuer.issuer), client=app, consume_jti=False)
+        validate_subject_token(mint(rsa_key, pem_issuer.issuer), client=app, replay="check")
     assert caught.value.cause == "issuer_not_allowed"
 
 
@@ -269,3 +269,9 @@ def test_the_jti_is_recorded_only_with_the_token(exchange, pem_issuer, rsa_key, 
     assert not SharedCacheEntry.objects.filter(key__startswith="jti:").exists()
     monkeypatch.setattr(storage, "insert", real_insert)
     assert exchange(token).status_code == HTTPStatus.OK
+
+
+def test_an_unknown_replay_mode_is_refused(pem_issuer, rsa_key):
+    """A misspelt mode must not fall through to a mode that records nothing."""
+    with pytest.raises(ValueError):
+        validate_subject_token(mint(rsa_key, pem_issuer.issuer), replay="deferred")
