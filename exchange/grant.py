@@ -47,7 +47,6 @@ ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 SUBJECT_TOKEN_TYPES = (JWT_TYPE, ACCESS_TOKEN_TYPE)
 REQUESTED_TOKEN_TYPES = (ACCESS_TOKEN_TYPE, JWT_TYPE)
 
-RESPONSE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 class ExchangeError(Exception):
@@ -62,12 +61,15 @@ class ExchangeError(Exception):
         body = {"error": self.error}
         if self.description:
             body["error_description"] = self.description
-        return _json_response(body, self.status)
+        return json_response(body, self.status)
 
 
-def _json_response(body, status):
+def json_response(body, status=200, headers=None):
+    """A JSON answer of the token endpoint (RFC 6749 §5.1, §5.2): never cached. views.py uses it too."""
     response = HttpResponse(json.dumps(body), status=status, content_type="application/json")
-    for name, value in RESPONSE_HEADERS.items():
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    for name, value in (headers or {}).items():
         response[name] = value
     return response
 
@@ -212,4 +214,4 @@ def token_exchange_response(http_request, sender=None):
         return exc.response()
     if app_authorized.has_listeners():  # as DOT's TokenView does after a 200
         app_authorized.send(sender=sender, request=http_request, token=AccessToken.objects.get(pk=access_token_id))
-    return _json_response(body, 200)
+    return json_response(body)

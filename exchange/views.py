@@ -11,7 +11,7 @@ import hashlib
 
 from django.conf import settings
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
-from django.http import HttpResponse, JsonResponse
+from django.http import JsonResponse
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -30,12 +30,7 @@ SECRET_PARAMETERS = ("client_secret", "subject_token", "actor_token", "refresh_t
 
 
 def oauth_error(error, description, status=400, headers=None):
-    response = JsonResponse({"error": error, "error_description": description}, status=status)
-    response["Cache-Control"] = "no-store"
-    response["Pragma"] = "no-cache"
-    for name, value in (headers or {}).items():
-        response[name] = value
-    return response
+    return grant.json_response({"error": error, "error_description": description}, status, headers)
 
 
 def body_problem(request):
