@@ -18,7 +18,6 @@ Access: a bearer token (``METRICS_TOKEN``) or a client address in
 """
 
 import hmac
-import ipaddress
 import os
 import time
 
@@ -33,6 +32,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess
+
+from identity_console.proxies import in_networks, parse_networks
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
@@ -158,13 +159,7 @@ def client_allowed(request):
         if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode()):
             return True
     networks = getattr(settings, "METRICS_ALLOWED_NETWORKS", [])
-    if networks:
-        try:
-            address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
-        except ValueError:
-            return False
-        return any(address in ipaddress.ip_network(network, strict=False) for network in networks)
-    return False
+    return bool(networks) and in_networks(request.META.get("REMOTE_ADDR", ""), parse_networks(networks))
 
 
 def metrics_view(request):

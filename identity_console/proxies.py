@@ -30,18 +30,26 @@ def _address(value):
         return None
 
 
+def _inside(address, networks):
+    return any(address in network for network in networks)
+
+
+def in_networks(value, networks):
+    """True when ``value`` is an IP address inside one of ``networks`` (from ``parse_networks``)."""
+    address = _address(value)
+    return address is not None and _inside(address, networks)
+
+
 def client_address(peer, forwarded_for, networks):
     """The client's address for a request from ``peer`` carrying ``X-Forwarded-For: forwarded_for``."""
-    trusted = lambda address: any(address in network for network in networks)  # noqa: E731
-    peer_address = _address(peer)
-    if peer_address is None or not trusted(peer_address) or not forwarded_for:
+    if not forwarded_for or not in_networks(peer, networks):
         return peer
     nearest = peer
     for hop in reversed(forwarded_for.split(",")):
         address = _address(hop)
         if address is None:
             return nearest
-        if not trusted(address):
+        if not _inside(address, networks):
             return str(address)
         nearest = str(address)
     return nearest
