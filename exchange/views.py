@@ -10,6 +10,7 @@ token-exchange grant is answered by grant.py from start to end; the other grants
 import hashlib
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.http import JsonResponse
 from django.urls import reverse
@@ -17,7 +18,6 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider import views as dot_views
 from oauth2_provider.models import get_access_token_model
 
@@ -64,9 +64,24 @@ def request_shape_problem(request):
 
 
 class ThrottledClientAuthMixin:
-    """Refuse (429) clients and addresses with too many failed client authentications; count failures."""
+    """Refuse (429) clients and addresses with too many failed client authentications; count failures.
+
+    Also what Django's ``method_decorator`` would do, without its cost on every request (it rebuilds
+    the wrapped method and reapplies the decorators per call): ``as_view()`` marks the view
+    function CSRF-exempt (machine clients send no CSRF token) and login-not-required once, and
+    ``dispatch`` names the POST parameters that error reports must hide, as
+    ``sensitive_post_parameters`` does.
+    """
+
+    #: POST parameters hidden from Django's error reports (``SafeExceptionReporterFilter``).
+    sensitive_parameters = SECRET_PARAMETERS
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        return csrf_exempt(login_not_required(super().as_view(**initkwargs)))
 
     def dispatch(self, request, *args, **kwargs):
+        request.sensitive_post_parameters = self.sensitive_parameters
         problem = body_problem(request)
         if problem:
             return oauth_error(*problem)
@@ -84,9 +99,13 @@ class ThrottledClientAuthMixin:
         return response
 
 
-@method_decorator(csrf_exempt, name="dispatch")
-@method_decorator(sensitive_post_parameters(*SECRET_PARAMETERS), name="dispatch")
-class TokenView(ThrottledClientAuthMixin, dot_views.TokenView):
+class _TokenViewBase(dot_views.TokenView):
+    # DOT decorates TokenView.dispatch with method_decorator(csrf_exempt) and (login_not_required),
+    # which only mark the view function, at a cost on every request; the mixin marks it once.
+    dispatch = View.dispatch
+
+
+class TokenView(ThrottledClientAuthMixin, _TokenViewBase):
     """POST /oauth2/token — every grant, token exchange included."""
 
     def post(self, request, *args, **kwargs):
@@ -97,7 +116,10 @@ class TokenView(ThrottledClientAuthMixin, dot_views.TokenView):
         if request.POST.get("grant_type") == TOKEN_EXCHANGE:
             response = grant.token_exchange_response(request, sender=self)  # our own path, start to end
         else:
-            response = super().post(request, *args, **kwargs)  # the other grants: DOT and oauthlib
+            try:
+                response = super().post(request, *args, **kwargs)  # the other grants: DOT and oauthlib
+            finally:  # DOT's post marks only password and client_secret sensitive; ours is a superset
+                request.sensitive_post_parameters = self.sensitive_parameters
         if response.status_code == 401:
             response["WWW-Authenticate"] = 'Basic realm="oauth2", error="invalid_client"'
         return response
@@ -109,10 +131,10 @@ class TokenView(ThrottledClientAuthMixin, dot_views.TokenView):
     options = http_method_not_allowed
 
 
-# csrf_exempt again: View.as_view() copies decorator attributes from ``cls.dispatch``, which is now the mixin's.
-@method_decorator(csrf_exempt, name="dispatch")
 class IntrospectView(ThrottledClientAuthMixin, dot_views.IntrospectTokenView):
     """RFC 7662 introspection (client-authenticated), reporting the exchanged external ``sub``."""
+
+    sensitive_parameters = ("client_secret", "token")
 
     @staticmethod
     def get_token_response(token_value=None):
@@ -190,7 +212,7 @@ class DiscoveryView(View):
         return JsonResponse(document)
 
 
-@method_decorator(csrf_exempt, name="dispatch")
-@method_decorator(sensitive_post_parameters("client_secret", "token"), name="dispatch")
 class RevokeView(ThrottledClientAuthMixin, dot_views.RevokeTokenView):
     """RFC 7009 revocation (client-authenticated)."""
+
+    sensitive_parameters = ("client_secret", "token")

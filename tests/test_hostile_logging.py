@@ -102,16 +102,24 @@ def test_redact(text, leaked):
     assert leaked not in redact(text)
 
 
-def test_sensitive_post_parameters_hide_secrets_in_error_reports(rf):
+@pytest.mark.parametrize("grant_type", ["x", "refresh_token", "client_credentials",
+                                        "urn:ietf:params:oauth:grant-type:token-exchange"])
+@pytest.mark.parametrize("content_type", ["multipart/form-data; boundary=BoUnDaRy", "application/x-www-form-urlencoded"])
+def test_sensitive_post_parameters_hide_secrets_in_error_reports(rf, grant_type, content_type):
+    """Whichever path answers (ours, or DOT's post, which marks only password and client_secret)."""
+    from urllib.parse import urlencode
+
+    from django.test.client import encode_multipart
     from django.views.debug import SafeExceptionReporterFilter
 
     from exchange.views import TokenView
 
-    request = rf.post("/oauth2/token", {"client_secret": "s3cret", "subject_token": "tok", "grant_type": "x"},
-                      HTTP_AUTHORIZATION="Basic czZCaGRS")
+    form = {"client_secret": "s3cret", "subject_token": "tok", "refresh_token": "rt", "grant_type": grant_type}
+    body = urlencode(form) if content_type.startswith("application") else encode_multipart("BoUnDaRy", form)
+    request = rf.post("/oauth2/token", body, content_type=content_type, HTTP_AUTHORIZATION="Basic czZCaGRS")
     TokenView.as_view()(request)
     reporter = SafeExceptionReporterFilter()
     cleaned = reporter.get_post_parameters(request)
-    assert cleaned["client_secret"] != "s3cret" and cleaned["subject_token"] != "tok"
+    assert cleaned["client_secret"] != "s3cret" and cleaned["subject_token"] != "tok" and cleaned["refresh_token"] != "rt"
     assert reporter.get_safe_request_meta(request)["HTTP_AUTHORIZATION"] != "Basic czZCaGRS"
     assert HTTPStatus  # imported for symmetry with the other suites
