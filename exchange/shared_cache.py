@@ -29,7 +29,9 @@ from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
+from django.core.signals import setting_changed
 from django.db import DatabaseError, connection
+from django.dispatch import receiver
 
 from . import metrics
 
@@ -46,9 +48,22 @@ CACHE_ERRORS = (RedisError, OSError, DatabaseError)
 _PRUNE_EVERY = 1000  # writes per process between deletions of expired DatabaseStore rows
 
 
+_default_is_local = None  # default_cache_is_local(), once per process (and per CACHES setting in tests)
+
+
 def default_cache_is_local():
     """True when Django's default cache lives in this process only (no ``REDIS_URL``)."""
-    return isinstance(_default(), (LocMemCache, DummyCache))
+    global _default_is_local
+    if _default_is_local is None:  # asked twice per token request: look the backend up once
+        _default_is_local = isinstance(_default(), (LocMemCache, DummyCache))
+    return _default_is_local
+
+
+@receiver(setting_changed)
+def _caches_changed(setting, **kwargs):
+    global _default_is_local
+    if setting == "CACHES":
+        _default_is_local = None
 
 
 def _default():
