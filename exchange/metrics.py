@@ -17,7 +17,9 @@ Access: a bearer token (``METRICS_TOKEN``) or a client address in
 ``METRICS_ALLOWED_NETWORKS``; with neither configured the endpoint answers 403.
 """
 
+import functools
 import hmac
+import logging
 import os
 import time
 
@@ -34,6 +36,8 @@ from prometheus_client import (
 from prometheus_client import multiprocess
 
 from identity_console.proxies import in_networks, parse_networks
+
+log = logging.getLogger(__name__)
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
@@ -159,7 +163,19 @@ def client_allowed(request):
         if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode()):
             return True
     networks = getattr(settings, "METRICS_ALLOWED_NETWORKS", [])
-    return bool(networks) and in_networks(request.META.get("REMOTE_ADDR", ""), parse_networks(networks))
+    if not networks:
+        return False
+    try:
+        allowed = _parsed_networks(tuple(networks))
+    except ValueError:  # settings refuse a bad entry at start-up; one set later fails closed, never 500
+        log.error("METRICS_ALLOWED_NETWORKS holds an entry that is not a network; /metrics answers 403")
+        return False
+    return in_networks(request.META.get("REMOTE_ADDR", ""), allowed)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_networks(networks):
+    return parse_networks(networks)
 
 
 def metrics_view(request):

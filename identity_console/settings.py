@@ -297,6 +297,10 @@ LOGGING = logging_config(LOG_FORMAT, os.environ.get("LOG_LEVEL", "INFO"))
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 #: Client networks (CIDR, comma-separated) allowed to read /metrics without the token.
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
+if METRICS_ALLOWED_NETWORKS:
+    from .proxies import parse_networks
+
+    parse_networks(METRICS_ALLOWED_NETWORKS)  # a typo fails at start-up, not as a 500 on every scrape
 #: /readyz answers 503 when the shared cache is unreachable (default: 200, "degraded").
 HEALTH_CACHE_REQUIRED = env_bool("HEALTH_CACHE_REQUIRED")
 #: After a shared-cache failure, seconds during which a worker uses its own memory for JWKS.

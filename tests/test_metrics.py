@@ -52,6 +52,30 @@ def test_metrics_access(client, settings, token, networks, headers, status):
     assert client.get("/metrics", **headers).status_code == status
 
 
+@pytest.mark.parametrize("networks", [["10.0.0.0/33"], ["not-a-network"], ["127.0.0.0/8", "::1/129"]])
+def test_a_bad_allowed_network_set_after_start_up_fails_closed(client, settings, caplog, networks):
+    """Settings refuse it at start-up (below); one set later (tests, a custom settings module) answers 403, not 500."""
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_ALLOWED_NETWORKS = networks
+    assert client.get("/metrics").status_code == HTTPStatus.FORBIDDEN
+    assert "METRICS_ALLOWED_NETWORKS" in caplog.text
+
+
+def test_a_bad_allowed_network_stops_start_up(tmp_path):
+    import subprocess
+    import sys
+
+    from .processes import ROOT, base_env
+
+    def run(value):
+        return subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, timeout=60,
+                              env=base_env(tmp_path, METRICS_ALLOWED_NETWORKS=value), capture_output=True, text=True)
+
+    assert run("10.0.0.0/8, ::1").returncode == 0
+    bad = run("10.0.0.0/8, 10.0.0.300")
+    assert bad.returncode != 0 and "10.0.0.300" in bad.stderr
+
+
 def test_exchange_counters_and_latency_move(client, exchange, pem_issuer, rsa_key, metrics_open):
     before = scrape(client)
     token = mint(rsa_key, pem_issuer.issuer)
