@@ -25,7 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-KINDS = ("trivial", "client_credentials", "exchange_rs256", "exchange_es256")
+KINDS = ("trivial", "client_credentials", "exchange_rs256", "exchange_es256", "crypto_rs256", "crypto_es256")
+#: Not requests: the cryptography one exchange cannot skip, called directly (no Django, no PyJWT) —
+#: verify the subject token's RS256 signature, sign an access token of the same size the
+#: exchange issues. The floor under the exchange rows: no exchange can cost less than it.
+FLOORS = {"crypto_rs256": "rs256", "crypto_es256": "es256"}
 WARMUP = 5
 
 
@@ -49,7 +53,7 @@ def _environ(kind, credentials, token=None):
 def _env_for(workdir, kind):
     from bench import fixtures
 
-    signing = "es256" if kind == "exchange_es256" else "rs256"
+    signing = "es256" if kind in ("exchange_es256", "crypto_es256") else "rs256"
     key = fixtures.key_file(workdir, f"server-signing-{signing}", "rsa" if signing == "rs256" else "ec")
     return {**os.environ, "VAR_DIR": str(Path(workdir) / "var"), "DATABASE_URL": "",
             "TOKEN_EXCHANGE_SIGNING_KEY_FILE": str(key), "CONSOLE_ISSUER": fixtures.CONSOLE_ISSUER, "DEBUG": "",
@@ -71,9 +75,58 @@ def prepare(workdir, n):
     fixtures.mint_tokens(workdir / "tokens.txt", key, fixtures.PEM_ISSUER, 2 * (n + WARMUP))
 
 
+def _in_qsort(work):
+    """Run ``work()`` as the comparison callback of libc's qsort: what callgrind counts (see the docstring)."""
+    @ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+    def loop(a, b):
+        work()
+        return 0
+
+    libc = ctypes.CDLL(None)
+    pair = (ctypes.c_int * 2)(1, 2)
+    libc.qsort(pair, 2, ctypes.sizeof(ctypes.c_int), loop)
+
+
+def run_floor(workdir, kind, n):
+    """WARMUP + n times the cryptography of one exchange (see FLOORS); the last n inside qsort."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding
+
+    from bench import fixtures
+
+    workdir = Path(workdir)
+    issuer_key = fixtures.load_key(fixtures.key_file(workdir, "subject-issuer-rsa", "rsa")).public_key()
+    signing = FLOORS[kind]
+    server_key = fixtures.load_key(os.environ["TOKEN_EXCHANGE_SIGNING_KEY_FILE"])
+    tokens = (workdir / "tokens.txt").read_text().split()[: WARMUP + n]
+    pieces = []
+    for token in tokens:
+        header, payload, signature = token.split(".")
+        pieces.append(((header + "." + payload).encode(), base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))))
+    # An access token's signing input is about as long as a subject token's (same claims, plus sub_id).
+    if signing == "rs256":
+        sign = lambda data: server_key.sign(data, padding.PKCS1v15(), hashes.SHA256())  # noqa: E731
+    else:
+        sign = lambda data: server_key.sign(data, ec.ECDSA(hashes.SHA256()))  # noqa: E731
+
+    def once(signing_input, signature):
+        issuer_key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+        sign(signing_input)
+
+    for signing_input, signature in pieces[:WARMUP]:
+        once(signing_input, signature)
+    _in_qsort(lambda: [once(*piece) for piece in pieces[WARMUP:]])
+    print(json.dumps({"kind": kind, "n": len(pieces) - WARMUP}))
+    return 0 if len(pieces) == WARMUP + n else 1
+
+
 def run(workdir, kind, n):
     """Serve WARMUP + n requests of ``kind``; the last n inside qsort. Exits non-zero on any non-200."""
     sys.path.insert(0, str(ROOT))
+    if kind in FLOORS:
+        return run_floor(workdir, kind, n)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "identity_console.settings")
     import django
 
@@ -102,15 +155,11 @@ def run(workdir, kind, n):
         serve(environ)
     measured = environs[WARMUP:]
 
-    @ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
-    def loop(a, b):
+    def loop():
         for environ in measured:
             serve(environ)
-        return 0
 
-    libc = ctypes.CDLL(None)
-    pair = (ctypes.c_int * 2)(1, 2)
-    libc.qsort(pair, 2, ctypes.sizeof(ctypes.c_int), loop)
+    _in_qsort(loop)
     bad = [s for s in statuses if not s.startswith("200")]
     print(json.dumps({"kind": kind, "n": n, "statuses": len(statuses), "non_200": bad[:3]}))
     return 1 if bad else 0
@@ -160,6 +209,12 @@ def main(argv=None):
         verdict = "" if target is None or ratio is None else f"<= {target:.1f}  {'met' if ratio <= target else 'NOT met'}"
         print(f"{kind:<22} {count / 1e6:>12.2f} M {ratio:>10.2f}  {verdict}" if ratio else f"{kind:<22} {count / 1e6:>12.2f} M")
         rows.append({"kind": kind, "instructions": int(count), "x_trivial": ratio, "target": target})
+    for floor, exchange in (("crypto_rs256", "exchange_rs256"), ("crypto_es256", "exchange_es256")):
+        if base and floor in counts and exchange in counts:
+            share = counts[floor] / counts[exchange]
+            print(f"{floor}: the signature check and signing of one exchange alone (no Django, no PyJWT) = "
+                  f"{counts[floor] / base:.2f} x trivial, {share:.0%} of {exchange}; "
+                  f"the rest of the exchange = {(counts[exchange] - counts[floor]) / base:.2f} x trivial")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
