@@ -72,3 +72,21 @@ def test_disabling_an_issuer_reaches_every_gunicorn_worker(tmp_path):
                    for status, body in answers), answers
     finally:
         server.stop()
+
+
+def test_instruction_count_harness_serves_every_kind(tmp_path):
+    """`make bench-callgrind` without valgrind: every kind it counts runs and answers 200 (or verifies)."""
+    from bench import inprocess
+
+    workdir = tmp_path / "callgrind"
+    env = {k: v for k, v in inprocess._env_for(workdir, "trivial").items() if k != "PYTEST_CURRENT_TEST"}
+    subprocess.run([sys.executable, "-m", "bench.inprocess", "prepare", "--n", "3", "--workdir", str(workdir)],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    for kind in inprocess.KINDS:
+        completed = subprocess.run(
+            [sys.executable, "-m", "bench.inprocess", "run", "--kind", kind, "--n", "3", "--workdir", str(workdir)],
+            cwd=ROOT, env={k: v for k, v in inprocess._env_for(workdir, kind).items() if k != "PYTEST_CURRENT_TEST"},
+            capture_output=True, text=True, timeout=120,
+        )
+        assert completed.returncode == 0, (kind, completed.stdout, completed.stderr[-2000:])
+        assert json.loads(completed.stdout.strip().splitlines()[-1])["kind"] == kind
