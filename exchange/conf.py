@@ -44,6 +44,9 @@ DEFAULTS = {
     "CLIENT_AUTH_THROTTLE_WINDOW_SECONDS": 300,
     "CLIENT_AUTH_MAX_FAILURES_PER_ADDRESS": 20,
     "CLIENT_AUTH_MAX_FAILURES_PER_CLIENT": 100,
+    # Console sign-in: the same counters and window, per username (identity_console/console.py)
+    "CONSOLE_LOGIN_MAX_FAILURES_PER_ADDRESS": 10,
+    "CONSOLE_LOGIN_MAX_FAILURES_PER_USERNAME": 50,
     # Issued tokens
     "ACCESS_TOKEN_LIFETIME_SECONDS": 3600,
     "SIGNING_ALGORITHM": "RS256",

@@ -16,12 +16,17 @@ nothing is permanent. While the shared cache cannot be reached each process
 counts on its own (exchange/shared_cache.py); should that fail too the throttle
 fails open (and logs): client credentials are still checked. One address alone cannot lock a client out for others,
 because its own limit stops it first (the per-client limit is higher).
+
+The console's sign-in form is guarded the same way (``CONSOLE_LOGIN`` policy, per
+username and per address, identity_console/console.py): a password guesser gets 429
+once ``CONSOLE_LOGIN_MAX_FAILURES_PER_ADDRESS`` or ``…_PER_USERNAME`` is reached.
 """
 
 import hashlib
 import logging
 import math
 import time
+from typing import NamedTuple
 
 from . import client_auth
 from .conf import exchange_settings
@@ -44,28 +49,42 @@ def presented_client_id(request):
     return credentials.client_id[: client_auth.MAX_CLIENT_ID_LENGTH]
 
 
+class Policy(NamedTuple):
+    """What is counted: the cache key prefixes and the settings naming each limit."""
+
+    prefix: str  # cache keys: f"{prefix}:addr:…" and f"{prefix}:{name}:…"
+    name: str  # what the second counter counts per: a client id, a username
+    address_limit: str
+    name_limit: str
+
+
+CLIENT_AUTH = Policy("authfail", "client", "CLIENT_AUTH_MAX_FAILURES_PER_ADDRESS", "CLIENT_AUTH_MAX_FAILURES_PER_CLIENT")
+CONSOLE_LOGIN = Policy("loginfail", "user", "CONSOLE_LOGIN_MAX_FAILURES_PER_ADDRESS",
+                       "CONSOLE_LOGIN_MAX_FAILURES_PER_USERNAME")
+
+
 def _window(now):
     length = exchange_settings.CLIENT_AUTH_THROTTLE_WINDOW_SECONDS
     start = int(now // length) * length
     return start, start + length
 
 
-def _counters(client_id, address, start):
+def _counters(name, address, start, policy=CLIENT_AUTH):
     s = exchange_settings
     digest = lambda value: hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]  # noqa: E731
     counters = []
     if address:
-        counters.append((f"authfail:addr:{digest(address)}:{start}", s.CLIENT_AUTH_MAX_FAILURES_PER_ADDRESS))
-    if client_id:
-        counters.append((f"authfail:client:{digest(client_id)}:{start}", s.CLIENT_AUTH_MAX_FAILURES_PER_CLIENT))
+        counters.append((f"{policy.prefix}:addr:{digest(address)}:{start}", getattr(s, policy.address_limit)))
+    if name:
+        counters.append((f"{policy.prefix}:{policy.name}:{digest(name)}:{start}", getattr(s, policy.name_limit)))
     return counters
 
 
-def retry_after(client_id, address, *, now=None):
-    """Seconds until this client and address may try again, or 0 when they are not throttled."""
+def retry_after(name, address, *, now=None, policy=CLIENT_AUTH):
+    """Seconds until this client id (or username) and address may try again, or 0 when they are not throttled."""
     now = time.time() if now is None else now
     start, end = _window(now)
-    counters = _counters(client_id, address, start)
+    counters = _counters(name, address, start, policy)
     try:
         values = cache.get_many([key for key, _ in counters])
     except Exception:  # the shared cache is down: fail open (credentials are still checked)
@@ -76,13 +95,13 @@ def retry_after(client_id, address, *, now=None):
     return 0
 
 
-def record_failure(client_id, address, *, now=None):
-    """Count one failed client authentication for this client id and address."""
+def record_failure(name, address, *, now=None, policy=CLIENT_AUTH):
+    """Count one failed client authentication (or sign-in) for this client id (or username) and address."""
     now = time.time() if now is None else now
     start, end = _window(now)
     lifetime = math.ceil(end - now) + 1
     try:
-        for key, _ in _counters(client_id, address, start):
+        for key, _ in _counters(name, address, start, policy):
             cache.add(key, 0, lifetime)
             try:
                 cache.incr(key)

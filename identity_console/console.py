@@ -1,10 +1,29 @@
-"""The console: Django's admin site, dressed and named for administrators of this product."""
+"""The console: Django's admin site, dressed and named for administrators of this product.
+
+Its sign-in is Django admin's own behind brute-force throttling (``ConsoleSite.login``): a
+sign-in POST that does not sign in counts as a failure for its username and its address
+(``exchange.throttling.CONSOLE_LOGIN``). Once ``CONSOLE_LOGIN_MAX_FAILURES_PER_ADDRESS`` (10)
+or ``CONSOLE_LOGIN_MAX_FAILURES_PER_USERNAME`` (50) failures fall in one window
+(``CLIENT_AUTH_THROTTLE_WINDOW_SECONDS``), sign-in POSTs for that username or from that address
+are answered 429 with ``Retry-After`` until the window ends, whether or not the password is
+right, so the answers stop confirming guesses. One address alone cannot lock an administrator
+out for others: its own, lower limit stops it first.
+"""
 
 import datetime
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.db.models import Count
+from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
+
+MAX_USERNAME_LENGTH = 150  # Django's username field; longer values cannot name a user
+_USERNAME = AdminAuthenticationForm.base_fields["username"]
 
 #: Bars of the activity chart (server-rendered SVG: no script, no external assets).
 CHART_ROW_HEIGHT = 26
@@ -71,3 +90,35 @@ class ConsoleSite(admin.AdminSite):
             **(extra_context or {}),
         }
         return super().index(request, context)
+
+    @method_decorator(sensitive_post_parameters())
+    def login(self, request, extra_context=None):
+        from exchange import throttling
+
+        if request.method != "POST":
+            return super().login(request, extra_context)
+        # Counted as the form reads it (stripped, NFKC): " root" and "ｒｏｏｔ" are root's guesses too.
+        username = _USERNAME.to_python((request.POST.get("username") or "")[:MAX_USERNAME_LENGTH]) or ""
+        address = request.META.get("REMOTE_ADDR", "")
+        wait = throttling.retry_after(username, address, policy=throttling.CONSOLE_LOGIN)
+        if wait:
+            return self._sign_in_throttled(request, username, wait)
+        response = super().login(request, extra_context)
+        if response.status_code != 302:  # the form was shown again: the sign-in failed
+            throttling.record_failure(username, address, policy=throttling.CONSOLE_LOGIN)
+        return response
+
+    def _sign_in_throttled(self, request, username, wait):
+        messages.error(request, f"Too many failed sign-ins. Try again in {wait} seconds.")
+        context = {
+            **self.each_context(request),
+            "title": "Log in",
+            "subtitle": None,
+            "app_path": request.get_full_path(),
+            "form": AdminAuthenticationForm(request, initial={"username": username}),
+            REDIRECT_FIELD_NAME: request.POST.get(REDIRECT_FIELD_NAME, ""),
+        }
+        response = TemplateResponse(request, self.login_template or "admin/login.html", context, status=429)
+        response["Retry-After"] = str(wait)
+        add_never_cache_headers(response)
+        return response
