@@ -4,14 +4,17 @@ For each configuration (SQLite with RS256 issued tokens, SQLite with ES256, Post
 RS256) this starts gunicorn exactly as `make run` does (``gunicorn -c gunicorn.conf.py``), with
 a fresh database holding a PEM-backed and a JWKS-backed trusted issuer (the JWKS is served on
 127.0.0.1 by this script) and an application; pre-mints one subject token per request; warms
-up; drives fixed-duration load with wrk; prints requests/s, p50/p99 latency and errors per
-scenario, and the ratios between scenarios measured in the same run. ``--soak`` then sends
+up; drives fixed-duration load with wrk, in slices interleaved across the scenarios (ceiling,
+client_credentials, exchange, ceiling, …) so that all of them see the same drift of the host's
+speed; prints requests/s, p50/p99 latency and errors per scenario, and the ratios between
+scenarios measured in the same run. ``--soak`` then sends
 100,000 exchanges and reports errors and worker RSS before and after.
 
-The machine is shared and its host throttles: absolute figures drift from run to run, so the
-ratios (both sides measured minutes apart on the same machine) are what to compare.
+The machine is shared and its host throttles: absolute figures drift from run to run and within
+a run, so the ratios (both sides measured in alternating slices of the same minutes) are what to
+compare.
 
-    python -m bench.run [--duration 10] [--warmup 3] [--soak] [--postgres URL|--no-postgres]
+    python -m bench.run [--duration 10] [--rounds 5] [--warmup 3] [--soak] [--postgres URL|--no-postgres]
 """
 
 import argparse
@@ -225,29 +228,75 @@ class Config:
             key = fixtures.key_file(self.workdir, "jwks-issuer-rsa", "rsa")
         return fixtures.mint_tokens(self.dir / f"tokens-{label}.txt", key, issuer, count, kid=kid)
 
-    def run_scenario(self, server, scenario, duration, warmup):
+    def slices(self, server, scenario, duration, warmup, rounds):
+        """A function running one load slice of ``scenario`` per call: the warm-up first, then ``rounds`` slices.
+
+        Exchanges need one fresh subject token per request (the bench issuers keep replay
+        protection on): one pool is minted for the whole scenario and split into one file per slice.
+        """
         kind, issuer = scenario["kind"], scenario.get("issuer")
         auth = basic(self.credentials)
         common = dict(threads=self.args.threads, connections=self.args.connections)
         if kind == "ceiling":
-            run = lambda d: wrk(server.url, "/livez", duration=d, **common)  # noqa: E731
-        elif kind == "client_credentials":
-            run = lambda d: wrk(server.url, "/oauth2/token", method="POST", auth=auth,  # noqa: E731
-                                body=fixtures.CLIENT_CREDENTIALS_FORM, duration=d, **common)
-        else:
-            pool = int(self.args.max_rps * duration) + 200
-            warm = self.tokens(f"{scenario['name']}-warmup", issuer, int(self.args.max_rps * warmup) + 200)
-            hot = self.tokens(scenario["name"], issuer, pool)
-            tokens = iter([warm, hot])
-            run = lambda d: wrk(server.url, "/oauth2/token", method="POST", auth=auth,  # noqa: E731
-                                body=fixtures.TOKEN_EXCHANGE_FORM, tokens=next(tokens), duration=d, **common)
-        if warmup:
-            run(warmup)
-        result = run(duration)
-        result.update(config=self.name, scenario=scenario["name"])
-        if result.get("pool_exhausted"):
-            log(f"  warning: {scenario['name']} ran out of pre-minted tokens; raise --max-rps")
-        return result
+            return lambda d: wrk(server.url, "/livez", duration=d, **common)
+        if kind == "client_credentials":
+            return lambda d: wrk(server.url, "/oauth2/token", method="POST", auth=auth,
+                                 body=fixtures.CLIENT_CREDENTIALS_FORM, duration=d, **common)
+        per_slice = [int(self.args.max_rps * warmup) + 200] + [int(self.args.max_rps * slice_seconds(duration, rounds)) + 200] * rounds
+        pool = self.tokens(scenario["name"], issuer, sum(per_slice)).read_text().split()
+        files = []
+        for index, size in enumerate(per_slice):
+            path = self.dir / f"tokens-{scenario['name']}-{index}.txt"
+            path.write_text("\n".join(pool[:size]) + "\n")
+            pool = pool[size:]
+            files.append(path)
+        files = iter(files)
+        return lambda d: wrk(server.url, "/oauth2/token", method="POST", auth=auth,
+                             body=fixtures.TOKEN_EXCHANGE_FORM, tokens=next(files), duration=d, **common)
+
+    def run_scenarios(self, server, scenarios, duration, warmup, rounds):
+        """Every scenario warmed up, then measured in ``rounds`` interleaved slices (ceiling, …, exchange, ceiling, …).
+
+        The host's speed drifts within a run; interleaving puts every scenario under the same drift,
+        so the ratios between them hold even when the absolute figures move.
+        """
+        runners = {}
+        for scenario in scenarios:
+            runners[scenario["name"]] = self.slices(server, scenario, duration, warmup, rounds)
+            if warmup:
+                runners[scenario["name"]](warmup)
+        parts = {scenario["name"]: [] for scenario in scenarios}
+        for _ in range(rounds):
+            for scenario in scenarios:
+                parts[scenario["name"]].append(runners[scenario["name"]](slice_seconds(duration, rounds)))
+        results = []
+        for scenario in scenarios:
+            result = merge(parts[scenario["name"]])
+            result.update(config=self.name, scenario=scenario["name"])
+            if result.get("pool_exhausted"):
+                log(f"  warning: {scenario['name']} ran out of pre-minted tokens; raise --max-rps")
+            results.append(result)
+        return results
+
+
+def slice_seconds(duration, rounds):
+    """wrk takes whole seconds."""
+    return max(1, round(duration / rounds))
+
+
+def merge(slices):
+    """One scenario's figures from its slices: counts add up; p50 is the median slice's, p99 the worst slice's."""
+    merged = dict(slices[0])
+    for name in ("requests", "duration_us", "errors", "errors_connect", "errors_read", "errors_write",
+                 "errors_timeout", "non_200"):
+        merged[name] = sum(part.get(name, 0) for part in slices)
+    merged["rps"] = merged["requests"] / (merged["duration_us"] / 1e6)
+    merged["p50_us"] = sorted(part["p50_us"] for part in slices)[len(slices) // 2]
+    merged["p99_us"] = max(part["p99_us"] for part in slices)
+    merged["pool_exhausted"] = sum(part.get("pool_exhausted", 0) or 0 for part in slices)
+    merged["sample"] = next((part["sample"] for part in slices if part.get("sample")), "")
+    merged["slices_rps"] = [round(part["rps"], 1) for part in slices]
+    return merged
 
 
 def print_table(results):
@@ -333,6 +382,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", 10)))
     parser.add_argument("--warmup", type=int, default=int(os.environ.get("BENCH_WARMUP", 3)))
+    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", 5)),
+                        help="interleaved slices per scenario (the duration is split among them)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections")
     parser.add_argument("--max-rps", type=float, default=2000, help="sizes the pre-minted token pools (tokens per second of load)")
@@ -373,13 +424,15 @@ def main(argv=None):
             server = Server(name, config.dir, config.env).start()
             gunicorn_conf[name] = {"workers": len(server.workers)}
             try:
-                for scenario in scenarios:
-                    log(f"   {scenario} ({args.warmup} s warm-up, {args.duration} s)")
-                    spec = {"name": scenario, "kind": scenario.split("-")[0] if scenario.startswith("exchange") else scenario,
-                            "issuer": issuers.get(scenario)}
-                    result = config.run_scenario(server, spec, args.duration, args.warmup)
+                specs = [{"name": scenario, "issuer": issuers.get(scenario),
+                          "kind": scenario.split("-")[0] if scenario.startswith("exchange") else scenario}
+                         for scenario in scenarios]
+                log(f"   {', '.join(scenarios)}: {args.warmup} s warm-up each, then {args.rounds} interleaved "
+                    f"rounds of {slice_seconds(args.duration, args.rounds)} s each")
+                for result in config.run_scenarios(server, specs, args.duration, args.warmup, args.rounds):
                     results.append(result)
-                    log(f"   -> {result['rps']:.1f} req/s, {result['errors']} errors")
+                    log(f"   {result['scenario']} -> {result['rps']:.1f} req/s (slices: {result['slices_rps']}), "
+                        f"{result['errors']} errors")
                 if args.soak and name == plans[0][0]:  # sqlite-rs256 unless --only says otherwise
                     log(f"== soak: {args.soak} exchanges against {name}")
                     soak_result = soak(config, server, args.soak, args)
@@ -389,7 +442,8 @@ def main(argv=None):
         jwks.close()
 
     workers = ", ".join(f"{k}: {v['workers']} workers" for k, v in gunicorn_conf.items())
-    print(f"\nwrk -t{args.threads} -c{args.connections}, {args.duration} s per scenario after {args.warmup} s warm-up; "
+    print(f"\nwrk -t{args.threads} -c{args.connections}, {args.duration} s per scenario in {args.rounds} interleaved slices "
+          f"(p50: median slice, p99: worst slice) after {args.warmup} s warm-up; "
           f"gunicorn -c gunicorn.conf.py ({workers}); JWKS fetched {jwks.hits} time(s) in all")
     print_table(results)
     rows = ratios(results)

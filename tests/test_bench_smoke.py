@@ -17,14 +17,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.live]
 def test_bench_runs_end_to_end(tmp_path):
     out = tmp_path / "results.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--only", "sqlite-rs256", "--duration", "1", "--warmup", "1",
+        [sys.executable, "-m", "bench.run", "--only", "sqlite-rs256", "--duration", "2", "--rounds", "2", "--warmup", "1",
          "--max-rps", "4000", "--no-postgres", "--workdir", str(tmp_path / "bench"), "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     results = {r["scenario"]: r for r in json.loads(out.read_text())["results"]}
     assert set(results) == {"ceiling", "client_credentials", "exchange-pem", "exchange-jwks"}
-    assert all(r["requests"] > 0 and r["errors"] == 0 for r in results.values())
+    assert all(r["requests"] > 0 and r["errors"] == 0 and len(r["slices_rps"]) == 2 for r in results.values())
     assert "exchange RS256 / ceiling (SQLite)" in completed.stdout
 
 
