@@ -109,3 +109,16 @@ def record_failure(name, address, *, now=None, policy=CLIENT_AUTH):
                 cache.set(key, 1, lifetime)
     except Exception:
         log.warning("A failed client authentication could not be counted", exc_info=True)
+
+
+def withdraw_failure(name, address, *, now, policy=CLIENT_AUTH):
+    """Take back one failure counted by ``record_failure(..., now=now)`` before a check that then passed."""
+    start, _ = _window(now)
+    try:
+        for key, _ in _counters(name, address, start, policy):
+            try:
+                cache.incr(key, -1)
+            except ValueError:  # the counter expired meanwhile: nothing to take back
+                pass
+    except Exception:
+        log.warning("A counted sign-in attempt could not be taken back", exc_info=True)

@@ -11,19 +11,23 @@ out for others: its own, lower limit stops it first.
 """
 
 import datetime
+import time
 
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.forms import UsernameField
 from django.db.models import Count
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-MAX_USERNAME_LENGTH = 150  # Django's username field; longer values cannot name a user
-_USERNAME = AdminAuthenticationForm.base_fields["username"]
+#: The sign-in form's own cleaning of the username (strip, then NFKC when short enough to name a user).
+_USERNAME = UsernameField(max_length=150)
 
 #: Bars of the activity chart (server-rendered SVG: no script, no external assets).
 CHART_ROW_HEIGHT = 26
@@ -92,20 +96,24 @@ class ConsoleSite(admin.AdminSite):
         return super().index(request, context)
 
     @method_decorator(sensitive_post_parameters())
+    @method_decorator(login_not_required)
     def login(self, request, extra_context=None):
         from exchange import throttling
 
         if request.method != "POST":
             return super().login(request, extra_context)
         # Counted as the form reads it (stripped, NFKC): " root" and "ｒｏｏｔ" are root's guesses too.
-        username = _USERNAME.to_python((request.POST.get("username") or "")[:MAX_USERNAME_LENGTH]) or ""
-        address = request.META.get("REMOTE_ADDR", "")
-        wait = throttling.retry_after(username, address, policy=throttling.CONSOLE_LOGIN)
+        username = _USERNAME.to_python(request.POST.get("username") or "") or ""
+        address, now, policy = request.META.get("REMOTE_ADDR", ""), time.time(), throttling.CONSOLE_LOGIN
+        wait = throttling.retry_after(username, address, now=now, policy=policy)
         if wait:
             return self._sign_in_throttled(request, username, wait)
+        # Counted before the (slow) password check and taken back when it passes: guesses sent in
+        # parallel see each other's counts instead of all slipping past the limit together.
+        throttling.record_failure(username, address, now=now, policy=policy)
         response = super().login(request, extra_context)
-        if response.status_code != 302:  # the form was shown again: the sign-in failed
-            throttling.record_failure(username, address, policy=throttling.CONSOLE_LOGIN)
+        if response.status_code == 302:  # signed in (a failure shows the form again)
+            throttling.withdraw_failure(username, address, now=now, policy=policy)
         return response
 
     def _sign_in_throttled(self, request, username, wait):
@@ -115,8 +123,9 @@ class ConsoleSite(admin.AdminSite):
             "title": "Log in",
             "subtitle": None,
             "app_path": request.get_full_path(),
-            "form": AdminAuthenticationForm(request, initial={"username": username}),
-            REDIRECT_FIELD_NAME: request.POST.get(REDIRECT_FIELD_NAME, ""),
+            "form": AdminAuthenticationForm(request, initial={"username": username[:150]}),
+            REDIRECT_FIELD_NAME: (request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME)
+                                  or reverse("admin:index", current_app=self.name)),
         }
         response = TemplateResponse(request, self.login_template or "admin/login.html", context, status=429)
         response["Retry-After"] = str(wait)

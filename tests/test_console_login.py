@@ -122,3 +122,42 @@ def test_the_password_is_hidden_from_error_reports(rf, admin_user):
     request.user, request.session = AnonymousUser(), SessionStore()
     admin.site.login(request)
     assert SafeExceptionReporterFilter().get_post_parameters(request)["password"] != "s3cret-pw"
+
+
+def test_padding_cannot_empty_or_shorten_the_username_counter(admin_user, settings, time_machine):
+    """The form strips before its length check: 150 spaces + "root" is still root's guess."""
+    settings.TOKEN_EXCHANGE = {"CONSOLE_LOGIN_MAX_FAILURES_PER_USERNAME": 2}
+    time_machine.move_to(_window_start(), tick=False)
+    for i in range(2):
+        assert sign_in("root", "wrong", f"203.0.113.{i}")[1].status_code == HTTPStatus.OK
+    for padding in (150, 149, 147):
+        assert_throttled(sign_in(" " * padding + "root", PASSWORD, f"203.0.113.{padding}")[1])
+
+
+def test_an_attempt_counts_while_its_password_is_being_checked(admin_user, settings, monkeypatch):
+    """Guesses sent in parallel see each other: the count is taken before the slow password check."""
+    from django.contrib.admin import AdminSite
+
+    from exchange import throttling
+
+    settings.TOKEN_EXCHANGE = {"CONSOLE_LOGIN_MAX_FAILURES_PER_ADDRESS": 1}
+    seen = []
+    check = AdminSite.login
+
+    def login_in_progress(self, request, extra_context=None):
+        seen.append(throttling.retry_after("root", "198.51.100.20", policy=throttling.CONSOLE_LOGIN))
+        return check(self, request, extra_context)
+
+    monkeypatch.setattr(AdminSite, "login", login_in_progress)
+    assert sign_in("root", PASSWORD, "198.51.100.20")[1].status_code == HTTPStatus.FOUND
+    assert seen[0] > 0  # a parallel request would have been refused
+    assert throttling.retry_after("root", "198.51.100.20", policy=throttling.CONSOLE_LOGIN) == 0  # taken back
+
+
+def test_the_throttled_form_still_leads_to_the_console(admin_user, settings):
+    settings.TOKEN_EXCHANGE = {"CONSOLE_LOGIN_MAX_FAILURES_PER_ADDRESS": 1}
+    client = Client(HTTP_HOST="localhost", REMOTE_ADDR="198.51.100.30")
+    client.post("/console/login/", {"username": "root", "password": "wrong"})
+    response = client.post("/console/login/", {"username": "root", "password": PASSWORD})
+    assert_throttled(response)
+    assert b'name="next" value="/console/"' in response.content
