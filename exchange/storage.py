@@ -16,6 +16,7 @@ exchange counter) is done here explicitly, with the same functions.
 import hashlib
 import uuid
 from types import SimpleNamespace
+from typing import NamedTuple
 
 from django.db import connections, router, transaction
 from django.utils import timezone
@@ -63,17 +64,24 @@ def _statement(model, connection):
     return entry
 
 
-def insert(cursor, model, values, *, now):
-    """INSERT one ``model`` row from ``values`` (attribute name -> Python value) with ``cursor``; its pk.
+class Insert(NamedTuple):
+    """One prepared INSERT: its statement and its parameters (already adapted for the database)."""
+
+    sql: str
+    params: dict
+    returns_pk: bool
+
+
+def prepare(connection, model, values, *, now):
+    """The INSERT of one ``model`` row from ``values`` (attribute name -> Python value) on ``connection``.
 
     ``auto_now``/``auto_now_add`` columns not in ``values`` get ``now``; other missing columns
     their field's default.
     """
-    connection = cursor.db
     columns, sql, returns_pk = _statement(model, connection)
     params = {}
     now_prepared = None
-    for attname, auto, field, prepare in columns:
+    for attname, auto, field, prepare_value in columns:
         if attname in values:
             value = values[attname]
         elif auto:
@@ -83,9 +91,14 @@ def insert(cursor, model, values, *, now):
             continue
         else:
             value = field.get_default()
-        params[attname] = value if prepare is None else prepare(value, connection)
-    cursor.execute(sql, params)
-    return cursor.fetchone()[0] if returns_pk else cursor.lastrowid
+        params[attname] = value if prepare_value is None else prepare_value(value, connection)
+    return Insert(sql, params, returns_pk)
+
+
+def execute(cursor, insert):
+    """Run a prepared INSERT with ``cursor``; the new row's pk."""
+    cursor.execute(insert.sql, insert.params)
+    return cursor.fetchone()[0] if insert.returns_pk else cursor.lastrowid
 
 
 def _token_columns(raw_token):
@@ -95,16 +108,15 @@ def _token_columns(raw_token):
     return {"token": stored, "token_checksum": checksum}
 
 
-def _write_event(cursor, *, outcome, cause, application, trusted_issuer, subject, subject_jti, issued_jti, now):
+def _event(*, outcome, cause, application, trusted_issuer, subject, subject_jti, issued_jti):
     event = SimpleNamespace(  # what audit.py and metrics.py read from an ExchangeEvent
         outcome=outcome, cause=(cause or "")[:40], application=application,
         application_id=application.pk if application is not None else None,
         trusted_issuer=trusted_issuer, trusted_issuer_id=trusted_issuer.pk if trusted_issuer is not None else None,
         subject=(subject or "")[:255], subject_jti=(subject_jti or "")[:255], issued_jti=issued_jti or "",
-        client_id="", issuer="", request_id="",
+        client_id="", issuer="", request_id="", pk=None,
     )
     audit.complete(event)
-    event.pk = insert(cursor, ExchangeEvent, vars(event), now=now)
     return event
 
 
@@ -120,36 +132,47 @@ def save_issued(*, application, access_token, refresh_token, expires, scope, res
 
     A token is issued only if its audit row is written with it. ``first()``, when given, runs
     first inside the transaction (the grant records the subject token's jti there); what it
-    raises rolls everything back and propagates.
+    raises rolls everything back and propagates. The rows are prepared before the transaction,
+    which then only runs the statements: on SQLite the other workers wait for its commit
+    (identity_console/sqlite/), so it should be short.
     """
     using = router.db_for_write(AccessToken)
+    connection = connections[using]
     now = timezone.now()
     provenance = {"subject": subject or "", "trusted_issuer": trusted_issuer,
                   "trusted_issuer_id": trusted_issuer.pk if trusted_issuer is not None else None}
-    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+    access = prepare(connection, AccessToken, {
+        **_token_columns(access_token), **provenance, "user_id": None, "application_id": application.pk,
+        "expires": expires, "scope": scope, "resource": resource, "jti": issued_jti, "id_token_id": None,
+        "source_refresh_token_id": None,
+    }, now=now)
+    refresh = None
+    if refresh_token is not None:
+        refresh = prepare(connection, RefreshToken, {
+            **_token_columns(refresh_token), **provenance, "user_id": None, "application_id": application.pk,
+            "access_token_id": None, "token_family": uuid.uuid4(), "resource": resource,
+        }, now=now)
+    event = _event(outcome=ExchangeEvent.Outcome.ISSUED.value, cause="", application=application,
+                   trusted_issuer=trusted_issuer, subject=subject, subject_jti=subject_jti, issued_jti=issued_jti)
+    event_insert = prepare(connection, ExchangeEvent, vars(event), now=now)
+    with transaction.atomic(using=using), connection.cursor() as cursor:
         if first is not None:
             first()
-        access_token_id = insert(cursor, AccessToken, {
-            **_token_columns(access_token), **provenance, "user_id": None, "application_id": application.pk,
-            "expires": expires, "scope": scope, "resource": resource, "jti": issued_jti, "id_token_id": None,
-            "source_refresh_token_id": None,
-        }, now=now)
-        if refresh_token is not None:
-            insert(cursor, RefreshToken, {
-                **_token_columns(refresh_token), **provenance, "user_id": None, "application_id": application.pk,
-                "access_token_id": access_token_id, "token_family": uuid.uuid4(), "resource": resource,
-            }, now=now)
-        event = _write_event(cursor, outcome=ExchangeEvent.Outcome.ISSUED.value, cause="", application=application,
-                     trusted_issuer=trusted_issuer, subject=subject, subject_jti=subject_jti, issued_jti=issued_jti,
-                     now=now)
+        access_token_id = execute(cursor, access)
+        if refresh is not None:
+            refresh.params["access_token_id"] = access_token_id  # a ForeignKey: the value as it is
+            execute(cursor, refresh)
+        event.pk = execute(cursor, event_insert)
     _announce(event)
     return access_token_id
 
 
 def save_rejected(*, cause, application, trusted_issuer, subject, subject_jti):
     """Write the ``rejected`` ExchangeEvent (autocommit: nothing else is written)."""
-    with connections[router.db_for_write(ExchangeEvent)].cursor() as cursor:
-        event = _write_event(cursor, outcome=ExchangeEvent.Outcome.REJECTED.value, cause=cause,
-                             application=application, trusted_issuer=trusted_issuer, subject=subject,
-                             subject_jti=subject_jti, issued_jti="", now=timezone.now())
+    connection = connections[router.db_for_write(ExchangeEvent)]
+    event = _event(outcome=ExchangeEvent.Outcome.REJECTED.value, cause=cause, application=application,
+                   trusted_issuer=trusted_issuer, subject=subject, subject_jti=subject_jti, issued_jti="")
+    insert = prepare(connection, ExchangeEvent, vars(event), now=timezone.now())
+    with connection.cursor() as cursor:
+        event.pk = execute(cursor, insert)
     _announce(event)

@@ -109,10 +109,14 @@ def test_insert_statement_names_every_column_once(db):
 
 
 def test_a_token_is_issued_only_with_its_audit_row(exchange, pem_issuer, rsa_key, monkeypatch):
-    def broken(*args, **kwargs):
-        raise RuntimeError("audit store down")
+    real_execute, table = storage.execute, ExchangeEvent._meta.db_table
 
-    monkeypatch.setattr(storage, "_write_event", broken)
+    def broken(cursor, insert):
+        if f'INSERT INTO "{table}"' in insert.sql:
+            raise RuntimeError("audit store down")
+        return real_execute(cursor, insert)
+
+    monkeypatch.setattr(storage, "execute", broken)
     with pytest.raises(RuntimeError):
         exchange(mint(rsa_key, pem_issuer.issuer))
     assert not AccessToken.objects.exists()

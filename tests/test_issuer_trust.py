@@ -256,18 +256,19 @@ def test_the_jti_is_recorded_only_with_the_token(exchange, pem_issuer, rsa_key, 
     from exchange import storage
 
     token = mint(rsa_key, pem_issuer.issuer)
-    real_insert = storage.insert
+    real_execute = storage.execute
+    table = AccessToken._meta.db_table
 
-    def failing_insert(cursor, model, values, *, now):
-        if model is AccessToken:
+    def failing_execute(cursor, insert):
+        if f'INSERT INTO "{table}"' in insert.sql:
             raise RuntimeError("disk full")
-        return real_insert(cursor, model, values, now=now)
+        return real_execute(cursor, insert)
 
-    monkeypatch.setattr(storage, "insert", failing_insert)
+    monkeypatch.setattr(storage, "execute", failing_execute)
     with pytest.raises(RuntimeError):
         exchange(token)
     assert not SharedCacheEntry.objects.filter(key__startswith="jti:").exists()
-    monkeypatch.setattr(storage, "insert", real_insert)
+    monkeypatch.setattr(storage, "execute", real_execute)
     assert exchange(token).status_code == HTTPStatus.OK
 
 
