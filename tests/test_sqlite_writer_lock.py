@@ -118,3 +118,38 @@ def test_an_in_memory_database_uses_no_lock_file(tmp_path, monkeypatch):
     memory._commit()
     assert memory._lock_fd is None and not memory._holds_lock and not list(tmp_path.iterdir())
     memory._close()
+
+
+def test_checkpoints_run_after_the_lock_is_released(lock_file, monkeypatch):
+    """Every CHECKPOINT_EVERY transactions, a PASSIVE checkpoint, with the other writers free to go on."""
+    from identity_console.sqlite import base
+
+    _, locked = lock_file
+    wrapper = type(connections["default"])
+    real_checkpoint, calls = wrapper._checkpoint, []
+
+    def checkpoint(self):
+        calls.append(locked())
+        real_checkpoint(self)
+
+    monkeypatch.setattr(base, "CHECKPOINT_EVERY", 3)
+    monkeypatch.setattr(wrapper, "_checkpoint", checkpoint)
+    connections["default"]._commits = 0
+    for i in range(7):
+        with transaction.atomic():
+            write(f"k{i}")
+    assert calls == [False, False]
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA wal_autocheckpoint")
+        assert cursor.fetchone()[0] == base.SAFETY_CHECKPOINT_PAGES
+
+
+def test_a_failing_checkpoint_does_not_undo_or_fail_the_commit(lock_file, monkeypatch, caplog):
+    from identity_console.sqlite import base
+
+    monkeypatch.setattr(base, "CHECKPOINT_EVERY", 1)
+    monkeypatch.setattr(base, "CHECKPOINT_SQL", "SELECT * FROM no_such_table")
+    with transaction.atomic():
+        write("kept")
+    assert SharedCacheEntry.objects.filter(key="kept").exists()
+    assert "checkpoint failed" in caplog.text

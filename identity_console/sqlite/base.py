@@ -15,15 +15,28 @@ transaction) meet them as before. Waiting for the lock file gives up after the d
 ``timeout`` and begins anyway, so a holder that never lets go (a stuck process, a test holding a
 transaction open) costs a wait, never a deadlock. The lock dies with its holder's file
 descriptor, so a crashed process leaves nothing behind.
+
+SQLite also copies the write-ahead log into the database file (a *checkpoint*) inside COMMIT once
+the log reaches 1,000 pages, which here would be under the lock, every ~55 exchanges, while the
+other workers wait. So every ``CHECKPOINT_EVERY`` transactions a connection runs a PASSIVE
+checkpoint itself, after releasing the lock (SQLite lets writers go on beside it); SQLite's own
+remains at ``SAFETY_CHECKPOINT_PAGES`` for writes made outside transactions. Measured with
+``bench/run.py``'s load on two workers: lock file +17 % exchanges/s, checkpoints outside +19 % more.
 """
 
 import fcntl
+import logging
 import os
 import time
 
 from django.db.backends.sqlite3 import base, creation
 
 RETRY_SECONDS = 0.00005
+CHECKPOINT_EVERY = 64  # transactions per connection between its WAL checkpoints (~1,100 pages of exchanges)
+CHECKPOINT_SQL = "PRAGMA wal_checkpoint(PASSIVE)"
+SAFETY_CHECKPOINT_PAGES = 10000  # SQLite's own automatic checkpoint (default 1,000), in WAL pages
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseCreation(creation.DatabaseCreation):
@@ -83,11 +96,32 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self._release_writer_lock()
             raise
 
+    _commits = 0  # transactions this connection committed (holding the lock)
+
+    def get_new_connection(self, conn_params):
+        connection = super().get_new_connection(conn_params)
+        # SQLite's own checkpoint runs inside COMMIT, so under the lock; ours runs after (_commit).
+        # Kept, at a higher threshold, for writes outside transactions (which never reach _commit).
+        connection.execute(f"PRAGMA wal_autocheckpoint={SAFETY_CHECKPOINT_PAGES}")
+        return connection
+
     def _commit(self):
+        held = self._holds_lock
         try:
             return super()._commit()
         finally:
             self._release_writer_lock()
+            if held:
+                self._commits += 1
+                if self._commits % CHECKPOINT_EVERY == 0:
+                    self._checkpoint()
+
+    def _checkpoint(self):
+        """Copy committed WAL pages into the database file, beside other writers (PASSIVE), not under the lock."""
+        try:
+            self.connection.execute(CHECKPOINT_SQL).fetchall()
+        except Exception:  # the transaction is committed: a checkpoint that fails is retried next time
+            log.warning("SQLite WAL checkpoint failed", exc_info=True)
 
     def _rollback(self):
         try:
