@@ -347,16 +347,27 @@ class Application(AbstractApplication):
 
 
 class AccessToken(AbstractAccessToken):
-    """DOT's access token plus the external identity it was issued for (if any)."""
+    """DOT's access token plus the external identity it was issued for (if any).
 
+    Every index is a page written per token (and copied again at each WAL checkpoint), so the
+    ones nothing looks tokens up by are left out: ``jti`` (the admin searches it by substring, which
+    no index serves) and ``user`` for tokens without one — exchanged and client_credentials tokens,
+    nearly all of them; the user's tokens are still found by index.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, blank=True, null=True, db_index=False,
+        related_name="%(app_label)s_%(class)s", verbose_name=_("user"),
+    )
     subject = models.CharField(_("subject"), max_length=255, blank=True)
     trusted_issuer = models.ForeignKey(
         TrustedTokenIssuer, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
-    jti = models.CharField(max_length=64, blank=True, db_index=True)
+    jti = models.CharField(max_length=64, blank=True)
 
     class Meta(AbstractAccessToken.Meta):
         swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"
+        indexes = [models.Index(fields=["user"], condition=models.Q(user__isnull=False), name="exchange_at_user_idx")]
 
 
 class RefreshToken(AbstractRefreshToken):
@@ -410,8 +421,9 @@ class ExchangeEvent(models.Model):
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
     cause = models.CharField(max_length=40, blank=True)
+    # Indexed by (trusted_issuer, -created) below, which also serves lookups by issuer alone.
     trusted_issuer = models.ForeignKey(
-        TrustedTokenIssuer, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+        TrustedTokenIssuer, null=True, blank=True, on_delete=models.SET_NULL, related_name="events", db_index=False
     )
     application = models.ForeignKey(
         Application, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -420,7 +432,8 @@ class ExchangeEvent(models.Model):
     subject_jti = models.CharField(max_length=255, blank=True)
     issued_jti = models.CharField(max_length=64, blank=True)
     # Snapshots kept when the application or issuer is later deleted; the request id ties the row to logs.
-    client_id = models.CharField(max_length=100, blank=True, db_index=True)
+    # Not indexed: every index is one more page written per exchange, and nothing looks events up by these.
+    client_id = models.CharField(max_length=100, blank=True)
     issuer = models.CharField(max_length=512, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
 
