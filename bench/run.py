@@ -14,7 +14,7 @@ The machine is shared and its host throttles: absolute figures drift from run to
 a run, so the ratios (both sides measured in alternating slices of the same minutes) are what to
 compare.
 
-    python -m bench.run [--duration 10] [--rounds 5] [--warmup 3] [--soak] [--postgres URL|--no-postgres]
+    python -m bench.run [--duration 20] [--rounds 20] [--warmup 3] [--soak] [--postgres URL|--no-postgres]
 """
 
 import argparse
@@ -266,8 +266,9 @@ class Config:
             if warmup:
                 runners[scenario["name"]](warmup)
         parts = {scenario["name"]: [] for scenario in scenarios}
-        for _ in range(rounds):
-            for scenario in scenarios:
+        for round_ in range(rounds):
+            # Every other round in reverse order: no scenario always follows the same one.
+            for scenario in (scenarios if round_ % 2 == 0 else scenarios[::-1]):
                 parts[scenario["name"]].append(runners[scenario["name"]](slice_seconds(duration, rounds)))
         results = []
         for scenario in scenarios:
@@ -380,9 +381,9 @@ def soak(config, server, count, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", 10)))
+    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", 20)))
     parser.add_argument("--warmup", type=int, default=int(os.environ.get("BENCH_WARMUP", 3)))
-    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", 5)),
+    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", 20)),
                         help="interleaved slices per scenario (the duration is split among them)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections")
