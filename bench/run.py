@@ -103,8 +103,9 @@ def rss_kib(pid):
 class Server:
     """gunicorn -c gunicorn.conf.py on a free loopback port, with its own VAR_DIR and database."""
 
-    def __init__(self, name, workdir, env):
+    def __init__(self, name, workdir, env, cwd=ROOT):
         self.name = name
+        self.cwd = cwd  # the checkout whose code serves (bench/compare.py starts another one)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = env
@@ -116,7 +117,7 @@ class Server:
         self.process = subprocess.Popen(
             [str(Path(PY).parent / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}",
              "identity_console.wsgi"],
-            cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=self.cwd, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -215,10 +216,11 @@ class Config:
         }
         self.workdir = workdir
 
-    def prepare(self, jwks_url):
+    def prepare(self, jwks_url, cwd=ROOT):
+        """Migrate and fill this configuration's database with the code (and migrations) of checkout ``cwd``."""
         out = self.dir / "application.json"
         subprocess.run([PY, "-m", "bench.prepare", "--folder", str(self.workdir), "--jwks-url", jwks_url,
-                        "--out", str(out)], cwd=ROOT, env=self.env, check=True)
+                        "--out", str(out)], cwd=cwd, env=self.env, check=True)
         self.credentials = json.loads(out.read_text())
 
     def tokens(self, label, issuer, count):

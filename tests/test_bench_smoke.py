@@ -90,3 +90,14 @@ def test_instruction_count_harness_serves_every_kind(tmp_path):
         )
         assert completed.returncode == 0, (kind, completed.stdout, completed.stderr[-2000:])
         assert json.loads(completed.stdout.strip().splitlines()[-1])["kind"] == kind
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make bench-tools)")
+def test_compare_serves_each_checkout_and_prints_the_ratio(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.compare", str(ROOT), str(ROOT), "--rounds", "2", "--seconds", "1",
+         "--max-rps", "3000", "--workdir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "B / A = " in completed.stdout
