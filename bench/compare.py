@@ -31,29 +31,16 @@ def main(argv=None):
         threads, connections, max_rps = 1, 8, args.max_rps
 
     checkouts = [Path(args.before).resolve(), Path(args.after).resolve()]
+    exchange = {"name": "exchange-pem", "kind": "exchange", "issuer": fixtures.PEM_ISSUER}
     servers, slices = [], []
     try:
         for index, checkout in enumerate(checkouts):
             config = run.Config(f"compare-{index}", Load, Path(args.workdir), signing=args.signing)
             config.prepare("", cwd=checkout)
-            per_slice = int(args.max_rps * args.seconds) + 200
-            pool = config.tokens(f"compare-{index}", fixtures.PEM_ISSUER, per_slice * (args.rounds + 1)).read_text().split()
-            files = []
-            for number in range(args.rounds + 1):  # the first one warms up
-                path = config.dir / f"slice-{number}.txt"
-                path.write_text("\n".join(pool[number * per_slice:(number + 1) * per_slice]) + "\n")
-                files.append(path)
             server = run.Server(f"compare-{index}", config.dir, config.env, cwd=checkout).start()
             servers.append(server)
-
-            def slice_(seconds, server=server, config=config, files=iter(files)):
-                result = run.wrk(server.url, "/oauth2/token", method="POST", auth=run.basic(config.credentials),
-                                 body=fixtures.TOKEN_EXCHANGE_FORM, tokens=next(files), duration=seconds)
-                if result["errors"]:
-                    raise SystemExit(f"{server.name}: {result['errors']} errors, e.g. {result.get('sample')}")
-                return result
-
-            slices.append(slice_)
+            # The same pre-minted token slices as bench.run's scenarios: a warm-up, then one per round.
+            slices.append(config.slices(server, exchange, args.seconds * args.rounds, args.seconds, args.rounds))
         for slice_ in slices:
             slice_(args.seconds)
         parts = [[], []]
@@ -64,12 +51,13 @@ def main(argv=None):
     finally:
         for server in servers:
             server.stop()
-    rates = []
-    for index, checkout in enumerate(checkouts):
-        merged = run.merge(parts[index])
-        rates.append(merged["rps"])
-        print(f"{'AB'[index]} {checkout}: {merged['rps']:.0f} req/s (slices: {merged['slices_rps']})")
-    print(f"B / A = {rates[1] / rates[0]:.3f}")
+    merged = [run.merge(part) for part in parts]
+    for server, result in zip(servers, merged):
+        if result["errors"]:
+            raise SystemExit(f"{server.name}: {result['errors']} errors, e.g. {result.get('sample')}")
+    for index, (checkout, result) in enumerate(zip(checkouts, merged)):
+        print(f"{'AB'[index]} {checkout}: {result['rps']:.0f} req/s (slices: {result['slices_rps']})")
+    print(f"B / A = {merged[1]['rps'] / merged[0]['rps']:.3f}")
     return 0
 
 
