@@ -123,7 +123,7 @@ class ConsoleSite(admin.AdminSite):
             "title": "Log in",
             "subtitle": None,
             "app_path": request.get_full_path(),
-            "form": AdminAuthenticationForm(request, initial={"username": username[:150]}),
+            "form": AdminAuthenticationForm(request, initial={"username": username[:_USERNAME.max_length]}),
             REDIRECT_FIELD_NAME: (request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME)
                                   or reverse("admin:index", current_app=self.name)),
         }

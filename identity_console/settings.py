@@ -121,13 +121,13 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's SQLite backend, whose transactions first take turns on a lock file: workers then
+    # wait for each other there, not in SQLite's busy-handler sleeps (identity_console/sqlite/base.py).
+    DATABASES["default"]["ENGINE"] = "identity_console.sqlite"
     # WAL lets readers run beside the one writer; the busy timeout makes concurrent
     # workers wait for the write lock instead of failing with "database is locked";
     # IMMEDIATE transactions take that lock up front (no deadlock on upgrade).
     # The PRAGMAs run once per connection, and connections persist (CONN_MAX_AGE).
-    # Django's SQLite backend, whose transactions first take turns on a lock file: workers then
-    # wait for each other there, not in SQLite's busy-handler sleeps (identity_console/sqlite/base.py).
-    DATABASES["default"]["ENGINE"] = "identity_console.sqlite"
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",

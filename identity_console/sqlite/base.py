@@ -54,6 +54,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
     _lock_fd = None  # this connection's descriptor of the lock file, once opened
     _lock_pid = None
     _holds_lock = False
+    _commits = 0  # transactions this connection committed (holding the lock)
 
     def _lock_file_descriptor(self):
         # Reopened after a fork: a descriptor inherited from the parent shares its lock with it.
@@ -96,8 +97,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self._release_writer_lock()
             raise
 
-    _commits = 0  # transactions this connection committed (holding the lock)
-
     def get_new_connection(self, conn_params):
         connection = super().get_new_connection(conn_params)
         # SQLite's own checkpoint runs inside COMMIT, so under the lock; ours runs after (_commit).
@@ -108,13 +107,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _commit(self):
         held = self._holds_lock
         try:
-            return super()._commit()
+            result = super()._commit()
         finally:
             self._release_writer_lock()
-            if held:
-                self._commits += 1
-                if self._commits % CHECKPOINT_EVERY == 0:
-                    self._checkpoint()
+        if held:  # committed: count it, and checkpoint now and then, the lock released
+            self._commits += 1
+            if self._commits % CHECKPOINT_EVERY == 0:
+                self._checkpoint()
+        return result
 
     def _checkpoint(self):
         """Copy committed WAL pages into the database file, beside other writers (PASSIVE), not under the lock."""
