@@ -25,15 +25,14 @@ from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.models import get_access_token_model, get_application_model, get_refresh_token_model
 
 from . import flows, forms, key_sources, signing
-from .models import TOKEN_EXCHANGE, ExchangeEvent, IssuerCertificate, SigningKey, TrustedTokenIssuer
+from .protocol import ACCESS_TOKEN_TYPE, JWT_TYPE, TOKEN_EXCHANGE
+from .models import ExchangeEvent, IssuerCertificate, SigningKey, TrustedTokenIssuer
 from .subject_token import CAUSES, explain_subject_token
 
 Application = get_application_model()
 
 WIZARD_SESSION_KEY = "console:issuer_wizard"
 SECRET_SESSION_KEY = "console:new_secret:%s"
-JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
-ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 ISSUER_TABS = (
     ("general", "General"), ("certificates", "Certificates"), ("validation", "Validation"),
     ("test", "Test a token"), ("activity", "Activity"),

@@ -35,15 +35,13 @@ from oauth2_provider.signals import app_authorized
 from oauthlib.oauth2.rfc6749.tokens import random_token_generator
 
 from . import client_auth, signing, storage
-from .models import REFRESH_TOKEN, TOKEN_EXCHANGE, AccessToken
+from .models import AccessToken
+from .protocol import ACCESS_TOKEN_TYPE, JWT_TYPE, MANAGE_SCOPE, REFRESH_TOKEN, TOKEN_EXCHANGE
 from .registry import registry
-from .scopes import MANAGE_SCOPE
 from .subject_token import SubjectTokenRejected, consume_replay, validate_subject_token
 
 log = logging.getLogger(__name__)
 
-JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
-ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 SUBJECT_TOKEN_TYPES = (JWT_TYPE, ACCESS_TOKEN_TYPE)
 REQUESTED_TOKEN_TYPES = (ACCESS_TOKEN_TYPE, JWT_TYPE)
 

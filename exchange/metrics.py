@@ -37,9 +37,10 @@ from prometheus_client import multiprocess
 
 from identity_console.proxies import in_networks, parse_networks
 
+from .protocol import TOKEN_EXCHANGE
+
 log = logging.getLogger(__name__)
 
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 EXCHANGES = Counter(
     "idc_token_exchanges_total",

@@ -23,11 +23,8 @@ from oauth2_provider.models import (
 
 from . import certificates
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings
+from .protocol import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN, TOKEN_EXCHANGE
 
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-REFRESH_TOKEN = "refresh_token"
-CLIENT_CREDENTIALS = "client_credentials"
-AUTHORIZATION_CODE = "authorization_code"
 
 #: Short names accepted by commands and the API for the grant types' wire names.
 GRANT_SHORT_NAMES = {

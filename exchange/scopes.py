@@ -2,9 +2,6 @@
 
 from oauth2_provider.scopes import SettingsScopes
 
-#: The scope that lets a bearer token manage the console through the API (never by token exchange).
-MANAGE_SCOPE = "console:manage"
-
 
 class ApplicationScopes(SettingsScopes):
     def get_available_scopes(self, application=None, request=None, *args, **kwargs):

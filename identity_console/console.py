@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
+from exchange.protocol import TOKEN_EXCHANGE
 
 #: The sign-in form's own cleaning of the username (strip, then NFKC when short enough to name a user).
 _USERNAME = UsernameField(max_length=150)
@@ -88,7 +89,7 @@ class ConsoleSite(admin.AdminSite):
             "application_count": Application.objects.count(),
             "token_exchange_app_count": sum(
                 1 for grants in Application.objects.values_list("allowed_grant_types", flat=True)
-                if "urn:ietf:params:oauth:grant-type:token-exchange" in (grants or [])
+                if TOKEN_EXCHANGE in (grants or [])
             ),
             "activity": exchange_activity(),
             **(extra_context or {}),

@@ -22,7 +22,7 @@ from django.core.exceptions import ImproperlyConfigured
 from oauth2_provider.contrib.rest_framework import TokenHasScope
 from oauth2_provider.models import AbstractAccessToken
 
-from ..scopes import MANAGE_SCOPE
+from ..protocol import MANAGE_SCOPE
 
 _ACTIONS = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "POST": "add", "PUT": "change",
             "PATCH": "change", "DELETE": "delete"}

@@ -2,7 +2,8 @@ import sys
 
 from django.core.management.base import CommandError
 
-from ...models import TOKEN_EXCHANGE, Application
+from ...models import Application
+from ...protocol import TOKEN_EXCHANGE
 from ...subject_token import explain_subject_token
 from ..base import ConsoleCommand
 
