@@ -1,7 +1,7 @@
 """The RFC 8693 token-exchange grant: the whole request, from client authentication to the response.
 
 ``views.TokenView`` hands every ``grant_type=urn:ietf:params:oauth:grant-type:token-exchange``
-request to ``token_exchange_response`` after refusing repeated parameters and bad shapes
+request to ``exchange`` after refusing repeated parameters and bad shapes
 (the other grants go through django-oauth-toolkit). In order:
 
 1. client authentication (client_auth.py) → a confidential client → the application allows the grant;
@@ -75,9 +75,10 @@ def json_response(body, status=200, headers=None):
 class ExchangeRequest:
     """One token-exchange request: its form parameters and what the checks have learnt so far."""
 
-    def __init__(self, http_request):
-        self.form = http_request.POST
-        self.authorization = http_request.META.get("HTTP_AUTHORIZATION")
+    def __init__(self, form, authorization=None, client_address=""):
+        self.form = form
+        self.authorization = authorization
+        self.client_address = client_address
         self.client = None  # the application, once named (kept for the audit trail)
         self.scopes = []
         self.requested_token_type = ACCESS_TOKEN_TYPE
@@ -197,9 +198,16 @@ def issue(request):
     return body, access_token_id
 
 
-def token_exchange_response(http_request, sender=None):
-    """POST /oauth2/token with the token-exchange grant: the response, success or refusal."""
-    request = ExchangeRequest(http_request)
+def exchange(form, *, authorization=None, client_address="", http_request=None, sender=None):
+    """The token exchange as a function: the JSON response (success or refusal) to ``form``.
+
+    ``form`` is the request body (a QueryDict: ``get`` and ``getlist``), already checked for
+    shape by the token endpoint; ``authorization`` the Authorization header, if any;
+    ``client_address`` the caller's address. The token endpoint and the console's *Try it out*
+    both call this, so both run the same checks. Throttling is the endpoint's job, not this one's.
+    ``http_request``/``sender`` are only passed on to DOT's ``app_authorized`` signal.
+    """
+    request = ExchangeRequest(form, authorization, client_address)
     try:
         validate_token_request(request)
         body, access_token_id = issue(request)

@@ -114,7 +114,10 @@ class TokenView(ThrottledClientAuthMixin, _TokenViewBase):
             error, description, status = problem
             return oauth_error(error, description, status)
         if request.POST.get("grant_type") == TOKEN_EXCHANGE:
-            response = grant.token_exchange_response(request, sender=self)  # our own path, start to end
+            response = grant.exchange(  # our own path, start to end
+                request.POST, authorization=request.META.get("HTTP_AUTHORIZATION"),
+                client_address=request.META.get("REMOTE_ADDR", ""), http_request=request, sender=self,
+            )
         else:
             try:
                 response = super().post(request, *args, **kwargs)  # the other grants: DOT and oauthlib
