@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from django.conf import settings
 
-from .flows import create_trusted_token_issuer
+from .flows import add_certificate, create_trusted_token_issuer
 from .models import TrustedTokenIssuer
 
 DEMO_NAME = "Demo issuer"
@@ -61,8 +61,6 @@ def ensure_demo_issuer():
         return create_trusted_token_issuer(name=DEMO_NAME, issuer=DEMO_ISSUER, certificates=[pem])
     if not issuer.certificates.filter(pem=pem).exists():
         issuer.certificates.all().delete()
-        from .flows import add_certificate
-
         issuer.jwks_uri = ""
         issuer.save(update_fields=["jwks_uri"])
         add_certificate(issuer, pem)

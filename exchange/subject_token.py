@@ -35,9 +35,10 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from jwt.algorithms import get_default_algorithms
 
-from . import key_sources, metrics
+from . import key_sources
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings
 from .models import normalize_token_type
+from .ops import metrics
 from .shared_cache import shared_store
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from django.core.cache import cache
 from django.db import connections
 from django.http import JsonResponse
 
-from . import signing
+from .. import signing
 
 HEALTH_PATHS = ("/healthz", "/readyz")
 

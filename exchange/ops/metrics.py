@@ -24,6 +24,7 @@ import os
 import time
 
 from django.conf import settings
+from django.db.models.signals import post_save
 from django.http import HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -35,9 +36,9 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess
 
-from identity_console.proxies import in_networks, parse_networks
-
-from .protocol import TOKEN_EXCHANGE
+from ..models import ExchangeEvent
+from ..protocol import TOKEN_EXCHANGE
+from .proxies import in_networks, parse_networks
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +113,8 @@ def _on_exchange_event(sender, instance, created, **kwargs):
 
 
 def connect_signals():
-    from django.db.models.signals import post_save
-
-    from .models import ExchangeEvent
-
-    post_save.connect(_on_exchange_event, sender=ExchangeEvent, dispatch_uid="exchange.metrics")
+    """Count every ExchangeEvent row saved through the ORM (storage.py counts the rows it writes itself)."""
+    post_save.connect(_on_exchange_event, sender=ExchangeEvent, dispatch_uid="exchange.ops.metrics")
 
 
 class MetricsMiddleware:
