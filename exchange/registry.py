@@ -26,14 +26,13 @@ import time
 import uuid
 from pathlib import Path
 
-from django.conf import settings
 from django.core.cache import caches
 from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from oauth2_provider.models import get_application_model
 
-from .conf import exchange_settings
+from .conf import exchange_settings, project_settings
 from .models import IssuerCertificate, TrustedTokenIssuer
 from .shared_cache import CACHE_ERRORS, default_cache_is_local
 
@@ -48,7 +47,7 @@ def shared_version():
     """The current version (any comparable value); a fresh object when it cannot be read."""
     try:
         if default_cache_is_local():
-            st = os.stat(Path(settings.VAR_DIR) / VERSION_FILE)
+            st = os.stat(Path(project_settings.VAR_DIR) / VERSION_FILE)
             return (st.st_ino, st.st_mtime_ns, st.st_size)
         return caches["default"].get(VERSION_KEY)
     except FileNotFoundError:
@@ -60,7 +59,7 @@ def shared_version():
 def bump_version():
     """Tell every process that issuers or applications changed."""
     if default_cache_is_local():
-        folder = Path(settings.VAR_DIR)
+        folder = Path(project_settings.VAR_DIR)
         folder.mkdir(parents=True, exist_ok=True)
         temporary = folder / f".{VERSION_FILE}.{os.getpid()}.{threading.get_ident()}"
         temporary.write_text(uuid.uuid4().hex)

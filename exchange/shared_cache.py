@@ -25,7 +25,6 @@ import logging
 import threading
 import time
 
-from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
@@ -35,6 +34,7 @@ from django.db.models import F
 from django.dispatch import receiver
 from redis.exceptions import RedisError
 
+from .conf import project_settings
 from .models import SharedCacheEntry
 from .ops import metrics
 
@@ -171,7 +171,7 @@ class FallbackCache:
         try:
             return getattr(self.backend(), method)(*args), True
         except CACHE_ERRORS as exc:
-            retry = getattr(settings, "SHARED_CACHE_RETRY_SECONDS", 5)
+            retry = project_settings.SHARED_CACHE_RETRY_SECONDS
             with self._lock:
                 if time.monotonic() >= self._down_until:
                     log.warning(

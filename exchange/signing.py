@@ -26,13 +26,12 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, get_default_algorithms
 
-from .conf import exchange_settings
+from .conf import exchange_settings, project_settings
 from .models import Application, SigningKey
 
 SIGNING_ALGORITHMS = ("RS256", "ES256", "EdDSA")
@@ -312,7 +311,7 @@ def issue_access_token(*, sub, client_id, scope, audience, lifetime, jti=None, n
     key = active_key()
     now = int(time.time() if now is None else now)
     claims = {
-        "iss": settings.CONSOLE_ISSUER,
+        "iss": project_settings.CONSOLE_ISSUER,
         "sub": sub,
         "aud": audience,
         "client_id": client_id,

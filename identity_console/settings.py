@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from exchange.conf import from_environ
+from exchange.conf import PROJECT_DEFAULTS, from_environ
 from exchange.ops.logging import logging_config
 from exchange.ops.proxies import parse_networks
 
@@ -84,7 +84,7 @@ MIDDLEWARE = [
 
 # Reverse proxies whose X-Forwarded-For names the client (comma-separated CIDRs; see
 # exchange/ops/proxies.py). Empty: REMOTE_ADDR is the peer, as it should be without a proxy.
-TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", PROJECT_DEFAULTS["TRUSTED_PROXIES"])
 if TRUSTED_PROXIES:
     parse_networks(TRUSTED_PROXIES)  # a typo fails at start-up, not on the first request
     MIDDLEWARE.insert(0, "exchange.ops.proxies.TrustedProxyMiddleware")
@@ -290,18 +290,19 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD")
 SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 
 # -- Operations: logs, health, metrics -------------------------------------------------
+# Defaults of the settings the app reads: exchange/conf.py, PROJECT_DEFAULTS.
 
 #: "json" for one JSON object per line (with request_id); anything else for text lines.
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()
 LOGGING = logging_config(LOG_FORMAT, os.environ.get("LOG_LEVEL", "INFO"))
 
 #: Bearer token that /metrics requires (unset: no token accepted).
-METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", PROJECT_DEFAULTS["METRICS_TOKEN"])
 #: Client networks (CIDR, comma-separated) allowed to read /metrics without the token.
-METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", PROJECT_DEFAULTS["METRICS_ALLOWED_NETWORKS"])
 if METRICS_ALLOWED_NETWORKS:
     parse_networks(METRICS_ALLOWED_NETWORKS)  # a typo fails at start-up, not as a 500 on every scrape
 #: /readyz answers 503 when the shared cache is unreachable (default: 200, "degraded").
-HEALTH_CACHE_REQUIRED = env_bool("HEALTH_CACHE_REQUIRED")
+HEALTH_CACHE_REQUIRED = env_bool("HEALTH_CACHE_REQUIRED", PROJECT_DEFAULTS["HEALTH_CACHE_REQUIRED"])
 #: After a shared-cache failure, seconds during which a worker uses its own memory for JWKS.
-SHARED_CACHE_RETRY_SECONDS = float(os.environ.get("SHARED_CACHE_RETRY_SECONDS", "5"))
+SHARED_CACHE_RETRY_SECONDS = float(os.environ.get("SHARED_CACHE_RETRY_SECONDS") or PROJECT_DEFAULTS["SHARED_CACHE_RETRY_SECONDS"])

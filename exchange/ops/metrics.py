@@ -23,7 +23,6 @@ import logging
 import os
 import time
 
-from django.conf import settings
 from django.db.models.signals import post_save
 from django.http import HttpResponse
 from prometheus_client import (
@@ -36,6 +35,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess
 
+from ..conf import project_settings
 from ..models import ExchangeEvent
 from ..protocol import TOKEN_EXCHANGE
 from .proxies import in_networks, parse_networks
@@ -155,13 +155,13 @@ def registry():
 
 def client_allowed(request):
     """True when the request carries METRICS_TOKEN or comes from METRICS_ALLOWED_NETWORKS."""
-    token = getattr(settings, "METRICS_TOKEN", "")
+    token = project_settings.METRICS_TOKEN
     if token:
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode()):
             return True
-    networks = getattr(settings, "METRICS_ALLOWED_NETWORKS", [])
+    networks = project_settings.METRICS_ALLOWED_NETWORKS
     if not networks:
         return False
     try:
