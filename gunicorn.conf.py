@@ -1,19 +1,11 @@
 """gunicorn settings used by `make run`, the benchmarks and production (override with GUNICORN_* env).
 
-Worker class chosen by measurement (`python -m bench.run --only sqlite-rs256`, same machine,
-back to back): ``gthread`` with keep-alive served the token exchange ~1.7x (360 vs 212 req/s)
-and the trivial view ~2.2x faster than ``sync`` workers, which close every connection after
-one request, with no errors under SQLite (WAL, busy timeout, IMMEDIATE transactions; see
-settings). The code on the request path is thread-safe by design (shared instances are
-stateless; caches take locks).
-
-Threads per worker depend on the database, also by measurement (two rounds each, exchange
-req/s, `GUNICORN_THREADS=N python -m bench.run --only ...`):
-
-- SQLite: 1 thread 541/534 (p99 39 ms), 2 threads 459/458, 4 threads 360/445 (p99 216-321 ms).
-  Every request is CPU work plus local file I/O; threads only queue behind each other.
-- PostgreSQL: 4 threads 389/399, 1 thread 216/196. Each query waits on a network round
-  trip, and other threads run meanwhile.
+Worker class and threads chosen by measurement (`python -m bench.run`; figures in CHANGELOG.md):
+``gthread`` with keep-alive, not ``sync`` workers, which close every connection after one
+request. The code on the request path is thread-safe by design (shared instances are stateless;
+caches take locks). One thread per worker on SQLite, where every request is CPU work plus local
+file I/O and threads only queue behind each other; four on PostgreSQL, where each query waits on
+a network round trip and other threads run meanwhile.
 
 With one thread a worker serves one request at a time: a JWKS fetch (bounded by
 ``JWKS_TOTAL_TIMEOUT_MS``, rare thanks to the cache and cooldowns) holds that worker's queue.

@@ -204,7 +204,7 @@ def rotate_signing_key(algorithm=None, publish_ahead=None, now=None):
     if exchange_settings.SIGNING_KEY_FILE:
         raise RotationError(
             "The signing key comes from TOKEN_EXCHANGE['SIGNING_KEY_FILE']; rotate it there "
-            "(see README, Signing keys)."
+            "(see docs/deployment.md, Signing keys and rotation)."
         )
     algorithm = algorithm or exchange_settings.SIGNING_ALGORITHM
     if algorithm not in SIGNING_ALGORITHMS:

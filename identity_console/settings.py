@@ -1,7 +1,7 @@
 """Settings for Identity Console, read from the environment (12-factor).
 
-Every value a deployment changes comes from an environment variable; see the
-configuration table in README.md. Local runs need none: SQLite under ``var/``,
+Every value a deployment changes comes from an environment variable; see
+docs/configuration.md. Local runs need none: SQLite under ``var/``,
 the local-memory cache and a SECRET_KEY generated once into ``var/``.
 """
 
@@ -111,7 +111,7 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
         # Persistent connections: opening one per request cost more than the whole
-        # token exchange (measured with bench/; see README "Performance").
+        # token exchange (measured with bench/; see docs/performance.md).
         conn_max_age=int(os.environ.get("CONN_MAX_AGE", "600")),
         # Off by default: on PostgreSQL it is a "SELECT 1" round trip per request. Without
         # it a connection broken by a database restart fails one request per worker thread,
@@ -217,7 +217,7 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
     "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
-    # Production sets "https" only (README, Deployment); http stays allowed for loopback development.
+    # Production sets "https" only (docs/deployment.md); http stays allowed for loopback development.
     "ALLOWED_REDIRECT_URI_SCHEMES": env_list("OAUTH2_REDIRECT_URI_SCHEMES", ["http", "https"]),
     "SCOPES": {
         "openid": "OpenID Connect",
@@ -281,7 +281,7 @@ if env_bool("SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE")
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE")
-# Behind a TLS-terminating proxy (README, "Deployment"): redirect http, send HSTS.
+# Behind a TLS-terminating proxy (docs/deployment.md): redirect http, send HSTS.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT")
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS")
