@@ -36,6 +36,7 @@ from oauthlib.oauth2.rfc6749.tokens import random_token_generator
 
 from . import client_auth, signing, storage
 from .models import AccessToken
+from .ops import outage
 from .protocol import ACCESS_TOKEN_TYPE, JWT_TYPE, MANAGE_SCOPE, REFRESH_TOKEN, TOKEN_EXCHANGE
 from .registry import registry
 from .subject_token import SubjectTokenRejected, consume_replay, validate_subject_token
@@ -215,7 +216,10 @@ def exchange(form, *, authorization=None, client_address="", http_request=None, 
         try:
             storage.save_rejected(cause=exc.cause, application=request.client, trusted_issuer=request.issuer,
                                   subject=request.subject, subject_jti=request.subject_jti)
-        except Exception:
+        except Exception as error:
+            if outage.database_unavailable(error):
+                # Unrecorded, and perhaps caused by the outage: a 503 the client retries, never a 400.
+                raise
             log.exception("Could not record the token-exchange event")
         return exc.response()
     if app_authorized.has_listeners():  # as DOT's TokenView does after a 200

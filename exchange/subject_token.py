@@ -37,7 +37,7 @@ from jwt.algorithms import get_default_algorithms
 from . import key_sources
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings, project_settings
 from .models import normalize_token_type
-from .ops import metrics
+from .ops import metrics, outage
 from .shared_cache import shared_store
 
 log = logging.getLogger(__name__)
@@ -247,7 +247,9 @@ def _candidate_keys(issuer, kid, alg, now, report):
             keys = key_sources.pem_keys(issuer)
     except key_sources.KeySourceError as exc:
         _fail(report, "key", "key_source_unavailable", exc.detail)
-    except Exception:  # e.g. the shared cache is down: fail closed, never 500
+    except Exception as exc:  # e.g. the shared cache is down: fail closed, never 500
+        if outage.database_unavailable(exc):
+            raise  # the database is down, not the issuer's keys: a 503 (exchange/ops/outage.py)
         log.exception("The keys of trusted issuer %s could not be loaded", issuer.pk)
         _fail(report, "key", "key_source_unavailable", "the issuer's keys could not be loaded (see the server log)")
     if issuer.jwks_uri and kid is not None:
@@ -466,7 +468,9 @@ def _replay_step(report, first_use, detail):
     """
     try:
         ok = first_use(shared_store(), report.replay)
-    except Exception:  # the shared store is down: fail closed, never 500
+    except Exception as exc:  # the shared store is down: fail closed, never 500
+        if outage.database_unavailable(exc):
+            raise  # the database holding the record is down: a 503, nothing issued (exchange/ops/outage.py)
         log.exception("The replay store could not be reached")
         metrics.shared_cache_error("replay")
         ok = None

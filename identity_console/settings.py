@@ -72,6 +72,7 @@ MIDDLEWARE = [
     "exchange.ops.logging.RequestIdMiddleware",
     "exchange.ops.health.HealthCheckMiddleware",  # /healthz, /readyz: before host checks, for load balancers
     "exchange.ops.metrics.MetricsMiddleware",
+    "exchange.ops.outage.DatabaseOutageMiddleware",  # a database outage raised by a view: 503 + Retry-After
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -5,6 +5,9 @@ from django.views.generic import RedirectView
 from exchange import views
 from exchange.ops import metrics
 
+# A database outage raised outside a view (e.g. saving the session) is a 503 too (exchange/ops/outage.py).
+handler500 = "exchange.ops.outage.server_error"
+
 oauth2_patterns = (
     [
         path("token", views.TokenView.as_view(), name="token"),
