@@ -273,8 +273,7 @@ def _keys_body(issuer, keys, error):
                 "source": key.source,
                 "not_before": key.not_before,
                 "not_after": key.not_after,
-                "current": (key.not_before is None or key.not_before.timestamp() <= now)
-                and (key.not_after is None or now <= key.not_after.timestamp()),
+                "current": key.valid_at(now),
             }
             for key in keys
         ],
