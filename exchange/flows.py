@@ -10,8 +10,8 @@ sees the change (in this process at once, in every other within ``REGISTRY_CHECK
 
 - the registry (registry.py) through the model signals the flow's own writes send; the same
   receivers catch changes made outside flows (the shell, data migrations);
-- this process's key-source caches (``_keys_changed`` below), after any change of an issuer or its
-  certificates. Callers never clear caches themselves.
+- this process's key-source caches (``_keys_changed`` below), after a change of an issuer's settings
+  or certificates, or its deletion. Callers never clear caches themselves.
 """
 
 import base64
@@ -82,8 +82,7 @@ def create_trusted_token_issuer(*, name, issuer, alias="", jwks_uri="", certific
             cert.save()
         if applications:
             trusted.applications.set(applications)
-    _keys_changed()
-    return trusted
+    return trusted  # no keys of a new issuer are cached yet: nothing to forget
 
 
 def delete_trusted_token_issuer(trusted):
@@ -222,8 +221,7 @@ def set_issuer_enabled(trusted, enabled):
     """Enable or disable an issuer: a disabled issuer's tokens are refused (issuer_disabled)."""
     trusted.enabled = bool(enabled)
     trusted.save(update_fields=["enabled", "updated"])
-    _keys_changed()
-    return trusted
+    return trusted  # the registry serves the flag (model signals); its keys did not change
 
 
 def update_application(application, **changes):

@@ -31,8 +31,10 @@ from django.core.cache import caches
 from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
+from oauth2_provider.models import get_application_model
 
 from .conf import exchange_settings
+from .models import IssuerCertificate, TrustedTokenIssuer
 from .shared_cache import CACHE_ERRORS, default_cache_is_local
 
 log = logging.getLogger(__name__)
@@ -75,8 +77,6 @@ def bump_version():
 
 
 def _load_issuer(iss):
-    from .models import TrustedTokenIssuer
-
     # Exact, byte-for-byte: some databases compare strings case-insensitively.
     for candidate in TrustedTokenIssuer.objects.filter(issuer=iss).prefetch_related("certificates"):
         if candidate.issuer == iss:
@@ -86,8 +86,6 @@ def _load_issuer(iss):
 
 
 def _load_application(client_id):
-    from oauth2_provider.models import get_application_model
-
     Application = get_application_model()
     try:
         application = Application.objects.get(client_id=client_id)
@@ -179,10 +177,6 @@ def invalidate_links(action, **kwargs):
 
 
 def connect_signals():
-    from oauth2_provider.models import get_application_model
-
-    from .models import IssuerCertificate, TrustedTokenIssuer
-
     for model in (TrustedTokenIssuer, IssuerCertificate, get_application_model()):
         post_save.connect(invalidate, sender=model, dispatch_uid=f"registry-save-{model._meta.label}")
         post_delete.connect(invalidate, sender=model, dispatch_uid=f"registry-delete-{model._meta.label}")
