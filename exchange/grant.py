@@ -4,8 +4,10 @@
 request to ``exchange`` after refusing repeated parameters and bad shapes
 (the other grants go through django-oauth-toolkit). In order:
 
-1. client authentication (client_auth.py) → a confidential client → the application allows the grant;
-2. parameters: required, known token types, no actor token, audience/resource allowed, scopes;
+1. client policy (``check_client``): client authentication (client_auth.py) → a confidential
+   client → the application allows the grant (``client_may_exchange``, also asked by ``explain_token``);
+2. parameters (``check_parameters``): required, known token types, no actor token, audience/resource
+   allowed; then the scope policy (``check_scope``);
 3. the subject token (subject_token.py) — last; its replay check is deferred to step 4;
 4. the access token signed (signing.py), a refresh token when the application also allows
    ``refresh_token``; then, in one transaction (storage.py), the subject token's ``jti`` recorded

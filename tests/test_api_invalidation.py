@@ -84,7 +84,7 @@ def test_application_changed_through_the_api(api, warm, exchange, pem_issuer, rs
     assert exchange(mint(rsa_key, pem_issuer.issuer)).status_code == HTTPStatus.UNAUTHORIZED
 
 
-def test_every_issuer_flow_forgets_the_parsed_keys(pem_issuer, rsa_key, monkeypatch, django_capture_on_commit_callbacks):
+def test_every_issuer_flow_forgets_the_parsed_keys(pem_issuer, monkeypatch, django_capture_on_commit_callbacks):
     """Each flow that changes an issuer's settings or certificates, or deletes it, clears the key-source caches,
     now and on commit (a new issuer has no cached keys; enabling changes none)."""
     cleared = []

@@ -141,8 +141,8 @@ def test_one_writer_for_token_rows(client, exchange, pem_issuer, rsa_key, make_a
     app = make_application(name="With refresh", grant_types=["token_exchange", "refresh_token"])
     body = exchange(mint(rsa_key, pem_issuer.issuer, sub="dave"), app=app).json()
     assert rows == ["access_token_row", "refresh_token_row"]
-    refreshed = post_form(client, "/oauth2/token", {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
-                          HTTP_AUTHORIZATION=basic_auth(app.client_id, app.raw_secret))
+    refresh_body = {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]}
+    refreshed = post_form(client, "/oauth2/token", refresh_body, HTTP_AUTHORIZATION=basic_auth(app.client_id, app.raw_secret))
     assert refreshed.status_code == HTTPStatus.OK, refreshed.content
     assert rows == ["access_token_row", "refresh_token_row"] * 2
     access, refresh = written
