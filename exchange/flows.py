@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from oauth2_provider.generators import generate_client_secret
 
-from . import certificates
+from . import certificates, key_sources
 from .models import GRANT_SHORT_NAMES, Application, IssuerCertificate, TrustedTokenIssuer
 
 
@@ -213,3 +213,20 @@ def update_application(application, **changes):
     for field in changes:
         setattr(application, field, getattr(changed, field))
     return application
+
+
+# -- Certificate changes as the console makes them: the data change, then the key caches forgotten
+#    (added for the console's certificates tab, so that it never clears caches itself).
+
+
+def add_issuer_certificate(trusted, pem):
+    """``add_certificate``, then this process's parsed keys forgotten: the new key verifies at once."""
+    cert = add_certificate(trusted, pem)
+    key_sources.clear_caches()
+    return cert
+
+
+def remove_issuer_certificate(cert):
+    """``remove_certificate``, then this process's parsed keys forgotten: the removed key stops verifying."""
+    remove_certificate(cert)
+    key_sources.clear_caches()
