@@ -5,9 +5,10 @@ from http import HTTPStatus
 import pytest
 from django.contrib.auth import get_user_model
 
+from exchange import throttling
 from exchange.models import ExchangeEvent
 
-from .utils import mint
+from .utils import basic_auth, exchange_body, mint, post_form
 
 pytestmark = pytest.mark.django_db
 
@@ -105,3 +106,25 @@ def test_try_it_out_runs_the_real_token_endpoint(admin_client, application, pem_
 
     result = admin_client.post(url, {"client_secret": "wrong", "subject_token": token}).context["result"]
     assert (result["status"], result["error"]) == (401, "invalid_client")
+
+
+def test_a_failed_try_never_counts_against_the_administrators_address(admin_client, application, settings):
+    """Try it out calls the exchange itself, not the endpoint: the client-authentication throttle counts nothing.
+
+    The attack: an administrator testing a wrong secret (or anyone able to make them) would
+    otherwise lock the console's own address, and the application, out of the token endpoint.
+    """
+    settings.TOKEN_EXCHANGE = {**settings.TOKEN_EXCHANGE, "CLIENT_AUTH_MAX_FAILURES_PER_ADDRESS": 1,
+                               "CLIENT_AUTH_MAX_FAILURES_PER_CLIENT": 1}
+    url = f"/console/exchange/application/{application.pk}/change/?tab=try"
+    for _ in range(3):
+        result = admin_client.post(url, {"client_secret": "wrong", "subject_token": "x.y.z"}).context["result"]
+        assert (result["status"], result["error"]) == (401, "invalid_client")
+    assert throttling.retry_after(application.client_id, "") == 0
+    assert throttling.retry_after("", "127.0.0.1") == 0  # the test client's (the administrator's) address
+
+    # The same failure at the token endpoint counts (with the limit of 1, the next request is refused).
+    endpoint = post_form(admin_client, "/oauth2/token", exchange_body("x.y.z"),
+                         HTTP_AUTHORIZATION=basic_auth(application.client_id, "wrong"))
+    assert endpoint.status_code == HTTPStatus.UNAUTHORIZED
+    assert throttling.retry_after("", "127.0.0.1") > 0
