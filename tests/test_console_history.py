@@ -156,6 +156,14 @@ def test_trying_a_token_changes_nothing_and_writes_nothing(console, application)
 def test_the_history_page_shows_the_entries(console, operator, pem_issuer):
     flows.set_issuer_enabled(pem_issuer, True)  # a change outside the console is not in History
     console.post(f"/console/exchange/trustedtokenissuer/{pem_issuer.pk}/enabled/")
-    page = console.get(f"/console/exchange/trustedtokenissuer/{pem_issuer.pk}/history/")
+    history = f"/console/exchange/trustedtokenissuer/{pem_issuer.pk}/history/"
+    assert f'href="{history}"' in console.get(issuer_page(pem_issuer)).content.decode()
+    page = console.get(history)
     assert page.status_code == HTTPStatus.OK
     assert "Disabled." in page.content.decode() and "operator" in page.content.decode()
+
+
+def test_the_application_page_links_to_its_history(console, application):
+    history = f"/console/exchange/application/{application.pk}/history/"
+    assert f'href="{history}"' in console.get(app_page(application)).content.decode()
+    assert console.get(history).status_code == HTTPStatus.OK

@@ -128,3 +128,21 @@ def test_a_failed_try_never_counts_against_the_administrators_address(admin_clie
                          HTTP_AUTHORIZATION=basic_auth(application.client_id, "wrong"))
     assert endpoint.status_code == HTTPStatus.UNAUTHORIZED
     assert throttling.retry_after("", "127.0.0.1") > 0
+
+
+@pytest.mark.parametrize("model, tab, hidden", [
+    ("application", "try", ("client_secret", "subject_token")),
+    ("trustedtokenissuer", "test", ("token",)),
+])
+def test_object_pages_hide_typed_secrets_from_error_reports(admin_client, application, pem_issuer, model, tab, hidden):
+    """A secret or token typed into a tab never appears in Django's error reports (sensitive_post_parameters)."""
+    pk = application.pk if model == "application" else pem_issuer.pk
+    response = admin_client.post(f"/console/exchange/{model}/{pk}/change/?tab={tab}", {})
+    assert response.wsgi_request.sensitive_post_parameters == hidden
+
+
+@pytest.mark.parametrize("object_id", ["abc", "999999", "1%2F2", "-1"])
+def test_object_pages_answer_404_for_any_unknown_id(admin_client, object_id):
+    """An id that names no object (or is not a number at all) is a 404, never a server error."""
+    for model in ("application", "trustedtokenissuer"):
+        assert admin_client.get(f"/console/exchange/{model}/{object_id}/change/").status_code == HTTPStatus.NOT_FOUND

@@ -8,9 +8,9 @@ and every change is written to Django's ``LogEntry`` (the object's History page)
 """
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
@@ -58,8 +58,10 @@ class ConsoleModelAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         """The object page: the tab named by ``?tab=`` (the first by default), answered by its method."""
         request.sensitive_post_parameters = self.sensitive_parameters
-        obj = get_object_or_404(self.model, pk=object_id)
-        if not self.has_view_permission(request, obj):
+        obj = self.get_object(request, unquote(object_id))  # Django's lookup (get_queryset, to_field)
+        if obj is None:
+            raise Http404("No such object")
+        if not self.has_view_or_change_permission(request, obj):
             raise PermissionDenied
         tab = request.GET.get("tab") or self.tabs[0][0]
         handler = self.tab_views().get(tab)
