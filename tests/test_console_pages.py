@@ -3,10 +3,11 @@
 from http import HTTPStatus
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth import get_user_model
 
 from exchange import throttling
-from exchange.models import ExchangeEvent
+from exchange.models import Application, ExchangeEvent, TrustedTokenIssuer
 
 from .utils import basic_auth, exchange_body, mint, post_form
 
@@ -146,3 +147,10 @@ def test_object_pages_answer_404_for_any_unknown_id(admin_client, object_id):
     """An id that names no object (or is not a number at all) is a 404, never a server error."""
     for model in ("application", "trustedtokenissuer"):
         assert admin_client.get(f"/console/exchange/{model}/{object_id}/change/").status_code == HTTPStatus.NOT_FOUND
+
+
+def test_every_tab_shown_has_its_view():
+    """The tab bar and the dispatcher name the same tabs, in both object pages."""
+    for model in (Application, TrustedTokenIssuer):
+        model_admin = admin.site.get_model_admin(model)
+        assert [key for key, _ in model_admin.tabs] == list(model_admin.tab_views())
