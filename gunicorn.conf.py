@@ -19,8 +19,11 @@ With one thread a worker serves one request at a time: a JWKS fetch (bounded by
 ``JWKS_TOTAL_TIMEOUT_MS``, rare thanks to the cache and cooldowns) holds that worker's queue.
 """
 
+import glob
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
@@ -40,18 +43,14 @@ access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
 access_log_format += ' %({x-request-id}o)s'  # ties the line to the app's logs
 
 # Metrics: every worker writes its samples to files in PROMETHEUS_MULTIPROC_DIR and /metrics sums
-# them (exchange/metrics.py). One directory per instance, emptied at start (stale files would count
+# them (exchange/ops/metrics.py). One directory per instance, emptied at start (stale files would count
 # twice); without a setting, a private temporary directory removed at exit.
 _metrics_dir_is_ours = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _metrics_dir_is_ours:
-    import tempfile
-
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="identity-console-metrics-")
 
 
 def on_starting(server):
-    import glob
-
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(directory, exist_ok=True)
     for stale in glob.glob(os.path.join(directory, "*.db")):
@@ -59,6 +58,8 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
+    # Not at the top: prometheus_client picks its value class (multiprocess or not) when first imported,
+    # which must come after PROMETHEUS_MULTIPROC_DIR is set above, or the forked workers inherit the wrong one.
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
@@ -66,18 +67,16 @@ def child_exit(server, worker):
 
 def on_exit(server):
     if _metrics_dir_is_ours:
-        import shutil
-
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
-# LOG_FORMAT=json: gunicorn's own error and access logs as JSON lines too (identity_console/logging.py).
+# LOG_FORMAT=json: gunicorn's own error and access logs as JSON lines too (exchange/ops/logging.py).
 if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
     logconfig_dict = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "identity_console.logging.JsonFormatter"}},
-        "filters": {"redact_secrets": {"()": "exchange.logging.RedactSecrets"}},
+        "formatters": {"json": {"()": "exchange.ops.logging.JsonFormatter"}},
+        "filters": {"redact_secrets": {"()": "exchange.ops.logging.RedactSecrets"}},
         "handlers": {
             "json_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout",
                              "filters": ["redact_secrets"]},

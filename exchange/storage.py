@@ -22,8 +22,9 @@ from django.db import connections, router, transaction
 from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
 
-from . import audit, metrics
+from . import audit
 from .models import AccessToken, ExchangeEvent, RefreshToken
+from .ops import metrics
 
 _statements = {}  # (model, database alias) -> (columns, sql, returns_pk)
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import dj_database_url
 
-from exchange.conf import from_environ
-from identity_console.logging import logging_config
+from exchange.conf import PROJECT_DEFAULTS, from_environ
+from exchange.ops.logging import logging_config
+from exchange.ops.proxies import parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -68,9 +69,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "identity_console.logging.RequestIdMiddleware",
-    "exchange.health.HealthCheckMiddleware",  # /healthz, /readyz: before host checks, for load balancers
-    "exchange.metrics.MetricsMiddleware",
+    "exchange.ops.logging.RequestIdMiddleware",
+    "exchange.ops.health.HealthCheckMiddleware",  # /healthz, /readyz: before host checks, for load balancers
+    "exchange.ops.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -82,13 +83,11 @@ MIDDLEWARE = [
 ]
 
 # Reverse proxies whose X-Forwarded-For names the client (comma-separated CIDRs; see
-# identity_console/proxies.py). Empty: REMOTE_ADDR is the peer, as it should be without a proxy.
-TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+# exchange/ops/proxies.py). Empty: REMOTE_ADDR is the peer, as it should be without a proxy.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", PROJECT_DEFAULTS["TRUSTED_PROXIES"])
 if TRUSTED_PROXIES:
-    from .proxies import parse_networks
-
     parse_networks(TRUSTED_PROXIES)  # a typo fails at start-up, not on the first request
-    MIDDLEWARE.insert(0, "identity_console.proxies.TrustedProxyMiddleware")
+    MIDDLEWARE.insert(0, "exchange.ops.proxies.TrustedProxyMiddleware")
 
 ROOT_URLCONF = "identity_console.urls"
 WSGI_APPLICATION = "identity_console.wsgi.application"
@@ -291,20 +290,19 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD")
 SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 
 # -- Operations: logs, health, metrics -------------------------------------------------
+# Defaults of the settings the app reads: exchange/conf.py, PROJECT_DEFAULTS.
 
 #: "json" for one JSON object per line (with request_id); anything else for text lines.
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()
 LOGGING = logging_config(LOG_FORMAT, os.environ.get("LOG_LEVEL", "INFO"))
 
 #: Bearer token that /metrics requires (unset: no token accepted).
-METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", PROJECT_DEFAULTS["METRICS_TOKEN"])
 #: Client networks (CIDR, comma-separated) allowed to read /metrics without the token.
-METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", PROJECT_DEFAULTS["METRICS_ALLOWED_NETWORKS"])
 if METRICS_ALLOWED_NETWORKS:
-    from .proxies import parse_networks
-
     parse_networks(METRICS_ALLOWED_NETWORKS)  # a typo fails at start-up, not as a 500 on every scrape
 #: /readyz answers 503 when the shared cache is unreachable (default: 200, "degraded").
-HEALTH_CACHE_REQUIRED = env_bool("HEALTH_CACHE_REQUIRED")
+HEALTH_CACHE_REQUIRED = env_bool("HEALTH_CACHE_REQUIRED", PROJECT_DEFAULTS["HEALTH_CACHE_REQUIRED"])
 #: After a shared-cache failure, seconds during which a worker uses its own memory for JWKS.
-SHARED_CACHE_RETRY_SECONDS = float(os.environ.get("SHARED_CACHE_RETRY_SECONDS", "5"))
+SHARED_CACHE_RETRY_SECONDS = float(os.environ.get("SHARED_CACHE_RETRY_SECONDS") or PROJECT_DEFAULTS["SHARED_CACHE_RETRY_SECONDS"])

@@ -5,7 +5,6 @@ import json
 from urllib.parse import quote_plus
 
 import jwt
-from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect, QueryDict
@@ -13,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 
 from .. import flows, grant, signing
+from ..conf import project_settings
 from ..models import Application
 from ..protocol import ACCESS_TOKEN_TYPE, JWT_TYPE, TOKEN_EXCHANGE
 from . import forms
@@ -186,7 +186,7 @@ def send_exchange(request, application, client_secret, subject_token):
         keys = jwt.PyJWKSet.from_dict(signing.published_jwks())
         key = next(k for k in keys.keys if k.key_id == header.get("kid"))
         claims = jwt.decode(token, key, algorithms=[header["alg"]], options={"verify_aud": False},
-                            issuer=settings.CONSOLE_ISSUER)
+                            issuer=project_settings.CONSOLE_ISSUER)
         result["header"] = json.dumps(header, indent=2)
         result["claims"] = json.dumps(claims, indent=2)
     else:
