@@ -15,6 +15,11 @@ request to ``exchange`` after refusing repeated parameters and bad shapes
    written) and the AccessToken, RefreshToken and ExchangeEvent rows written;
 5. a refusal answers RFC 6749 §5.2 JSON and writes an ExchangeEvent with its cause code.
 
+A database outage at any step is not a refusal: it propagates (also out of the replay step and
+out of a refusal whose ExchangeEvent cannot be written), and exchange/ops/outage.py answers 503
+with Retry-After. The transaction of step 4 then wrote nothing, so the client may send the same
+subject token again.
+
 This path does not build oauthlib's ``Request``/``Server`` nor DOT's ``OAuthLibCore``: that
 machinery cost more instructions than the rest of the exchange (docs/performance.md). The
 tokens it writes are DOT's own models, so introspection, revocation and the refresh_token

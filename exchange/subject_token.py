@@ -552,7 +552,8 @@ def _replay_step(report, first_use, detail):
     """The replay step: it passes with ``detail`` when the replay store says ``first_use(store, entry)``.
 
     It fails (``replayed``) when the store says no, and fails closed (``replay_check_unavailable``)
-    when the store cannot be reached. A deferred step already in the report is replaced.
+    when the store cannot be reached — unless that store is the database and it is down: that is
+    an outage, answered 503 (exchange/ops/outage.py). A deferred step already in the report is replaced.
     """
     try:
         ok = first_use(shared_store(), report.replay)

@@ -114,9 +114,9 @@ DATABASES = {
         # Persistent connections: opening one per request cost more than the whole
         # token exchange (measured with bench/; see docs/performance.md).
         conn_max_age=int(os.environ.get("CONN_MAX_AGE", "600")),
-        # Off by default: on PostgreSQL it is a "SELECT 1" round trip per request. Without
-        # it a connection broken by a database restart fails one request per worker thread,
-        # after which Django drops it.
+        # Off by default: on PostgreSQL it is a "SELECT 1" round trip per request. Without it a
+        # connection the server closed (a restart) is dropped at the next request's start without
+        # a round trip (exchange/ops/outage.py); docs/deployment.md compares the two.
         conn_health_checks=env_bool("CONN_HEALTH_CHECKS"),
     )
 }
