@@ -86,7 +86,8 @@ UNAVAILABLE = [
 ]
 
 NOT_UNAVAILABLE = [
-    ("undefined table", lambda tmp: wrapped(psycopg.errors.UndefinedTable("relation does not exist"), ProgrammingError)),
+    ("undefined table", lambda tmp: wrapped(psycopg.errors.UndefinedTable("relation does not exist"),
+                                            ProgrammingError)),
     ("syntax error", lambda tmp: wrapped(psycopg.errors.SyntaxError("syntax error"), ProgrammingError)),
     ("unique violation", lambda tmp: wrapped(psycopg.errors.UniqueViolation("duplicate key"), IntegrityError)),
     ("division by zero", lambda tmp: wrapped(psycopg.errors.DivisionByZero("division by zero"), DataError)),
@@ -128,7 +129,9 @@ def database_down(only=None):
         yield failed
 
 
-EXCHANGE_TABLES = ("exchange_sharedcacheentry", "exchange_accesstoken", "exchange_refreshtoken", "exchange_exchangeevent")
+EXCHANGE_TABLES = (
+    "exchange_sharedcacheentry", "exchange_accesstoken", "exchange_refreshtoken", "exchange_exchangeevent",
+)
 
 
 def exchange_writes(sql):
@@ -322,7 +325,7 @@ def test_handler500_leaves_other_errors_to_django(db):
 @pytest.fixture
 def fresh_log(monkeypatch):
     clock = [1000.0]
-    monkeypatch.setattr(outage.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(outage.outage_log, "clock", lambda: clock[0])
     outage.outage_log.reset()
     yield clock
     outage.outage_log.reset()
@@ -336,7 +339,8 @@ def test_logged_once_per_interval_with_request_id_and_no_traceback(client, db, f
                                    HTTP_AUTHORIZATION="Basic eDp5")
             assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
         fresh_log[0] += outage.LOG_INTERVAL_SECONDS
-        client.post("/oauth2/introspect", {"token": "t"}, HTTP_X_REQUEST_ID="req-later", HTTP_AUTHORIZATION="Basic eDp5")
+        client.post("/oauth2/introspect", {"token": "t"}, HTTP_X_REQUEST_ID="req-later",
+                    HTTP_AUTHORIZATION="Basic eDp5")
     assert all(r.exc_info is None and not r.exc_text for r in caplog.records)  # no traceback, from anyone
     records = [r for r in caplog.records if r.name == "exchange.ops.outage"]
     assert len(records) == 2, [r.getMessage() for r in records]

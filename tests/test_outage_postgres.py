@@ -21,6 +21,7 @@ import concurrent.futures
 import json
 import math
 import os
+import pwd
 import shutil
 import threading
 import time
@@ -150,7 +151,7 @@ def service(request, tmp_path_factory):
                  "PATH: install the postgresql package to run the database outage test")
     if os.geteuid() == 0:
         try:
-            __import__("pwd").getpwnam("postgres")
+            pwd.getpwnam("postgres")
         except KeyError:
             _require("running as root and there is no 'postgres' user to own the private PostgreSQL cluster")
     if request.param["redis"] and shutil.which("redis-server") is None:

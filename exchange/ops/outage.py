@@ -112,13 +112,14 @@ def _describe(exc):
 class _OutageLog:
     """One warning per LOG_INTERVAL_SECONDS per process, counting the 503s in between."""
 
-    def __init__(self):
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
         self._lock = threading.Lock()
         self._next = 0.0
         self._unreported = 0
 
     def report(self, exc, surface):
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             self._unreported += 1
             if now < self._next:
