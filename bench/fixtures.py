@@ -13,6 +13,10 @@ import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+
+from tests.factories import certificate_pem, mint, new_key, public_jwk
+
 PEM_ISSUER = "https://bench-pem-issuer.invalid"
 JWKS_ISSUER = "https://bench-jwks-issuer.invalid"
 JWKS_KID = "bench-jwks-1"
@@ -29,13 +33,10 @@ CLIENT_CREDENTIALS_FORM = "grant_type=client_credentials"
 
 def key_file(folder, name, kind):
     """A private key PEM under ``folder``, generated on first use ("rsa" or "ec")."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
     path = Path(folder) / f"{name}.pem"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048) if kind == "rsa" else ec.generate_private_key(ec.SECP256R1())
+        key = new_key(kind)
         path.write_bytes(key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
         path.chmod(0o600)
@@ -43,35 +44,13 @@ def key_file(folder, name, kind):
 
 
 def load_key(path):
-    from cryptography.hazmat.primitives import serialization
-
+    """The private key in the PEM file at ``path``."""
     return serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
 
 
-def certificate_pem(key):
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.x509.oid import NameOID
-
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Bench issuer")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
-
-
 def jwks_document(key):
-    from jwt.algorithms import RSAAlgorithm
-
-    jwk = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    jwk.update({"kid": JWKS_KID, "alg": "RS256", "use": "sig"})
-    return {"keys": [jwk]}
+    """The JWKS the bench JWKS issuer serves: ``key``'s public half as RS256 signing key ``JWKS_KID``."""
+    return {"keys": [public_jwk(key, JWKS_KID, alg="RS256", use="sig")]}
 
 
 def prepare_database(folder, jwks_url):
@@ -86,7 +65,8 @@ def prepare_database(folder, jwks_url):
     Application.objects.filter(name="Bench application").delete()
     pem_key = load_key(key_file(folder, "subject-issuer-rsa", "rsa"))
     flows.create_trusted_token_issuer(
-        name="Bench PEM issuer", issuer=PEM_ISSUER, certificates=[certificate_pem(pem_key)])
+        name="Bench PEM issuer", issuer=PEM_ISSUER,
+        certificates=[certificate_pem(pem_key, common_name="Bench issuer", days=31)])
     if jwks_url:
         flows.create_trusted_token_issuer(name="Bench JWKS issuer", issuer=JWKS_ISSUER, jwks_uri=jwks_url)
     application, secret = flows.create_application(
@@ -95,18 +75,11 @@ def prepare_database(folder, jwks_url):
 
 
 def _mint_chunk(args):
-    import jwt
-
     key_path, issuer, kid, count, audience, lifetime = args
     key = load_key(key_path)
-    headers = {"typ": "JWT", **({"kid": kid} if kid else {})}
     now = int(time.time())
-    out = []
-    for _ in range(count):
-        claims = {"iss": issuer, "sub": "bench-user-" + uuid.uuid4().hex[:8], "aud": audience,
-                  "iat": now, "exp": now + lifetime, "jti": uuid.uuid4().hex}
-        out.append(jwt.encode(claims, key, algorithm="RS256", headers=headers))
-    return out
+    return [mint(key, issuer, kid=kid, alg="RS256", sub="bench-user-" + uuid.uuid4().hex[:8], aud=audience,
+                 iat=now, exp=now + lifetime) for _ in range(count)]
 
 
 def mint_tokens(path, key_path, issuer, count, *, kid=None, audience=CONSOLE_ISSUER, lifetime=3000, processes=None):
