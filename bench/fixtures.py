@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from tests.factories import certificate_pem, mint, new_key, public_jwk
+from tests.factories import mint, new_key, public_jwk
 
 PEM_ISSUER = "https://bench-pem-issuer.invalid"
 JWKS_ISSUER = "https://bench-jwks-issuer.invalid"
@@ -51,27 +51,6 @@ def load_key(path):
 def jwks_document(key):
     """The JWKS the bench JWKS issuer serves: ``key``'s public half as RS256 signing key ``JWKS_KID``."""
     return {"keys": [public_jwk(key, JWKS_KID, alg="RS256", use="sig")]}
-
-
-def prepare_database(folder, jwks_url):
-    """Create the bench issuers and application in the configured database (Django must be set up).
-
-    Returns {"client_id", "client_secret"}; replaces earlier bench objects of the same names.
-    """
-    from exchange import flows
-    from exchange.models import Application, TrustedTokenIssuer
-
-    TrustedTokenIssuer.objects.filter(issuer__in=[PEM_ISSUER, JWKS_ISSUER]).delete()
-    Application.objects.filter(name="Bench application").delete()
-    pem_key = load_key(key_file(folder, "subject-issuer-rsa", "rsa"))
-    flows.create_trusted_token_issuer(
-        name="Bench PEM issuer", issuer=PEM_ISSUER,
-        certificates=[certificate_pem(pem_key, common_name="Bench issuer", days=31)])
-    if jwks_url:
-        flows.create_trusted_token_issuer(name="Bench JWKS issuer", issuer=JWKS_ISSUER, jwks_uri=jwks_url)
-    application, secret = flows.create_application(
-        name="Bench application", grant_types=["token_exchange", "client_credentials"])
-    return {"client_id": application.client_id, "client_secret": secret}
 
 
 def _mint_chunk(args):
