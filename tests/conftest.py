@@ -1,7 +1,7 @@
 """Fixtures every folder uses: isolated state, keys, issuers A (PEM) and B (JWKS), applications, an exchange.
 
 The tree: one folder per concern (token_endpoint, subject_tokens, security, console, api, ops, commands,
-performance, docs, browser). A fixture lives in the conftest.py of the narrowest folder whose tests share
+performance, docs, house, browser). A fixture lives in the conftest.py of the narrowest folder whose tests share
 it, or beside its tests when one module alone uses it; none takes a pytest-django fixture's name. Keys,
 certificates and tokens come from tests/factories.py, request helpers and assertions from tests/utils.py.
 """

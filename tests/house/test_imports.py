@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 #: The app: every Python file under exchange/ (migrations, commands, api, ops included).
 APP_FILES = sorted((ROOT / "exchange").rglob("*.py"))
