@@ -19,7 +19,7 @@ from django.contrib.auth import get_user_model
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError, ProgrammingError, connection
 from django.test import Client, RequestFactory
 
-from exchange import key_sources, signing
+from exchange import key_sources, shared_cache, signing
 from exchange.models import AccessToken, ExchangeEvent, RefreshToken, SharedCacheEntry
 from exchange.ops import outage
 
@@ -27,6 +27,15 @@ from ..factories import mint
 from ..utils import basic_auth, post_form
 
 RETRY_AFTER = str(outage.RETRY_AFTER_SECONDS)
+
+
+@pytest.fixture(autouse=True)
+def _shared_cache_trusted_again_afterwards():
+    """An injected outage also reaches the shared-cache stand-ins (the throttle counters live in the
+    database without Redis), which then skip it for a while: later tests must not inherit that."""
+    yield
+    for fallback in (shared_cache.jwks_cache, shared_cache.throttle_cache):
+        fallback.clear_local()
 
 
 def wrapped(driver_error, django_class=OperationalError):
