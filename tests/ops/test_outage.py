@@ -19,7 +19,7 @@ from django.contrib.auth import get_user_model
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError, ProgrammingError, connection
 from django.test import Client, RequestFactory
 
-from exchange import key_sources, shared_cache, signing
+from exchange import key_sources, shared_cache, signing, throttling
 from exchange.models import AccessToken, ExchangeEvent, RefreshToken, SharedCacheEntry
 from exchange.ops import outage
 
@@ -290,6 +290,17 @@ def test_readyz_says_when_to_retry(client, db):
     assert response["Retry-After"] == RETRY_AFTER
     assert response.json()["checks"]["database"]["ok"] is False
     assert client.get("/healthz").status_code == HTTPStatus.OK  # the process itself is alive
+
+
+def test_throttle_counters_unreadable_in_an_outage_are_a_503_without_traceback(client, auth, monkeypatch, caplog):
+    """Wherever the counters live, an outage there is not "fail open with a logged traceback"."""
+    def down(*args, **kwargs):
+        raise admin_shutdown()
+
+    monkeypatch.setattr(throttling.cache, "get_many", down)
+    caplog.set_level(logging.INFO)
+    assert_oauth_unavailable(post_form(client, "/oauth2/introspect", {"token": "t"}, **auth))
+    assert all(r.exc_info is None and not r.exc_text for r in caplog.records)
 
 
 # -- not an outage: a bug stays a 500 ------------------------------------------------------------
