@@ -25,7 +25,7 @@ after the view). The answer is the surface's own error format (``unavailable_res
 RFC 6749 JSON (``temporarily_unavailable``, ``Cache-Control: no-store``) for the OAuth
 endpoints, discovery and JWKS; RFC 9457 problem details for the management API; a console
 page for the console. Code that catches exceptions on the request path lets these through
-(grant.py, subject_token.py), so an outage is never reported as a refused token.
+(grant.py, subject_token.py, throttling.py), so an outage is never reported as a refused token.
 
 **Logged** once per ``LOG_INTERVAL_SECONDS`` per process, as one warning line with the request
 id of the request that reported it and how many 503s were answered since the last line; no
