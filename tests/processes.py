@@ -251,6 +251,12 @@ class PrivatePostgres:
         """``pg_ctl restart -m fast``: down and up again, waiting until it accepts connections."""
         self._pg_ctl("-m", "fast", "restart")
 
+    def terminate_connections(self):
+        """``pg_terminate_backend`` every other session of the app's database: connections dropped mid-request."""
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE datname = %s AND pid <> pg_backend_pid()", (self.name,))
+
     def query(self, sql, params=None):
         with psycopg.connect(self.url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
             return conn.execute(sql, params).fetchall()

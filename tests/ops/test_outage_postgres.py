@@ -2,8 +2,10 @@
 
 ``initdb`` into a temporary folder, its own port (tests/processes.py, ``PrivatePostgres``), gunicorn
 serving the app against it as in production (two workers, four threads each), and four client
-threads sending token exchanges, each with a fresh subject token, throughout. The database then
-gets a fast restart (``pg_ctl restart -m fast``) and a 5 s stop. What must hold:
+threads sending token exchanges, each with a fresh subject token, throughout. The app's sessions
+are then terminated 30 times in a row (``pg_terminate_backend``: connections dropped in the middle
+of requests, inside the exchange's transaction among them), and the database gets a fast restart
+(``pg_ctl restart -m fast``) and a 5 s stop. What must hold:
 
 - every answer is 200, 400 or 503, and every 503 is the token endpoint's JSON with Retry-After;
 - a 200 comes within 1 s of the database's return, and every request sent later than that is a 200;
@@ -43,6 +45,7 @@ ISSUER = "https://outage.issuer.test"
 CLIENTS = 4
 WORKERS = 2
 STOP_SECONDS = 5
+TERMINATIONS = 30
 RECOVERY_SECONDS = 1.0
 LOG_INTERVAL_SECONDS = 10  # exchange/ops/outage.py
 
@@ -188,6 +191,10 @@ def test_restart_and_stop_under_load(outage_service, request):
     earlier_events = {row[0] for row in pg.query("SELECT id FROM exchange_exchangeevent")}
     with Load(outage_service) as load:
         time.sleep(1.5)
+        for _ in range(TERMINATIONS):  # connections dropped in the middle of requests, not only at a restart
+            pg.terminate_connections()
+            time.sleep(0.05)
+        time.sleep(1.0)
         pg.restart()
         back_after_restart = time.monotonic()
         time.sleep(2.5)
