@@ -110,6 +110,10 @@ class OAuth2Validator(DOTValidator):
         Our access tokens are JWTs themselves: check them like any other access token."""
         return self.validate_bearer_token(token, scopes, request)
 
+    def refresh_id_token(self, request):
+        """A refresh issues an ID token only for a local user: an exchanged subject has none (DOT would 500)."""
+        return request.user is not None
+
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             return False

@@ -154,6 +154,10 @@ class TokenView(ThrottledClientAuthMixin, _TokenViewBase):
                 response = super().post(request, *args, **kwargs)  # the other grants: DOT and oauthlib
             finally:  # DOT's post marks only password and client_secret sensitive; ours is a superset
                 request.sensitive_post_parameters = self.sensitive_parameters
+            if response.status_code >= 400 and not response["Content-Type"].startswith("application/json"):
+                # an error raised while the token is made or saved (e.g. invalid_target) comes without headers
+                response["Content-Type"] = "application/json"
+                response["Cache-Control"] = "no-store"
         if response.status_code == 401:
             response["WWW-Authenticate"] = client_challenge(request)
         elif response.status_code == 200 and request.POST.get("grant_type") != TOKEN_EXCHANGE:
