@@ -28,7 +28,7 @@ from requests_oauthlib import OAuth2Session as RequestsOAuthlibSession
 
 from exchange.protocol import ACCESS_TOKEN_TYPE, JWT_TYPE, TOKEN_EXCHANGE
 
-from .utils import mint
+from ..factories import mint
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 

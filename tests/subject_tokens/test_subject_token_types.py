@@ -18,7 +18,8 @@ from exchange.models import AccessToken
 from exchange.protocol import ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TYPE
 from exchange.subject_token import CAUSES, explain_subject_token, says_id_token
 
-from .utils import DROP, assert_subject_rejected, mint
+from ..factories import DROP, mint
+from ..utils import assert_subject_rejected
 
 ALIAS = "console-at-pem"  # pem_issuer's alias: the console's client_id at that provider
 

@@ -17,7 +17,8 @@ from django.conf import settings
 from exchange.models import AccessToken, RefreshToken
 from exchange.protocol import ID_TOKEN_TYPE
 
-from .utils import assert_oauth_error, basic_auth, exchange_body, mint, post_form, verify_issued
+from ..factories import mint
+from ..utils import assert_oauth_error, basic_auth, exchange_body, post_form, verify_issued
 
 API = "https://api.example"
 REPORTS = "https://reports.example"
