@@ -13,6 +13,7 @@ server for the whole session; nothing here leaves 127.0.0.1.
 
 from urllib.parse import urlsplit
 
+import jwt as pyjwt
 import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
@@ -22,6 +23,7 @@ from authlib.oauth2.rfc9068 import JWTBearerTokenValidator
 from django.conf import settings
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet
+from jwt import PyJWKSet
 from oauthlib.oauth2 import BackendApplicationClient
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session as RequestsOAuthlibSession
@@ -168,6 +170,8 @@ def test_joserfc_refuses_eddsa_by_default(live_server, interop_app, pem_issuer, 
     assert [key["alg"] for key in jwks["keys"]] == ["EdDSA"]
     with pytest.raises(InvalidTokenError):
         _validate(live_server, token["access_token"], interop_app.client_id)
-    # accepted once the resource server allows the algorithm explicitly
+    # accepted once the resource server allows the algorithm explicitly, by joserfc and by PyJWT
     decoded = jose_jwt.decode(token["access_token"], KeySet.import_key_set(jwks), algorithms=["EdDSA"])
     assert decoded.claims["aud"] == interop_app.client_id
+    key = PyJWKSet.from_dict(jwks).keys[0]
+    assert pyjwt.decode(token["access_token"], key, algorithms=["EdDSA"], audience=interop_app.client_id)["sub"]

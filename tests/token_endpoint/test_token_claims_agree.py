@@ -200,7 +200,7 @@ def test_dead_refresh_tokens_are_inactive(client, refreshing_app, pem_issuer, rs
     assert _refresh(client, refreshing_app, body["refresh_token"]).status_code == HTTPStatus.BAD_REQUEST
 
 
-def test_introspection_never_answers_with_an_id_token_type(client, refreshing_app, pem_issuer, rsa_key):
+def test_an_exchanged_id_token_gives_an_at_jwt_access_token(client, refreshing_app, pem_issuer, rsa_key):
     """The issued token is an access token whatever the subject token was (RFC 8693 §2.2.1)."""
     body = _exchange(client, refreshing_app, mint(rsa_key, pem_issuer.issuer, nonce="n-1", aud="console-at-pem"),
                      subject_token_type=ID_TOKEN_TYPE)
