@@ -130,7 +130,8 @@ def access_token_row(*, token, claims, application_id, resource, subject, truste
         **_token_columns(token), "subject": subject or "",
         "trusted_issuer_id": trusted_issuer.pk if trusted_issuer is not None else None,
         "user_id": user_id, "application_id": application_id, "expires": _utc(claims["exp"]),
-        "created": _utc(claims["iat"]), "updated": _utc(claims["iat"]), "scope": claims.get("scope", ""), "resource": resource,
+        "created": _utc(claims["iat"]), "updated": _utc(claims["iat"]), "scope": claims.get("scope", ""),
+        "resource": resource,
         "audience": [aud] if isinstance(aud, str) else list(aud), "jti": claims["jti"],
         "id_token_id": id_token_id, "source_refresh_token_id": source_refresh_token_id,
     }

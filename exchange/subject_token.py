@@ -271,7 +271,8 @@ class _Validation:
     it raises through ``_fail``, which completes the report.
     """
 
-    __slots__ = ("report", "token", "client", "now", "replay", "token_type", "segments", "header", "claims", "signature",
+    __slots__ = ("report", "token", "client", "now", "replay", "token_type", "segments", "header", "claims",
+                 "signature",
                  "alg", "kid", "issuer", "keys", "exp", "iat")
 
     def __init__(self, token, client, now, replay, token_type=None):

@@ -84,7 +84,8 @@ def test_the_generic_jwt_type_takes_either_kind(exchange, pem_issuer, rsa_key, k
 
 def test_jti_per_issuer(exchange, pem_issuer, rsa_key):
     """ID tokens often lack jti: accepted unless the issuer requires one (then refused, missing_claim)."""
-    assert exchange(_id_token(rsa_key, pem_issuer.issuer), subject_token_type=ID_TOKEN_TYPE).status_code == HTTPStatus.OK
+    response = exchange(_id_token(rsa_key, pem_issuer.issuer), subject_token_type=ID_TOKEN_TYPE)
+    assert response.status_code == HTTPStatus.OK
     flows.update_trusted_token_issuer(pem_issuer, require_jti=True)
     assert_subject_rejected(exchange(_id_token(rsa_key, pem_issuer.issuer), subject_token_type=ID_TOKEN_TYPE),
                             "missing_claim", issued_before=1)

@@ -52,9 +52,11 @@ def test_every_derived_location_serves_the_issuer_and_validates(client, db, http
 
 def test_the_paths_follow_the_configured_issuer(client, db, settings, https_issuer):
     settings.CONSOLE_ISSUER = "https://id.example.com/tenant-a/token"
-    assert _document(client, "/.well-known/oauth-authorization-server/tenant-a/token")["issuer"] == settings.CONSOLE_ISSUER
-    assert _document(client, "/tenant-a/token/.well-known/openid-configuration")["issuer"] == settings.CONSOLE_ISSUER
-    for stale in ("/.well-known/oauth-authorization-server/oauth2/token", "/oauth2/token/.well-known/openid-configuration"):
+    for path in ("/.well-known/oauth-authorization-server/tenant-a/token",
+                 "/tenant-a/token/.well-known/openid-configuration"):
+        assert _document(client, path)["issuer"] == settings.CONSOLE_ISSUER
+    for stale in ("/.well-known/oauth-authorization-server/oauth2/token",
+                  "/oauth2/token/.well-known/openid-configuration"):
         assert client.get(stale, secure=True).status_code == HTTPStatus.NOT_FOUND
 
 

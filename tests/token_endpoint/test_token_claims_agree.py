@@ -75,7 +75,8 @@ def _assert_introspection_restates(client, app, access_token):
     ({"resource": API}, API, [API]),
     ({"audience": "reports-api", "resource": API}, ["reports-api", API], [API]),
 ])
-def test_refresh_keeps_aud_resource_scope_and_subject(client, refreshing_app, pem_issuer, rsa_key, params, aud, resource):
+def test_refresh_keeps_aud_resource_scope_and_subject(client, refreshing_app, pem_issuer, rsa_key,
+                                                       params, aud, resource):
     aud = aud or refreshing_app.client_id
     first = _exchange(client, refreshing_app, mint(rsa_key, pem_issuer.issuer, sub="alice"), scope="openid", **params)
     original, _ = _assert_introspection_restates(client, refreshing_app, first["access_token"])
@@ -124,7 +125,8 @@ def test_client_credentials_resources_are_the_applications_audiences(client, ref
     assert allowed.status_code == HTTPStatus.OK, allowed.content
     claims, _ = _assert_introspection_restates(client, refreshing_app, allowed.json()["access_token"])
     assert claims["aud"] == API
-    refused = post_form(client, "/oauth2/token", {"grant_type": "client_credentials", "resource": "https://other.example"},
+    refused = post_form(client, "/oauth2/token",
+                        {"grant_type": "client_credentials", "resource": "https://other.example"},
                         **_auth(refreshing_app))
     assert_oauth_error(refused, HTTPStatus.BAD_REQUEST, "invalid_target")
 
@@ -138,7 +140,8 @@ def _checksum(token):
 def test_no_scope_granted_means_no_scope_member_anywhere(client, refreshing_app, pem_issuer, rsa_key):
     first = _exchange(client, refreshing_app, mint(rsa_key, pem_issuer.issuer))
     refreshed = _refresh(client, refreshing_app, first["refresh_token"]).json()
-    credentials = post_form(client, "/oauth2/token", {"grant_type": "client_credentials"}, **_auth(refreshing_app)).json()
+    credentials = post_form(client, "/oauth2/token", {"grant_type": "client_credentials"},
+                            **_auth(refreshing_app)).json()
     for body in (first, refreshed, credentials):
         assert "scope" not in body, body
         assert "scope" not in _claims(client, body["access_token"])
@@ -180,7 +183,8 @@ def test_live_refresh_tokens_are_active(client, refreshing_app, pem_issuer, rsa_
     assert _introspect(client, refreshing_app, refreshed["refresh_token"])["active"] is True
 
 
-def test_refresh_token_expiry_is_reported_when_refresh_tokens_expire(client, refreshing_app, pem_issuer, rsa_key, settings):
+def test_refresh_token_expiry_is_reported_when_refresh_tokens_expire(client, refreshing_app, pem_issuer, rsa_key,
+                                                                     settings):
     settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "REFRESH_TOKEN_EXPIRE_SECONDS": 3600}
     body = _exchange(client, refreshing_app, mint(rsa_key, pem_issuer.issuer))
     access_exp = _claims(client, body["access_token"])["exp"]
