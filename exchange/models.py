@@ -21,7 +21,7 @@ from oauth2_provider.models import (
     AbstractRefreshToken,
 )
 
-from . import certificates
+from . import certificates, secrets_at_rest
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings
 from .protocol import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN, TOKEN_EXCHANGE
 
@@ -387,6 +387,7 @@ class SigningKey(models.Model):
 
     kid = models.CharField(max_length=64, unique=True)
     algorithm = models.CharField(max_length=10)
+    # Encrypted (exchange/secrets_at_rest.py): save() seals a PEM given in the clear. Empty once retired.
     private_pem = models.TextField()
     active = models.BooleanField(default=True)
     created = models.DateTimeField(auto_now_add=True)
@@ -406,6 +407,11 @@ class SigningKey(models.Model):
 
     def __str__(self):
         return f"{self.kid} ({self.algorithm})"
+
+    def save(self, *args, **kwargs):
+        if self.private_pem and not secrets_at_rest.is_sealed(self.private_pem):
+            self.private_pem = secrets_at_rest.seal(self.private_pem, self.kid)
+        super().save(*args, **kwargs)
 
 
 class ExchangeEvent(models.Model):
