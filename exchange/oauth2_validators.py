@@ -12,6 +12,7 @@ import uuid
 from oauthlib.oauth2.rfc6749 import errors
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator as DOTValidator
+from oauth2_provider.settings import oauth2_settings
 
 from . import client_auth
 from .registry import registry
@@ -91,6 +92,15 @@ class OAuth2Validator(DOTValidator):
         issuer = request.refresh_token_instance.trusted_issuer
         # A token exchanged from a now-disabled issuer cannot be renewed.
         return issuer is None or issuer.enabled
+
+    def refresh_id_token(self, request):
+        """A refresh answers with an ID token only for a user who signed in here, with OIDC enabled.
+
+        An ID token asserts a sign-in at this server. Exchanged tokens (an external subject) and
+        clients' own tokens have no user: DOT would look up the missing user's claims (a 500 on
+        every refresh whose scope holds ``openid``); they are refreshed without an ID token.
+        """
+        return request.user is not None and oauth2_settings.OIDC_ENABLED and super().refresh_id_token(request)
 
     def _provenance(self, request):
         return {
