@@ -70,10 +70,16 @@ class ConsoleModelAdmin(admin.ModelAdmin):
 
 @admin.register(TrustedTokenIssuer)
 class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
-    list_display = ("name", "issuer", "key_source_label", "enabled", "key_status")
-    list_display_links = ("name",)
+    list_display = ("display_name", "issuer", "key_source_label", "enabled", "key_status")
+    list_display_links = ("display_name",)
     list_filter = ("enabled",)
     search_fields = ("name", "issuer", "alias")
+
+    @admin.display(description="Name", ordering="name")
+    def display_name(self, obj):
+        if obj.is_demo:
+            return format_html('{} <span class="console-badge bad">Demo: local key, not for production</span>', obj.name)
+        return obj.name
 
     @admin.display(description="Key source")
     def key_source_label(self, obj):

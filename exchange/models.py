@@ -115,6 +115,10 @@ def validate_token_type(value):
         raise ValidationError(_("Enter one media type, such as at+jwt."), code="bad_type")
 
 
+#: The ``iss`` of the local demo issuer (exchange/demo.py): the .invalid TLD never names a real issuer.
+DEMO_ISSUER = "https://demo-issuer.invalid"
+
+
 class TrustedTokenIssuer(models.Model):
     """A third-party identity provider whose JWTs may be exchanged for our tokens."""
 
@@ -187,6 +191,11 @@ class TrustedTokenIssuer(models.Model):
     @property
     def key_source(self):
         return "jwks" if self.jwks_uri else "pem"
+
+    @property
+    def is_demo(self):
+        """The local demo issuer, whose private key sits in var/ (marked in the console)."""
+        return self.issuer == DEMO_ISSUER
 
     def exchangeable_by(self, application):
         """Whether ``application`` may exchange this issuer's tokens (see ``applications``).
