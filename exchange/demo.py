@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from django.conf import settings
 
-from .flows import create_trusted_token_issuer
+from .conf import project_settings
+from .flows import add_certificate, create_trusted_token_issuer
 from .models import DEMO_ISSUER, TrustedTokenIssuer
 
 DEMO_NAME = "Demo issuer"
@@ -45,7 +46,7 @@ def is_loopback_url(url):
 
 def check_demo_allowed(allow_on_production=False):
     """Raise DemoNotAllowed unless this is a development server (DEBUG, or a loopback CONSOLE_ISSUER)."""
-    if settings.DEBUG or is_loopback_url(settings.CONSOLE_ISSUER) or allow_on_production:
+    if settings.DEBUG or is_loopback_url(project_settings.CONSOLE_ISSUER) or allow_on_production:
         return
     raise DemoNotAllowed(
         "Refusing to register the demo issuer: DEBUG is off and CONSOLE_ISSUER is not a loopback URL, so "
@@ -55,7 +56,7 @@ def check_demo_allowed(allow_on_production=False):
 
 
 def _paths():
-    folder = settings.VAR_DIR / "demo_issuer"
+    folder = project_settings.VAR_DIR / "demo_issuer"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     return folder / "key.pem", folder / "certificate.pem"
 
@@ -102,8 +103,6 @@ def ensure_demo_issuer(allow_on_production=False):
         return create_trusted_token_issuer(name=DEMO_NAME, issuer=DEMO_ISSUER, certificates=[pem])
     if not issuer.certificates.filter(pem=pem).exists():
         issuer.certificates.all().delete()
-        from .flows import add_certificate
-
         issuer.jwks_uri = ""
         issuer.save(update_fields=["jwks_uri"])
         add_certificate(issuer, pem)
@@ -118,7 +117,7 @@ def demo_subject_token(sub="alice", ttl=300, audience=None, allow_on_production=
     claims = {
         "iss": issuer.issuer,
         "sub": sub,
-        "aud": audience or settings.CONSOLE_ISSUER,
+        "aud": audience or project_settings.CONSOLE_ISSUER,
         "iat": now,
         "exp": now + ttl,
         "jti": uuid.uuid4().hex,
