@@ -14,12 +14,13 @@ from types import SimpleNamespace
 import jwt
 import pytest
 from django.core.management import call_command
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, SystemCheckError
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 from django.db.utils import ConnectionHandler
 
 from exchange import secrets_at_rest, signing
+from exchange.checks import check_signing_keys_decrypt
 from exchange.conf import exchange_settings
 from exchange.models import SigningKey
 from exchange.secrets_at_rest import SecretUnavailable
@@ -290,3 +291,23 @@ def test_existing_wal_files_of_an_older_install_are_tightened(tmp_path):
     finally:
         second.close()
         first.close()
+
+
+# -- reported at deploy time ------------------------------------------------------------------------
+
+
+def test_migrate_and_check_database_report_a_key_that_does_not_decrypt(settings):
+    signing.create_signing_key()
+    assert check_signing_keys_decrypt(None, databases=["default"]) == []
+    rotate_secret_key(settings, keep_old=False)
+    [problem] = check_signing_keys_decrypt(None, databases=["default"])
+    assert problem.id == "exchange.E005" and "SECRET_KEY_FALLBACKS" in problem.msg
+    with pytest.raises(SystemCheckError, match="exchange.E005"):
+        call_command("check", "--database", "default", stdout=open(os.devnull, "w"))
+    assert check_signing_keys_decrypt(None) == []  # only with a database: plain `check` stays offline
+
+
+def test_the_check_leaves_keys_not_yet_migrated_to_migration_0006():
+    row = signing.create_signing_key()
+    SigningKey.objects.filter(pk=row.pk).update(private_pem=signing.private_pem(signing.generate_private_key("EdDSA")))
+    assert check_signing_keys_decrypt(None, databases=["default"]) == []
