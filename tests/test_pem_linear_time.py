@@ -40,10 +40,12 @@ HOSTILE = {
 
 @contextlib.contextmanager
 def finishes_quickly():
-    start = time.perf_counter()
+    """This process's CPU time, not wall time: the bound holds on a loaded shared machine too
+    (the requests run in-process through the test client)."""
+    start = time.process_time()
     yield
-    elapsed = time.perf_counter() - start
-    assert elapsed < BOUND_SECONDS, f"took {elapsed:.3f} s"
+    elapsed = time.process_time() - start
+    assert elapsed < BOUND_SECONDS, f"took {elapsed:.3f} s of CPU"
 
 
 @pytest.mark.parametrize("text", list(HOSTILE.values()), ids=list(HOSTILE))
