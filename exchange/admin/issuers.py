@@ -64,7 +64,8 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
     @admin.display(description="Name", ordering="name")
     def display_name(self, obj):
         if obj.is_demo:
-            return format_html('{} <span class="console-badge bad">Demo: local key, not for production</span>', obj.name)
+            badge = '<span class="console-badge bad">Demo: local key, not for production</span>'
+            return format_html("{} " + badge, obj.name)
         return obj.name
 
     @admin.display(description="Key source")

@@ -96,7 +96,8 @@ class CertificateSerializer(serializers.ModelSerializer):
 
 class CertificateRequestSerializer(serializers.Serializer):
     certificate = StrictCharField(
-        trim_whitespace=False, max_length=MAX_CERTIFICATE_INPUT, help_text="A PEM certificate or public key, or base64 DER.",
+        trim_whitespace=False, max_length=MAX_CERTIFICATE_INPUT,
+        help_text="A PEM certificate or public key, or base64 DER.",
     )
 
 

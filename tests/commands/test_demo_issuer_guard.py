@@ -84,13 +84,9 @@ def test_the_demo_private_key_is_owner_only(settings):
     assert stat.S_IMODE(os.stat(folder / "key.pem").st_mode) == 0o600
 
 
-@pytest.fixture
-def admin_client(client):
-    client.force_login(get_user_model().objects.create_superuser("admin", "admin@example.com", "pw"))
-    return client
-
-
-def test_the_console_marks_the_demo_issuer(admin_client, pem_issuer):
+def test_the_console_marks_the_demo_issuer(client, pem_issuer):
+    admin_client = client
+    admin_client.force_login(get_user_model().objects.create_superuser("admin", "admin@example.com", "pw"))
     demo_token()
     trusted = TrustedTokenIssuer.objects.get(issuer=demo.DEMO_ISSUER)
     listing = admin_client.get("/console/exchange/trustedtokenissuer/").content.decode()
