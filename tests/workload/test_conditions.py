@@ -103,3 +103,20 @@ def test_the_guided_operators():
 def test_the_guided_form_refuses_what_it_cannot_write_safely(clause):
     with pytest.raises(conditions.ConditionError):
         conditions.guided_clause(*clause)
+
+
+@pytest.mark.parametrize(("expression", "reads"), [
+    ('claims.repository_owner_id == "424242" && claims.ref.startsWith("refs/")', {"repository_owner_id", "ref"}),
+    ('claims["repository_owner_id"] == "424242"', {"repository_owner_id"}),
+    ("has(claims.missing) || claims.groups.exists(g, g == 'a')", {"missing", "groups"}),
+    ("size(claims) > 3", None),  # claims used as a whole: every claim is passed
+    ('"ref" in claims', None),
+    ('claims[r"ref"] == "refs/heads/main"', None),
+    # A macro over the map itself sees every claim name (projecting would make all() admit wrongly).
+    ('!claims.all(k, k != "sub")', None),
+    ('claims.exists(k, k == "run_attempt")', None),
+])
+def test_only_the_claims_read_are_converted_and_the_result_is_the_same(expression, reads):
+    condition = conditions.compile_condition(expression)
+    assert condition.reads == (None if reads is None else frozenset(reads))
+    assert conditions.evaluate(condition, GITHUB_CLAIMS) == (True, "")
