@@ -248,7 +248,9 @@ def evaluate(condition, claims):
         result = condition.program.execute({VARIABLE: claims})
     except KeyError:
         return False, "the condition reads a claim the token does not have"
-    except Exception:  # type errors, undefined names, overflow: the package raises several types
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # type errors, conversions, overflow; a Rust panic arrives as a BaseException (pyo3)
         return False, "the condition could not be evaluated on these claims (a wrong type?)"
     if result is True:
         return True, ""

@@ -120,3 +120,10 @@ def test_only_the_claims_read_are_converted_and_the_result_is_the_same(expressio
     condition = conditions.compile_condition(expression)
     assert condition.reads == (None if reads is None else frozenset(reads))
     assert conditions.evaluate(condition, GITHUB_CLAIMS) == (True, "")
+
+
+@pytest.mark.parametrize("value", [2**70, -(2**70), "\ud800", [[[[["deep"]]]]], {"nested": {"map": [1, "x"]}}, None, 1e308])
+def test_hostile_claim_values_refuse_without_raising(value):
+    for expression in ('claims.ref == "refs/heads/main"', 'claims.ref.startsWith("refs/")', "claims.ref == 1"):
+        ok, detail = conditions.evaluate(conditions.compile_condition(expression), {"ref": value})
+        assert ok is False and detail
