@@ -1,6 +1,9 @@
 """Admission conditions at the token endpoint: tokens of a shared issuer on 127.0.0.1, from several owners."""
 
+from io import StringIO
+
 import pytest
+from django.core.management import CommandError, call_command
 
 from exchange import conditions, flows, registry
 from exchange.models import ExchangeEvent
@@ -87,3 +90,16 @@ def test_a_broken_stored_condition_refuses(shared_issuer, shared_key, exchange):
     type(shared_issuer).objects.filter(pk=shared_issuer.pk).update(condition="claims.groups.map(g, g).size() > 0")
     registry.registry.clear()
     assert_subject_rejected(exchange(github_shaped(shared_key, shared_issuer.issuer)), "condition_not_met")
+
+
+def test_the_api_and_the_command_explain_the_condition(shared_issuer, shared_key, workload_api):
+    token = github_shaped(shared_key, shared_issuer.issuer, repository_owner_id=DROP)
+    body = workload_api.post("token-validations", {"subject_token": token}).json()
+    assert (body["valid"], body["cause"]) == (False, "condition_not_met")
+    step = next(s for s in body["steps"] if s["name"] == "condition")
+    assert step == {"name": "condition", "label": "Admission condition", "ok": False,
+                    "detail": "the condition reads a claim the token does not have"}
+    out = StringIO()
+    with pytest.raises(CommandError, match="condition_not_met"):
+        call_command("explain_token", "--token", token, stdout=out)
+    assert "Admission condition" in out.getvalue() and "does not have" in out.getvalue()
