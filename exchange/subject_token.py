@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from jwt.algorithms import get_default_algorithms
 
-from . import conditions, key_sources
+from . import conditions, key_sources, presets
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings, project_settings
 from .models import normalize_token_type
 from .ops import metrics
@@ -510,6 +510,10 @@ def _check_condition(v):
     """
     program = conditions.program_for(v.issuer)
     if program is None:
+        # A shared issuer saved before conditions existed (or behind the models' back) is never open to all.
+        if presets.shared_preset(v.issuer.preset, v.issuer.issuer) is not None:
+            _fail(v.report, "condition", "condition_not_met",
+                  "this issuer signs for every customer of its platform and has no condition")
         v.report.passed("condition", "none set for this issuer")
         return
     ok, why = conditions.evaluate(program, v.claims)

@@ -103,3 +103,12 @@ def test_the_api_and_the_command_explain_the_condition(shared_issuer, shared_key
     with pytest.raises(CommandError, match="condition_not_met"):
         call_command("explain_token", "--token", token, stdout=out)
     assert "Admission condition" in out.getvalue() and "does not have" in out.getvalue()
+
+
+def test_a_shared_issuer_without_condition_saved_behind_the_models_back_refuses(shared_issuer, shared_key, exchange):
+    """E.g. GitHub's issuer registered before conditions existed: its tokens are refused until it gets one."""
+    type(shared_issuer).objects.filter(pk=shared_issuer.pk).update(condition="")
+    registry.registry.clear()
+    assert_subject_rejected(exchange(github_shaped(shared_key, shared_issuer.issuer)), "condition_not_met")
+    report = explain_subject_token(github_shaped(shared_key, shared_issuer.issuer))
+    assert "has no condition" in next(s for s in report.steps if s.name == "condition").detail
