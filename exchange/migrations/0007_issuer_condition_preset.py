@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('exchange', '0005_lean_exchange_indexes'),
+        ('exchange', '0006_accesstoken_audience'),
     ]
 
     operations = [
