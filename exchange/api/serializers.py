@@ -10,6 +10,7 @@ from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ..certificates import MAX_CERTIFICATE_INPUT
 from ..conf import ASYMMETRIC_ALGORITHMS
 from ..models import GRANT_SHORT_NAMES, Application, IssuerCertificate, TrustedTokenIssuer
 from ..subject_token import SUBJECT_TOKEN_TYPES
@@ -96,7 +97,8 @@ class CertificateSerializer(serializers.ModelSerializer):
 
 class CertificateRequestSerializer(serializers.Serializer):
     certificate = StrictCharField(
-        trim_whitespace=False, max_length=65536, help_text="A PEM certificate or public key, or base64 DER.",
+        trim_whitespace=False, max_length=MAX_CERTIFICATE_INPUT,
+        help_text="A PEM certificate or public key, or base64 DER.",
     )
 
 
@@ -148,7 +150,7 @@ class TrustedTokenIssuerCreateSerializer(StrictModelSerializer):
     """Register an issuer: exactly one of ``jwks_uri`` and ``certificates``."""
 
     certificates = serializers.ListField(
-        child=StrictCharField(trim_whitespace=False, max_length=65536), required=False, max_length=20,
+        child=StrictCharField(trim_whitespace=False, max_length=MAX_CERTIFICATE_INPUT), required=False, max_length=20,
         help_text="PEM certificates or public keys (one per entry); base64 DER is accepted too.",
     )
     allowed_algorithms = AlgorithmsField(required=False)

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('exchange', '0006_accesstoken_audience'),
+        ('exchange', '0007_encrypt_signing_keys'),
     ]
 
     operations = [
