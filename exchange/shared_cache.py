@@ -2,22 +2,25 @@
 
 **Where shared state lives.** With ``REDIS_URL`` the default cache is Redis, shared by
 every worker of every instance. Without it the default cache is this process's memory
-(LocMemCache), which gunicorn's workers do not share; state that must be shared (the
-replay store, the failed-authentication counters) then lives in the database instead,
-in ``SharedCacheEntry`` rows (``DatabaseStore``). ``shared_store()`` names the one in use.
+(LocMemCache), which gunicorn's workers do not share; state that must be shared then
+lives in the database, in ``SharedCacheEntry`` rows (``DatabaseStore``).
 
-**When it cannot be reached.** Two policies, chosen per use:
+**The replay record is always the database** (``replay_record``): one row per consumed
+(issuer, ``jti``), written by the exchange's own transaction, with or without Redis. Redis,
+when configured, only remembers consumed ``jti`` values as well, so a replay is refused before
+any database work; it is never asked whether a token is *new*. A Redis restarted empty, an
+eviction or a failover therefore changes nothing but speed.
 
-- **fall back per process** (``jwks_cache``, ``throttle_cache``): JWKS documents
-  and fetch cooldowns are an optimisation, and failed-authentication counters
-  still slow a guesser down when each worker keeps its own; while Redis is
-  unreachable they live in this process's memory instead.
-- **fail closed** (``CACHE_ERRORS`` caught by the caller): the replay store must
-  be shared to mean anything, so an exchange that needs it is refused while it
-  is unreachable (subject_token.py uses ``shared_store()`` directly).
+**When Redis cannot be reached** each use has a stand-in (``FallbackCache``):
 
-After a failure the shared cache is skipped for ``SHARED_CACHE_RETRY_SECONDS``
-(a worker does not wait on a dead Redis for every lookup); then it is tried again.
+- ``jwks_cache``: this process's memory (JWKS documents and fetch cooldowns per worker);
+- ``throttle_cache``: the database (failed-authentication counters stay shared);
+- ``replay_cache``: nothing (the database alone refuses replays).
+
+After a failure Redis is skipped for ``SHARED_CACHE_RETRY_SECONDS`` (a worker does not wait on
+a dead Redis for every lookup), then tried again. Each operation served by a stand-in is counted
+(``idc_shared_cache_fallbacks_total``); the outage is logged once per ``OUTAGE_LOG_SECONDS`` per
+process, and its end once.
 """
 
 import itertools
@@ -30,7 +33,7 @@ from django.core.cache import caches
 from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.signals import setting_changed
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.dispatch import receiver
 
 from . import metrics
@@ -156,70 +159,138 @@ class DatabaseStore:
     def clear(self):
         self._model().objects.all().delete()
 
+    def prune(self, *, now=None, dry_run=False, batch_size=5000):
+        """Delete expired rows (used replay records, ended throttle windows); return how many (would) go."""
+        cutoff = time.time() if now is None else now
+        expired = self._model().objects.filter(expires__lte=cutoff)
+        if dry_run:
+            return expired.count()
+        deleted = 0
+        while True:
+            # Batches keep each transaction (and its locks) short on a large table.
+            batch = list(expired.values_list("key", flat=True)[:batch_size])
+            if not batch:
+                return deleted
+            # expires is checked again: a key taken over meanwhile (add() on an expired row) stays.
+            deleted += self._model().objects.filter(key__in=batch, expires__lte=cutoff).delete()[0]
+
 
 database_store = DatabaseStore()
 
 
-def shared_store():
-    """Where state every process must see lives: the default cache when it is shared (Redis), else the database."""
-    return database_store if default_cache_is_local() else _default()
+#: Minimum seconds between two log lines of one process about the same Redis outage.
+OUTAGE_LOG_SECONDS = 60
+
+
+class _Outage:
+    """This process's view of a Redis outage: logged when it starts, at most once a minute while
+    it lasts (whatever the number of requests), and once when Redis answers again."""
+
+    def __init__(self):
+        self.since = None  # monotonic time of the first failure, None while Redis answers
+        self._logged_at = 0.0
+        self._lock = threading.Lock()
+
+    def failed(self, exc, retry):
+        now = time.monotonic()
+        with self._lock:
+            first = self.since is None
+            if first:
+                self.since = now
+            if first or now - self._logged_at >= OUTAGE_LOG_SECONDS:
+                self._logged_at = now
+                log.warning(
+                    "Redis (the shared cache) is unreachable (%s) for %d s: JWKS documents are cached per process, "
+                    "throttle counters kept in the database, replays refused by the database alone; "
+                    "retried every %s s", type(exc).__name__, now - self.since, retry,
+                )
+
+    def answered(self):
+        if self.since is None:  # the common case: one attribute read, no lock
+            return
+        with self._lock:
+            if self.since is not None:
+                log.warning("Redis (the shared cache) answers again after %d s", time.monotonic() - self.since)
+                self.since = None
+
+
+outage = _Outage()
+
+#: What stands in for Redis, per use, when it is unreachable (see the module docstring).
+MEMORY, DATABASE, NOTHING = "memory", "database", "nothing"
+_nothing = DummyCache("identity-console-nothing", {})
 
 
 class FallbackCache:
-    """The shared cache (or with ``shared=True`` the shared store), or this process's memory while it is unreachable."""
+    """The shared cache (Redis) for one use, and its stand-in while Redis is unreachable.
 
-    def __init__(self, use, *, shared=False):
+    ``stand_in`` is ``MEMORY`` (this process's memory), ``DATABASE`` (``SharedCacheEntry`` rows)
+    or ``NOTHING`` (an always-empty cache). Without ``REDIS_URL`` the stand-in serves for good,
+    except for ``MEMORY``, where Django's own process-local default cache does.
+    """
+
+    def __init__(self, use, *, stand_in=MEMORY):
+        if stand_in not in (MEMORY, DATABASE, NOTHING):
+            raise ValueError(f"stand_in must be one of {MEMORY}, {DATABASE}, {NOTHING}")
         self.use = use
-        self.backend = shared_store if shared else _default
+        self.stand_in = stand_in
         self.local = LocMemCache(f"identity-console-fallback-{use}", {"OPTIONS": {"MAX_ENTRIES": 1000}})
         self._down_until = 0.0
         self._lock = threading.Lock()
 
-    def _shared(self, method, *args):
-        if time.monotonic() < self._down_until:
-            return None, False
-        try:
-            return getattr(self.backend(), method)(*args), True
-        except CACHE_ERRORS as exc:
-            retry = getattr(settings, "SHARED_CACHE_RETRY_SECONDS", 5)
-            with self._lock:
-                if time.monotonic() >= self._down_until:
-                    log.warning(
-                        "Shared cache unreachable (%s); %s cached per process for %s s",
-                        type(exc).__name__, self.use, retry,
-                    )
-                self._down_until = time.monotonic() + retry
-            metrics.shared_cache_error(self.use)
-            return None, False
+    def _primary(self):
+        """The cache to try first: Redis, Django's local default cache (``MEMORY`` without Redis), or None."""
+        if default_cache_is_local():
+            return _default() if self.stand_in == MEMORY else None
+        return _default()
+
+    def _standing_in(self):
+        if self.stand_in == DATABASE:
+            return database_store
+        return _nothing if self.stand_in == NOTHING else self.local
+
+    def _call(self, method, *args):
+        primary = self._primary()
+        if primary is None:
+            return getattr(self._standing_in(), method)(*args)
+        if time.monotonic() >= self._down_until:
+            try:
+                value = getattr(primary, method)(*args)
+            except CACHE_ERRORS as exc:
+                retry = getattr(settings, "SHARED_CACHE_RETRY_SECONDS", 5)
+                with self._lock:
+                    self._down_until = time.monotonic() + retry
+                outage.failed(exc, retry)
+                metrics.shared_cache_error(self.use)
+            else:
+                outage.answered()
+                return value
+        metrics.shared_cache_fallback(self.use)
+        return getattr(self._standing_in(), method)(*args)
 
     @property
     def degraded(self):
+        """True while this process skips Redis for this use after a failure."""
         return time.monotonic() < self._down_until
 
     def get(self, key, default=None):
-        value, ok = self._shared("get", key, default)
-        return value if ok else self.local.get(key, default)
+        return self._call("get", key, default)
 
     def set(self, key, value, timeout):
-        _, ok = self._shared("set", key, value, timeout)
-        if not ok:
-            self.local.set(key, value, timeout)
+        self._call("set", key, value, timeout)
 
     def add(self, key, value, timeout):
-        added, ok = self._shared("add", key, value, timeout)
-        return added if ok else self.local.add(key, value, timeout)
+        return self._call("add", key, value, timeout)
 
     def get_many(self, keys):
-        values, ok = self._shared("get_many", keys)
-        return values if ok else self.local.get_many(keys)
+        return self._call("get_many", keys)
 
     def incr(self, key, delta=1):
         """Like the cache's ``incr`` (ValueError when the key is missing)."""
-        value, ok = self._shared("incr", key, delta)
-        return value if ok else self.local.incr(key, delta)
+        return self._call("incr", key, delta)
 
     def delete(self, key):
-        self._shared("delete", key)
+        self._call("delete", key)
         self.local.delete(key)
 
     def clear_local(self):
@@ -227,5 +298,50 @@ class FallbackCache:
         self._down_until = 0.0
 
 
-jwks_cache = FallbackCache("jwks")  # an optimisation: per process without Redis
-throttle_cache = FallbackCache("throttle", shared=True)  # every worker counts together, Redis or not
+jwks_cache = FallbackCache("jwks", stand_in=MEMORY)  # an optimisation: per process while Redis is away
+throttle_cache = FallbackCache("throttle", stand_in=DATABASE)  # every worker counts together, Redis or not
+replay_cache = FallbackCache("replay", stand_in=NOTHING)  # consumed jtis remembered in Redis (a shortcut only)
+
+
+def clear_local():
+    """Forget this process's stand-ins and outage state (tests)."""
+    for fallback in (jwks_cache, throttle_cache, replay_cache):
+        fallback.clear_local()
+    outage.since = None
+
+
+class ReplayRecord:
+    """Which subject tokens were already exchanged: a ``SharedCacheEntry`` row per (issuer, jti) key.
+
+    The row is the record, in every mode; it lives until the token could no longer be accepted
+    (the caller's ``lifetime``), then ``prune_audit`` (or every ``_PRUNE_EVERY``-th write) deletes
+    it. ``replay_cache`` (Redis) also remembers consumed keys, written only once the database
+    has the row (after the commit, or when the database refused a replay), so that it never
+    claims a token was used when it was not; a miss there means nothing.
+    """
+
+    @staticmethod
+    def seen(key):
+        """True when Redis remembers ``key`` as consumed (refuse at once); False when it does not know."""
+        return replay_cache.get(key) is not None
+
+    @staticmethod
+    def consume(key, lifetime):
+        """Record ``key`` as consumed for ``lifetime`` seconds, atomically; False when it already was.
+
+        One statement in the caller's transaction (the exchange's): the record commits with the
+        issued token, or neither does. Raises the database's errors (the caller fails closed).
+        """
+        if database_store.add(key, 1, lifetime):
+            transaction.on_commit(lambda: replay_cache.set(key, 1, lifetime), robust=True)
+            return True
+        replay_cache.set(key, 1, lifetime)  # a replay: the next ones stop at Redis
+        return False
+
+    @staticmethod
+    def recorded(key):
+        """True when ``key`` is consumed, by the database's record (or Redis's memory of it)."""
+        return ReplayRecord.seen(key) or database_store.get(key) is not None
+
+
+replay_record = ReplayRecord()

@@ -2,7 +2,7 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from exchange import flows, key_sources, signing
+from exchange import flows, key_sources, shared_cache, signing
 from exchange.conf import exchange_settings
 
 from .utils import JWKSServer, basic_auth, certificate_pem, exchange_body, mint, post_form, private_key
@@ -14,6 +14,7 @@ def _isolated_state(settings, tmp_path):
     settings.VAR_DIR = tmp_path
     cache.clear()
     key_sources.clear_caches()
+    shared_cache.clear_local()  # no test inherits another's Redis outage
     signing.reset()
     exchange_settings.reload()
     yield
