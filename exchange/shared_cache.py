@@ -82,8 +82,9 @@ class DatabaseStore:
     returns the key only when it stored the value. Being one statement, it needs no
     savepoint inside a caller's transaction (the grant records a subject token's ``jti``
     in the transaction that writes the issued token). ``get_many`` is one SELECT: both run
-    on every token request without Redis, so they are plain SQL. Expired rows are ignored
-    when read and deleted every ``_PRUNE_EVERY`` writes of a process.
+    on every token request (``add``) or without Redis (``get_many``), so they are plain SQL.
+    Expired rows are ignored when read, deleted by ``prune`` (``prune_audit``) and every
+    ``_PRUNE_EVERY`` writes of a process, after the writer's transaction.
     """
 
     def __init__(self):
@@ -116,7 +117,15 @@ class DatabaseStore:
 
     def _wrote(self, now):
         if next(self._writes) % _PRUNE_EVERY == 0:
+            # After the caller's transaction (an exchange's), not in it: its locks stay short, and
+            # two processes deleting the same rows cannot deadlock a token request.
+            transaction.on_commit(lambda: self._delete_expired(now))
+
+    def _delete_expired(self, now):
+        try:
             self._model().objects.filter(expires__lte=now).delete()
+        except DatabaseError:  # another process may be deleting them too; prune_audit catches up
+            log.warning("Expired shared-state rows could not be deleted now", exc_info=True)
 
     def get(self, key, default=None):
         return self.get_many([key]).get(key, default)
@@ -269,6 +278,11 @@ class FallbackCache:
         return getattr(self._standing_in(), method)(*args)
 
     @property
+    def available(self):
+        """False when this use has no cache at all (``NOTHING`` without Redis): nothing to ask or tell."""
+        return self._primary() is not None
+
+    @property
     def degraded(self):
         """True while this process skips Redis for this use after a failure."""
         return time.monotonic() < self._down_until
@@ -323,7 +337,7 @@ class ReplayRecord:
     @staticmethod
     def seen(key):
         """True when Redis remembers ``key`` as consumed (refuse at once); False when it does not know."""
-        return replay_cache.get(key) is not None
+        return replay_cache.available and replay_cache.get(key) is not None
 
     @staticmethod
     def consume(key, lifetime):
@@ -332,11 +346,13 @@ class ReplayRecord:
         One statement in the caller's transaction (the exchange's): the record commits with the
         issued token, or neither does. Raises the database's errors (the caller fails closed).
         """
-        if database_store.add(key, 1, lifetime):
-            transaction.on_commit(lambda: replay_cache.set(key, 1, lifetime), robust=True)
-            return True
-        replay_cache.set(key, 1, lifetime)  # a replay: the next ones stop at Redis
-        return False
+        added = database_store.add(key, 1, lifetime)
+        if replay_cache.available:
+            if added:
+                transaction.on_commit(lambda: replay_cache.set(key, 1, lifetime), robust=True)
+            else:
+                replay_cache.set(key, 1, lifetime)  # a replay: the next ones stop at Redis
+        return added
 
     @staticmethod
     def recorded(key):

@@ -194,7 +194,7 @@ def test_redis_down_is_logged_once_not_per_request(unreachable_redis, exchange, 
 
 def test_the_end_of_an_outage_is_logged_once(caplog, settings):
     settings.SHARED_CACHE_RETRY_SECONDS = 0
-    fallback = shared_cache.FallbackCache("test")
+    fallback = shared_cache.FallbackCache(f"test-{uuid.uuid4().hex}")  # LocMemCaches of one name share entries
     with caplog.at_level(logging.WARNING, logger="exchange.shared_cache"):
         with override_settings(CACHES={"default": {
                 "BACKEND": "django.core.cache.backends.redis.RedisCache",
