@@ -192,17 +192,26 @@ OUTAGE_LOG_SECONDS = 60
 
 
 class _Outage:
-    """This process's view of a Redis outage: logged when it starts, at most once a minute while
-    it lasts (whatever the number of requests), and once when Redis answers again."""
+    """This process's view of a Redis outage, one for every use (they share one Redis): after a
+    failure Redis is skipped for ``SHARED_CACHE_RETRY_SECONDS``, so a request waits for at most
+    one connection timeout per interval. Logged when it starts, at most once a minute while it
+    lasts (whatever the number of requests), and once when Redis answers again."""
 
     def __init__(self):
         self.since = None  # monotonic time of the first failure, None while Redis answers
+        self.down_until = 0.0  # monotonic time before which Redis is not tried
         self._logged_at = 0.0
         self._lock = threading.Lock()
 
-    def failed(self, exc, retry):
+    @property
+    def skipping(self):
+        return time.monotonic() < self.down_until
+
+    def failed(self, exc):
+        retry = getattr(settings, "SHARED_CACHE_RETRY_SECONDS", 5)
         now = time.monotonic()
         with self._lock:
+            self.down_until = now + retry
             first = self.since is None
             if first:
                 self.since = now
@@ -244,8 +253,6 @@ class FallbackCache:
         self.use = use
         self.stand_in = stand_in
         self.local = LocMemCache(f"identity-console-fallback-{use}", {"OPTIONS": {"MAX_ENTRIES": 1000}})
-        self._down_until = 0.0
-        self._lock = threading.Lock()
 
     def _primary(self):
         """The cache to try first: Redis, Django's local default cache (``MEMORY`` without Redis), or None."""
@@ -262,14 +269,11 @@ class FallbackCache:
         primary = self._primary()
         if primary is None:
             return getattr(self._standing_in(), method)(*args)
-        if time.monotonic() >= self._down_until:
+        if not outage.skipping:
             try:
                 value = getattr(primary, method)(*args)
             except CACHE_ERRORS as exc:
-                retry = getattr(settings, "SHARED_CACHE_RETRY_SECONDS", 5)
-                with self._lock:
-                    self._down_until = time.monotonic() + retry
-                outage.failed(exc, retry)
+                outage.failed(exc)
                 metrics.shared_cache_error(self.use)
             else:
                 outage.answered()
@@ -284,8 +288,8 @@ class FallbackCache:
 
     @property
     def degraded(self):
-        """True while this process skips Redis for this use after a failure."""
-        return time.monotonic() < self._down_until
+        """True while this process skips Redis after a failure."""
+        return outage.skipping
 
     def get(self, key, default=None):
         return self._call("get", key, default)
@@ -309,7 +313,7 @@ class FallbackCache:
 
     def clear_local(self):
         self.local.clear()
-        self._down_until = 0.0
+        outage.down_until = 0.0
 
 
 jwks_cache = FallbackCache("jwks", stand_in=MEMORY)  # an optimisation: per process while Redis is away
@@ -321,7 +325,7 @@ def clear_local():
     """Forget this process's stand-ins and outage state (tests)."""
     for fallback in (jwks_cache, throttle_cache, replay_cache):
         fallback.clear_local()
-    outage.since = None
+    outage.since, outage.down_until = None, 0.0
 
 
 class ReplayRecord:
