@@ -28,22 +28,20 @@ import logging
 import threading
 import time
 
-from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.signals import setting_changed
 from django.db import DatabaseError, connection, transaction
+from django.db.models import F
 from django.dispatch import receiver
+from redis.exceptions import RedisError
 
-from . import metrics
+from .conf import project_settings
+from .models import SharedCacheEntry
+from .ops import metrics
 
 log = logging.getLogger(__name__)
-
-try:
-    from redis.exceptions import RedisError
-except ImportError:  # pragma: no cover - redis is a dependency
-    RedisError = OSError
 
 #: Exceptions the shared store raises when its server is unreachable or misbehaving.
 CACHE_ERRORS = (RedisError, OSError, DatabaseError)
@@ -93,7 +91,7 @@ class DatabaseStore:
 
     def _statements(self):
         if self._sql is None:
-            quote, model = connection.ops.quote_name, self._model()
+            quote, model = connection.ops.quote_name, SharedCacheEntry
             table, key, value, expires = (quote(name) for name in (model._meta.db_table, "key", "value", "expires"))
             self._sql = {
                 "add": f"INSERT INTO {table} ({key}, {value}, {expires}) VALUES (%(key)s, %(value)s, %(expires)s) "
@@ -109,12 +107,6 @@ class DatabaseStore:
             cursor.execute(sql, params)
             return cursor.fetchall()
 
-    @staticmethod
-    def _model():
-        from .models import SharedCacheEntry
-
-        return SharedCacheEntry
-
     def _wrote(self, now):
         if next(self._writes) % _PRUNE_EVERY == 0:
             # After the caller's transaction (an exchange's), not in it: its locks stay short, and
@@ -123,7 +115,7 @@ class DatabaseStore:
 
     def _delete_expired(self, now):
         try:
-            self._model().objects.filter(expires__lte=now).delete()
+            SharedCacheEntry.objects.filter(expires__lte=now).delete()
         except DatabaseError:  # another process may be deleting them too; prune_audit catches up
             log.warning("Expired shared-state rows could not be deleted now", exc_info=True)
 
@@ -148,13 +140,11 @@ class DatabaseStore:
     def set(self, key, value, timeout):
         now = time.time()
         self._wrote(now)
-        self._model().objects.update_or_create(key=key, defaults={"value": value, "expires": now + timeout})
+        SharedCacheEntry.objects.update_or_create(key=key, defaults={"value": value, "expires": now + timeout})
 
     def incr(self, key, delta=1):
         """Add ``delta`` to a live entry and return the new value; ValueError when there is none."""
-        from django.db.models import F
-
-        live = self._model().objects.filter(key=key, expires__gt=time.time())
+        live = SharedCacheEntry.objects.filter(key=key, expires__gt=time.time())
         if not live.update(value=F("value") + delta):
             raise ValueError(f"Key {key!r} not found")
         value = live.values_list("value", flat=True).first()
@@ -163,15 +153,15 @@ class DatabaseStore:
         return value
 
     def delete(self, key):
-        self._model().objects.filter(key=key).delete()
+        SharedCacheEntry.objects.filter(key=key).delete()
 
     def clear(self):
-        self._model().objects.all().delete()
+        SharedCacheEntry.objects.all().delete()
 
     def prune(self, *, now=None, dry_run=False, batch_size=5000):
         """Delete expired rows (used replay records, ended throttle windows); return how many (would) go."""
         cutoff = time.time() if now is None else now
-        expired = self._model().objects.filter(expires__lte=cutoff)
+        expired = SharedCacheEntry.objects.filter(expires__lte=cutoff)
         if dry_run:
             return expired.count()
         deleted = 0
@@ -181,7 +171,7 @@ class DatabaseStore:
             if not batch:
                 return deleted
             # expires is checked again: a key taken over meanwhile (add() on an expired row) stays.
-            deleted += self._model().objects.filter(key__in=batch, expires__lte=cutoff).delete()[0]
+            deleted += SharedCacheEntry.objects.filter(key__in=batch, expires__lte=cutoff).delete()[0]
 
 
 database_store = DatabaseStore()
@@ -208,7 +198,7 @@ class _Outage:
         return time.monotonic() < self.down_until
 
     def failed(self, exc):
-        retry = getattr(settings, "SHARED_CACHE_RETRY_SECONDS", 5)
+        retry = project_settings.SHARED_CACHE_RETRY_SECONDS
         now = time.monotonic()
         with self._lock:
             self.down_until = now + retry
