@@ -5,17 +5,16 @@ every worker of every instance. Without it the default cache is this process's m
 (LocMemCache), which gunicorn's workers do not share; state that must be shared then
 lives in the database, in ``SharedCacheEntry`` rows (``DatabaseStore``).
 
-**The replay record is always the database** (``replay_record``): one row per consumed
-(issuer, ``jti``), written by the exchange's own transaction, with or without Redis. Redis,
-when configured, only remembers consumed ``jti`` values as well, so a replay is refused before
-any database work; it is never asked whether a token is *new*. A Redis restarted empty, an
-eviction or a failover therefore changes nothing but speed.
+**The replay record is the database's, in every mode** (``replay_record``): one row per
+consumed (issuer, ``jti``), written by the exchange's own transaction, with or without Redis,
+and Redis is not asked at all. A Redis restarted empty, an eviction or a failover therefore
+forgets nothing. (A copy in Redis, to refuse replays before the database, was measured: its
+round trip cost the exchange more than the INSERT it would spare a replay, which is rare.)
 
 **When Redis cannot be reached** each use has a stand-in (``FallbackCache``):
 
 - ``jwks_cache``: this process's memory (JWKS documents and fetch cooldowns per worker);
-- ``throttle_cache``: the database (failed-authentication counters stay shared);
-- ``replay_cache``: nothing (the database alone refuses replays).
+- ``throttle_cache``: the database (failed-authentication counters stay shared).
 
 After a failure Redis is skipped for ``SHARED_CACHE_RETRY_SECONDS`` (a worker does not wait on
 a dead Redis for every lookup), then tried again. Each operation served by a stand-in is counted
@@ -208,8 +207,8 @@ class _Outage:
             if first or now - self._logged_at >= OUTAGE_LOG_SECONDS:
                 self._logged_at = now
                 log.warning(
-                    "Redis (the shared cache) is unreachable (%s) for %d s: JWKS documents are cached per process, "
-                    "throttle counters kept in the database, replays refused by the database alone; "
+                    "Redis (the shared cache) is unreachable (%s) for %d s: JWKS documents are cached per process "
+                    "and throttle counters kept in the database (exchanges and replay checks go on); "
                     "retried every %s s", type(exc).__name__, now - self.since, retry,
                 )
 
@@ -225,21 +224,20 @@ class _Outage:
 outage = _Outage()
 
 #: What stands in for Redis, per use, when it is unreachable (see the module docstring).
-MEMORY, DATABASE, NOTHING = "memory", "database", "nothing"
-_nothing = DummyCache("identity-console-nothing", {})
+MEMORY, DATABASE = "memory", "database"
 
 
 class FallbackCache:
     """The shared cache (Redis) for one use, and its stand-in while Redis is unreachable.
 
-    ``stand_in`` is ``MEMORY`` (this process's memory), ``DATABASE`` (``SharedCacheEntry`` rows)
-    or ``NOTHING`` (an always-empty cache). Without ``REDIS_URL`` the stand-in serves for good,
-    except for ``MEMORY``, where Django's own process-local default cache does.
+    ``stand_in`` is ``MEMORY`` (this process's memory) or ``DATABASE`` (``SharedCacheEntry``
+    rows). Without ``REDIS_URL`` the database serves for good; for ``MEMORY``, Django's own
+    process-local default cache does.
     """
 
     def __init__(self, use, *, stand_in=MEMORY):
-        if stand_in not in (MEMORY, DATABASE, NOTHING):
-            raise ValueError(f"stand_in must be one of {MEMORY}, {DATABASE}, {NOTHING}")
+        if stand_in not in (MEMORY, DATABASE):
+            raise ValueError(f"stand_in must be {MEMORY} or {DATABASE}")
         self.use = use
         self.stand_in = stand_in
         self.local = LocMemCache(f"identity-console-fallback-{use}", {"OPTIONS": {"MAX_ENTRIES": 1000}})
@@ -251,9 +249,7 @@ class FallbackCache:
         return _default()
 
     def _standing_in(self):
-        if self.stand_in == DATABASE:
-            return database_store
-        return _nothing if self.stand_in == NOTHING else self.local
+        return database_store if self.stand_in == DATABASE else self.local
 
     def _call(self, method, *args):
         primary = self._primary()
@@ -270,11 +266,6 @@ class FallbackCache:
                 return value
         metrics.shared_cache_fallback(self.use)
         return getattr(self._standing_in(), method)(*args)
-
-    @property
-    def available(self):
-        """False when this use has no cache at all (``NOTHING`` without Redis): nothing to ask or tell."""
-        return self._primary() is not None
 
     @property
     def degraded(self):
@@ -308,12 +299,11 @@ class FallbackCache:
 
 jwks_cache = FallbackCache("jwks", stand_in=MEMORY)  # an optimisation: per process while Redis is away
 throttle_cache = FallbackCache("throttle", stand_in=DATABASE)  # every worker counts together, Redis or not
-replay_cache = FallbackCache("replay", stand_in=NOTHING)  # consumed jtis remembered in Redis (a shortcut only)
 
 
 def clear_local():
     """Forget this process's stand-ins and outage state (tests)."""
-    for fallback in (jwks_cache, throttle_cache, replay_cache):
+    for fallback in (jwks_cache, throttle_cache):
         fallback.clear_local()
     outage.since, outage.down_until = None, 0.0
 
@@ -321,17 +311,10 @@ def clear_local():
 class ReplayRecord:
     """Which subject tokens were already exchanged: a ``SharedCacheEntry`` row per (issuer, jti) key.
 
-    The row is the record, in every mode; it lives until the token could no longer be accepted
-    (the caller's ``lifetime``), then ``prune_audit`` (or every ``_PRUNE_EVERY``-th write) deletes
-    it. ``replay_cache`` (Redis) also remembers consumed keys, written only once the database
-    has the row (after the commit, or when the database refused a replay), so that it never
-    claims a token was used when it was not; a miss there means nothing.
+    The row is the record, in every mode, and the only one; it lives until the token could no
+    longer be accepted (the caller's ``lifetime``), then ``prune_audit`` (or every
+    ``_PRUNE_EVERY``-th write) deletes it.
     """
-
-    @staticmethod
-    def seen(key):
-        """True when Redis remembers ``key`` as consumed (refuse at once); False when it does not know."""
-        return replay_cache.available and replay_cache.get(key) is not None
 
     @staticmethod
     def consume(key, lifetime):
@@ -340,18 +323,12 @@ class ReplayRecord:
         One statement in the caller's transaction (the exchange's): the record commits with the
         issued token, or neither does. Raises the database's errors (the caller fails closed).
         """
-        added = database_store.add(key, 1, lifetime)
-        if replay_cache.available:
-            if added:
-                transaction.on_commit(lambda: replay_cache.set(key, 1, lifetime), robust=True)
-            else:
-                replay_cache.set(key, 1, lifetime)  # a replay: the next ones stop at Redis
-        return added
+        return database_store.add(key, 1, lifetime)
 
     @staticmethod
     def recorded(key):
-        """True when ``key`` is consumed, by the database's record (or Redis's memory of it)."""
-        return ReplayRecord.seen(key) or database_store.get(key) is not None
+        """True when ``key`` is recorded as consumed (and not expired)."""
+        return database_store.get(key) is not None
 
 
 replay_record = ReplayRecord()

@@ -18,8 +18,8 @@ cause code and the same report.
 7. ``exp`` (required), ``nbf``, ``iat`` (maximum age), with the issuer's clock skew
 8. ``aud`` contains CONSOLE_ISSUER or the issuer's alias
 9. ``sub`` a non-empty, printable string
-10. ``jti`` replay, when the issuer asks for it (the database's record of consumed ``jti`` values,
-    with Redis, when configured, only as a faster way to refuse — shared_cache.py)
+10. ``jti`` replay, when the issuer asks for it (the database's record of consumed ``jti``
+    values, with or without Redis — shared_cache.py)
 """
 
 import base64
@@ -37,7 +37,6 @@ from jwt.algorithms import get_default_algorithms
 from . import key_sources
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings, project_settings
 from .models import normalize_token_type
-from .ops import metrics
 from .registry import registry
 from .shared_cache import replay_record
 
@@ -514,11 +513,10 @@ def _check_replay(v):
     usable_until = min(exp, iat + issuer.max_token_age) if iat is not None else exp
     report.replay = ReplayEntry("jti:%s:%s" % (issuer.pk, hashlib.sha256(jti.encode()).hexdigest()),
                                 max(1, math.ceil(usable_until + issuer.clock_skew - v.now)))
-    if v.replay == "defer":  # a replay Redis remembers is refused now; the database decides in issue()
-        _replay_step(report, lambda entry: not replay_record.seen(entry.key), "recorded with the issued token")
+    if v.replay == "defer":
+        report.passed("replay", "recorded with the issued token")
     elif v.replay == "consume":
-        _replay_step(report, lambda entry: not replay_record.seen(entry.key)
-                     and replay_record.consume(entry.key, entry.lifetime), "first use of this jti")
+        consume_replay(report)
     else:
         _replay_step(report, lambda entry: not replay_record.recorded(entry.key),
                      "first use of this jti (not recorded yet)")
@@ -557,7 +555,6 @@ def _replay_step(report, first_use, detail):
         ok = first_use(report.replay)
     except Exception:  # the database is down: fail closed, never 500
         log.exception("The replay record could not be reached")
-        metrics.shared_cache_error("replay")
         ok = None
     report.steps = [step for step in report.steps if step.name != "replay"]
     if ok is None:

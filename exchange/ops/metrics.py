@@ -79,7 +79,7 @@ SHARED_CACHE_ERRORS = Counter(
 SHARED_CACHE_FALLBACKS = Counter(
     "idc_shared_cache_fallbacks_total",
     "Operations served without the shared cache (Redis) while it was unreachable: jwks from the "
-    "process's memory, throttle from the database, replay by the database alone.",
+    "process's memory, throttle from the database.",
     ["use"],
 )
 
