@@ -179,12 +179,7 @@ def test_restart_while_idle_costs_no_request(outage_service):
     assert [(a.status, a.body) for a in sequential + concurrent_ if a.status != HTTPStatus.OK] == []
 
 
-def test_restart_and_stop_under_load(outage_service, request):
-    if outage_service.redis:
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="with Redis the replay mark is written outside the database transaction, so a "
-                                "subject token whose exchange failed at the database stays marked as used (issue 15 "
-                                "moves the replay record into the database: remove this mark then)"))
+def test_restart_and_stop_under_load(outage_service):
     pg = outage_service.pg
     log_offset = len(outage_service.gunicorn.logs())
     earlier = {row[0] for row in pg.query("SELECT jti FROM exchange_accesstoken")}
