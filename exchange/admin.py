@@ -434,8 +434,12 @@ class ApplicationAdmin(ConsoleModelAdmin):
             form = forms.ApplicationGeneralForm(request.POST, instance=Application.objects.get(pk=application.pk))
             if form.is_valid():
                 try:
-                    flows.update_application(application, name=form.cleaned_data["name"],
-                                             allowed_scopes=form.cleaned_data["allowed_scopes"])
+                    flows.update_application(
+                        application, actor=request.user, name=form.cleaned_data["name"],
+                        allowed_scopes=form.cleaned_data["allowed_scopes"],
+                        resource_server=form.cleaned_data["resource_server"],
+                        service_account_permissions=form.cleaned_data["service_account_permissions"],
+                    )
                 except ValidationError as exc:
                     forms.add_flow_errors(form, exc)
                 else:
@@ -451,7 +455,7 @@ class ApplicationAdmin(ConsoleModelAdmin):
             if form.is_valid():
                 try:
                     flows.update_application(
-                        Application.objects.get(pk=application.pk),
+                        Application.objects.get(pk=application.pk), actor=request.user,
                         allowed_grant_types=form.cleaned_data["allowed_grant_types"],
                         access_token_lifetime=form.cleaned_data["access_token_lifetime"],
                         allowed_audiences=form.cleaned_data["allowed_audiences"],
@@ -504,8 +508,13 @@ class ApplicationAdmin(ConsoleModelAdmin):
         if not self.has_change_permission(request, application):
             raise PermissionDenied
         if request.method == "POST":
-            request.session[SECRET_SESSION_KEY % application.pk] = flows.regenerate_secret(application)
-            messages.success(request, "Client secret regenerated. The previous secret no longer works.")
+            try:
+                secret = flows.regenerate_secret(application, actor=request.user)
+            except ValidationError as exc:  # a public client: it has no secret
+                messages.error(request, flows.first_error(exc).removeprefix("client_secret: "))
+            else:
+                request.session[SECRET_SESSION_KEY % application.pk] = secret
+                messages.success(request, "Client secret regenerated. The previous secret no longer works.")
             return HttpResponseRedirect(self.url("change", application.pk))
         return self.render_page(request, "admin/exchange/application/regenerate_confirm.html",
                                 f"Regenerate the client secret of {application.name}?", original=application)

@@ -196,10 +196,11 @@ def longest_token_lifetime():
     """The longest access-token lifetime any application is configured with, in seconds."""
     from django.db.models import Max
 
-    from .models import Application
+    from .models import Application, bounded_lifetime
 
     longest = Application.objects.aggregate(m=Max("access_token_lifetime"))["m"] or 0
-    return max(longest, exchange_settings.ACCESS_TOKEN_LIFETIME_SECONDS)
+    # Capped as tokens are: a row written before lifetimes were bounded must not overflow the dates.
+    return bounded_lifetime(max(longest, exchange_settings.ACCESS_TOKEN_LIFETIME_SECONDS))
 
 
 def rotate_signing_key(algorithm=None, publish_ahead=None, now=None):

@@ -21,8 +21,9 @@ from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider import views as dot_views
 from oauth2_provider.models import get_access_token_model
 
-from . import grant, signing, throttling
+from . import client_auth, grant, signing, throttling
 from .protocol import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN, TOKEN_EXCHANGE
+from .registry import registry
 
 #: Parameters that RFC 8693 / RFC 8707 allow to repeat.
 REPEATABLE = {"audience", "resource"}
@@ -135,12 +136,44 @@ class TokenView(ThrottledClientAuthMixin, _TokenViewBase):
 
 
 class IntrospectView(ThrottledClientAuthMixin, dot_views.IntrospectTokenView):
-    """RFC 7662 introspection (client-authenticated), reporting the exchanged external ``sub``."""
+    """RFC 7662 introspection (client-authenticated), reporting the exchanged external ``sub``.
+
+    Who may learn what (RFC 7662 §4): a client learns about a token only if the token was
+    issued to it or names its client ID in ``aud``; an application marked ``resource_server``
+    may introspect any token. Every other token is ``{"active": false}``, as an unknown one.
+    The caller is the client authenticated by client_auth.py (Basic or body credentials);
+    DOT's fallback to a bearer token with an ``introspection`` scope names no client here, and
+    that scope is never granted (it is not in ``OAUTH2_PROVIDER["SCOPES"]``).
+    """
 
     sensitive_parameters = ("client_secret", "token")
 
+    def authenticate_client(self, request):
+        try:
+            result = client_auth.authenticate(
+                request.META.get("HTTP_AUTHORIZATION"), request.POST.get("client_id"),
+                request.POST.get("client_secret"), registry.application,
+            )
+        except client_auth.MultipleMethods:
+            return False
+        request.introspecting_client = result.application if result.ok else None
+        return result.ok
+
+    def get(self, request, *args, **kwargs):
+        return self.get_token_response(request.GET.get("token"), getattr(request, "introspecting_client", None))
+
+    def post(self, request, *args, **kwargs):
+        return self.get_token_response(request.POST.get("token"), getattr(request, "introspecting_client", None))
+
     @staticmethod
-    def get_token_response(token_value=None):
+    def may_learn(client, token):
+        """Whether ``client`` may learn about ``token``: its own, naming it in aud, or a resource server asking."""
+        if client is None:
+            return False
+        return client.resource_server or token.application_id == client.pk or client.client_id in (token.resource or [])
+
+    @staticmethod
+    def get_token_response(token_value=None, client=None):
         if token_value is None:
             return oauth_error("invalid_request", "The token parameter is required.")
         try:
@@ -152,7 +185,11 @@ class IntrospectView(ThrottledClientAuthMixin, dot_views.IntrospectTokenView):
             .filter(token_checksum=checksum).first()
             if checksum else None
         )
-        if token is None or not token.is_valid():
+        if (
+            token is None or not token.is_valid()
+            or token.application_id is None or not token.application.is_usable(None)
+            or not IntrospectView.may_learn(client, token)
+        ):
             data = {"active": False}
         else:
             data = {

@@ -10,6 +10,7 @@ from django.test import Client
 from django.utils.crypto import get_random_string
 
 from exchange import flows
+from exchange.service_accounts import SYSTEM
 
 from .utils import basic_auth, post_form
 
@@ -76,9 +77,10 @@ def assert_problem(response, status, field=None, contains=None):
 
 @pytest.fixture
 def manager_app(db):
-    """An application allowed client_credentials with the console:manage scope (a CI job's)."""
+    """An application allowed client_credentials with the console:manage scope (a CI job's), granted from
+    the command line: its service account holds the model permissions of issuers and applications."""
     application, secret = flows.create_application(
-        name="CI", grant_types=["client_credentials"], scopes="console:manage",
+        name="CI", grant_types=["client_credentials"], scopes="console:manage", actor=SYSTEM,
     )
     application.raw_secret = secret
     return application

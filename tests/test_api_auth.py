@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from exchange import flows
 from exchange.models import AccessToken, Application, TrustedTokenIssuer
+from exchange.service_accounts import SYSTEM
 
 from .api_utils import (  # noqa: F401 (fixtures)
     API, APIClient, anonymous, api, assert_problem, csrf_headers, management_token, manager_app, obtain_token,
@@ -134,7 +135,7 @@ def test_exchanged_token_never_manages(client, pem_issuer, rsa_key, targets):
     and a token issued for a third party's subject that carries it anyway (say, issued before this rule)
     does not manage the console."""
     application, secret = flows.create_application(
-        name="Both", grant_types=["token_exchange"], scopes="console:manage",
+        name="Both", grant_types=["token_exchange"], scopes="console:manage", actor=SYSTEM,
     )
     response = post_form(client, "/oauth2/token", exchange_body(mint(rsa_key, pem_issuer.issuer), scope="console:manage"),
                          HTTP_AUTHORIZATION=basic_auth(application.client_id, secret))

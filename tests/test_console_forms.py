@@ -311,7 +311,7 @@ def test_new_application_errors(admin_client, data, field, message):
     assert not Application.objects.exists()
 
 
-@pytest.mark.parametrize("app_type", ["standard", "mobile", "traditional", "spa"])
+@pytest.mark.parametrize("app_type", ["standard", "mobile", "traditional"])  # spa: no secret (test_security_management_plane)
 def test_new_application_secret_shown_once(admin_client, app_type):
     response = admin_client.post("/console/exchange/application/add/", {"name": "App", "application_type": app_type})
     application = Application.objects.get()
