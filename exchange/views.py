@@ -9,6 +9,7 @@ token-exchange grant is answered by grant.py from start to end; the other grants
 
 import hashlib
 
+import jwt
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
@@ -135,6 +136,17 @@ class TokenView(ThrottledClientAuthMixin, _TokenViewBase):
     options = http_method_not_allowed
 
 
+def _audiences(access_token):
+    """The ``aud`` values of one of our own access tokens (found by its checksum, so its claims are ours)."""
+    try:
+        aud = jwt.decode(access_token, options={"verify_signature": False}).get("aud")
+    except jwt.PyJWTError:
+        return []
+    if isinstance(aud, str):
+        return [aud]
+    return [value for value in aud if isinstance(value, str)] if isinstance(aud, list) else []
+
+
 class IntrospectView(ThrottledClientAuthMixin, dot_views.IntrospectTokenView):
     """RFC 7662 introspection (client-authenticated), reporting the exchanged external ``sub``.
 
@@ -166,11 +178,13 @@ class IntrospectView(ThrottledClientAuthMixin, dot_views.IntrospectTokenView):
         return self.get_token_response(request.POST.get("token"), getattr(request, "introspecting_client", None))
 
     @staticmethod
-    def may_learn(client, token):
+    def may_learn(client, token, token_value):
         """Whether ``client`` may learn about ``token``: its own, naming it in aud, or a resource server asking."""
         if client is None:
             return False
-        return client.resource_server or token.application_id == client.pk or client.client_id in (token.resource or [])
+        if client.resource_server or token.application_id == client.pk:
+            return True
+        return client.client_id in (token.resource or []) or client.client_id in _audiences(token_value)
 
     @staticmethod
     def get_token_response(token_value=None, client=None):
@@ -188,7 +202,7 @@ class IntrospectView(ThrottledClientAuthMixin, dot_views.IntrospectTokenView):
         if (
             token is None or not token.is_valid()
             or token.application_id is None or not token.application.is_usable(None)
-            or not IntrospectView.may_learn(client, token)
+            or not IntrospectView.may_learn(client, token, token_value)
         ):
             data = {"active": False}
         else:
