@@ -104,6 +104,32 @@ def test_api_create_with_the_management_scope_is_403(attacker, body, caplog):
     assert "management grant refused" in caplog.text
 
 
+@pytest.mark.parametrize("scopes", [
+    f"\t{MANAGE_SCOPE}\n", f"openid  {MANAGE_SCOPE}", f"{MANAGE_SCOPE} {MANAGE_SCOPE}", f"profile\r\n{MANAGE_SCOPE}",
+])
+def test_every_spelling_of_the_management_scope_is_a_grant(attacker, scopes):
+    """Whitespace variants name the scope for the token endpoint too (both split on whitespace)."""
+    api, headers = attacker
+    response = api.post("applications", {"name": "Mine", "allowed_scopes": scopes}, **headers)
+    assert_problem(response, HTTPStatus.FORBIDDEN)
+    assert not Application.objects.exists()
+
+
+@pytest.mark.parametrize("scopes", ["CONSOLE:MANAGE", f"{MANAGE_SCOPE}2", f"x{MANAGE_SCOPE}"])
+def test_lookalike_scopes_are_not_the_management_scope(attacker, client, scopes):
+    """Allowed to anyone, because the token endpoint never issues console:manage for them."""
+    api, headers = attacker
+    body = api.post("applications", {"name": "Mine", "allowed_grant_types": ["client_credentials"],
+                                     "allowed_scopes": scopes}, **headers).json()
+    assert body["service_account_permissions"] == []
+    application = Application.objects.get(pk=body["id"])
+    for scope in (MANAGE_SCOPE, scopes):
+        response = post_form(client, "/oauth2/token", {"grant_type": "client_credentials", "scope": scope},
+                             HTTP_AUTHORIZATION=basic_auth(application.client_id, body["client_secret"]))
+        assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert not AccessToken.objects.exists()
+
+
 def test_api_patch_adding_the_management_scope_is_403(attacker, make_application):
     api, headers = attacker
     mine = make_application(name="Mine", grant_types=["client_credentials"])
