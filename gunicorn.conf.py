@@ -1,26 +1,21 @@
 """gunicorn settings used by `make run`, the benchmarks and production (override with GUNICORN_* env).
 
-Worker class chosen by measurement (`python -m bench.run --only sqlite-rs256`, same machine,
-back to back): ``gthread`` with keep-alive served the token exchange ~1.7x (360 vs 212 req/s)
-and the trivial view ~2.2x faster than ``sync`` workers, which close every connection after
-one request, with no errors under SQLite (WAL, busy timeout, IMMEDIATE transactions; see
-settings). The code on the request path is thread-safe by design (shared instances are
-stateless; caches take locks).
-
-Threads per worker depend on the database, also by measurement (two rounds each, exchange
-req/s, `GUNICORN_THREADS=N python -m bench.run --only ...`):
-
-- SQLite: 1 thread 541/534 (p99 39 ms), 2 threads 459/458, 4 threads 360/445 (p99 216-321 ms).
-  Every request is CPU work plus local file I/O; threads only queue behind each other.
-- PostgreSQL: 4 threads 389/399, 1 thread 216/196. Each query waits on a network round
-  trip, and other threads run meanwhile.
+Worker class and threads chosen by measurement (`python -m bench.run`; figures in CHANGELOG.md):
+``gthread`` with keep-alive, not ``sync`` workers, which close every connection after one
+request. The code on the request path is thread-safe by design (shared instances are stateless;
+caches take locks). One thread per worker on SQLite, where every request is CPU work plus local
+file I/O and threads only queue behind each other; four on PostgreSQL, where each query waits on
+a network round trip and other threads run meanwhile.
 
 With one thread a worker serves one request at a time: a JWKS fetch (bounded by
 ``JWKS_TOTAL_TIMEOUT_MS``, rare thanks to the cache and cooldowns) holds that worker's queue.
 """
 
+import glob
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
@@ -40,18 +35,14 @@ access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
 access_log_format += ' %({x-request-id}o)s'  # ties the line to the app's logs
 
 # Metrics: every worker writes its samples to files in PROMETHEUS_MULTIPROC_DIR and /metrics sums
-# them (exchange/metrics.py). One directory per instance, emptied at start (stale files would count
+# them (exchange/ops/metrics.py). One directory per instance, emptied at start (stale files would count
 # twice); without a setting, a private temporary directory removed at exit.
 _metrics_dir_is_ours = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _metrics_dir_is_ours:
-    import tempfile
-
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="identity-console-metrics-")
 
 
 def on_starting(server):
-    import glob
-
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(directory, exist_ok=True)
     for stale in glob.glob(os.path.join(directory, "*.db")):
@@ -59,6 +50,8 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
+    # Not at the top: prometheus_client picks its value class (multiprocess or not) when first imported,
+    # which must come after PROMETHEUS_MULTIPROC_DIR is set above, or the forked workers inherit the wrong one.
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
@@ -66,18 +59,16 @@ def child_exit(server, worker):
 
 def on_exit(server):
     if _metrics_dir_is_ours:
-        import shutil
-
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
-# LOG_FORMAT=json: gunicorn's own error and access logs as JSON lines too (identity_console/logging.py).
+# LOG_FORMAT=json: gunicorn's own error and access logs as JSON lines too (exchange/ops/logging.py).
 if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
     logconfig_dict = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "identity_console.logging.JsonFormatter"}},
-        "filters": {"redact_secrets": {"()": "exchange.logging.RedactSecrets"}},
+        "formatters": {"json": {"()": "exchange.ops.logging.JsonFormatter"}},
+        "filters": {"redact_secrets": {"()": "exchange.ops.logging.RedactSecrets"}},
         "handlers": {
             "json_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout",
                              "filters": ["redact_secrets"]},

@@ -1,1 +1,1 @@
-"""Benchmarks of the token endpoint: `make bench` (see bench/run.py and bench/README.md)."""
+"""Benchmarks of the token endpoint: `make bench` (see bench/run.py and docs/performance.md)."""

@@ -6,12 +6,20 @@ The bench issuers keep the product defaults, jti replay protection included, so
 each minted token can be exchanged exactly once.
 """
 
+import datetime
 import json
 import os
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from jwt.algorithms import RSAAlgorithm
 
 PEM_ISSUER = "https://bench-pem-issuer.invalid"
 JWKS_ISSUER = "https://bench-jwks-issuer.invalid"
@@ -29,9 +37,6 @@ CLIENT_CREDENTIALS_FORM = "grant_type=client_credentials"
 
 def key_file(folder, name, kind):
     """A private key PEM under ``folder``, generated on first use ("rsa" or "ec")."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
     path = Path(folder) / f"{name}.pem"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,18 +48,10 @@ def key_file(folder, name, kind):
 
 
 def load_key(path):
-    from cryptography.hazmat.primitives import serialization
-
     return serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
 
 
 def certificate_pem(key):
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.x509.oid import NameOID
-
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Bench issuer")])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
@@ -67,36 +64,12 @@ def certificate_pem(key):
 
 
 def jwks_document(key):
-    from jwt.algorithms import RSAAlgorithm
-
     jwk = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
     jwk.update({"kid": JWKS_KID, "alg": "RS256", "use": "sig"})
     return {"keys": [jwk]}
 
 
-def prepare_database(folder, jwks_url):
-    """Create the bench issuers and application in the configured database (Django must be set up).
-
-    Returns {"client_id", "client_secret"}; replaces earlier bench objects of the same names.
-    """
-    from exchange import flows
-    from exchange.models import Application, TrustedTokenIssuer
-
-    TrustedTokenIssuer.objects.filter(issuer__in=[PEM_ISSUER, JWKS_ISSUER]).delete()
-    Application.objects.filter(name="Bench application").delete()
-    pem_key = load_key(key_file(folder, "subject-issuer-rsa", "rsa"))
-    flows.create_trusted_token_issuer(
-        name="Bench PEM issuer", issuer=PEM_ISSUER, certificates=[certificate_pem(pem_key)])
-    if jwks_url:
-        flows.create_trusted_token_issuer(name="Bench JWKS issuer", issuer=JWKS_ISSUER, jwks_uri=jwks_url)
-    application, secret = flows.create_application(
-        name="Bench application", grant_types=["token_exchange", "client_credentials"])
-    return {"client_id": application.client_id, "client_secret": secret}
-
-
 def _mint_chunk(args):
-    import jwt
-
     key_path, issuer, kid, count, audience, lifetime = args
     key = load_key(key_path)
     headers = {"typ": "JWT", **({"kid": kid} if kid else {})}

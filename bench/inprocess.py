@@ -13,6 +13,7 @@ requests and not start-up, migrations, minting or warm-up (libc's own few start-
 """
 
 import argparse
+import base64
 import ctypes
 import io
 import json
@@ -24,6 +25,14 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import django
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from django.core.handlers.wsgi import WSGIHandler
+
+from bench import fixtures
+from bench.run import basic
+
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("trivial", "client_credentials", "exchange_rs256", "exchange_es256", "crypto_rs256", "crypto_es256")
 #: Not requests: the cryptography one exchange cannot skip, called directly (no Django, no PyJWT) —
@@ -34,9 +43,6 @@ WARMUP = 5
 
 
 def _environ(kind, credentials, token=None):
-    from bench import fixtures
-    from bench.run import basic
-
     if kind == "trivial":
         return {"REQUEST_METHOD": "GET", "PATH_INFO": "/livez", "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
                 "SERVER_PORT": "8000", "HTTP_HOST": "127.0.0.1:8000", "wsgi.url_scheme": "http",
@@ -51,8 +57,6 @@ def _environ(kind, credentials, token=None):
 
 
 def _env_for(workdir, kind):
-    from bench import fixtures
-
     signing = "es256" if kind in ("exchange_es256", "crypto_es256") else "rs256"
     key = fixtures.key_file(workdir, f"server-signing-{signing}", "rsa" if signing == "rs256" else "ec")
     return {**os.environ, "VAR_DIR": str(Path(workdir) / "var"), "DATABASE_URL": "",
@@ -61,8 +65,6 @@ def _env_for(workdir, kind):
 
 
 def prepare(workdir, n):
-    from bench import fixtures
-
     workdir = Path(workdir)
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -89,13 +91,6 @@ def _in_qsort(work):
 
 def run_floor(workdir, kind, n):
     """WARMUP + n times the cryptography of one exchange (see FLOORS); the last n inside qsort."""
-    import base64
-
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, padding
-
-    from bench import fixtures
-
     workdir = Path(workdir)
     issuer_key = fixtures.load_key(fixtures.key_file(workdir, "subject-issuer-rsa", "rsa")).public_key()
     signing = FLOORS[kind]
@@ -128,10 +123,7 @@ def run(workdir, kind, n):
     if kind in FLOORS:
         return run_floor(workdir, kind, n)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "identity_console.settings")
-    import django
-
     django.setup()
-    from django.core.handlers.wsgi import WSGIHandler
 
     workdir = Path(workdir)
     credentials = json.loads((workdir / "application.json").read_text())

@@ -18,6 +18,7 @@ compare.
 """
 
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -25,17 +26,21 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote_plus, urlsplit
+
+import psycopg
+
+from bench import fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 LUA = ROOT / "bench" / "load.lua"
-
-from bench import fixtures  # noqa: E402
 
 
 def log(*args):
@@ -154,8 +159,6 @@ def wrk(url, path, *, method="GET", auth="-", body="-", tokens="-", duration=10,
     With ``limit``, each thread stops after limit/threads responses and wrk is ended (SIGINT,
     which makes it print its summary) as soon as every thread has; ``duration`` is then a bound.
     """
-    import tempfile
-
     per_thread_limit = -(-limit // threads) if limit else 0
     with tempfile.TemporaryDirectory() as done_dir:
         command = [
@@ -186,9 +189,6 @@ def wrk(url, path, *, method="GET", auth="-", body="-", tokens="-", duration=10,
 
 
 def basic(credentials):
-    import base64
-    from urllib.parse import quote_plus
-
     raw = f"{quote_plus(credentials['client_id'])}:{quote_plus(credentials['client_secret'])}"
     return "Basic " + base64.b64encode(raw.encode()).decode()
 
@@ -346,16 +346,12 @@ def print_ratios(rows):
 
 def ensure_postgres_database(url):
     """Create (afresh) the dedicated bench database named in ``url``; returns False when unreachable."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
     if not name.startswith("idc_bench"):
         raise SystemExit("The PostgreSQL bench database must be a dedicated one named idc_bench*.")
     admin = parts._replace(path="/postgres").geturl()
     try:
-        import psycopg
-
         with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
             conn.execute(f'CREATE DATABASE "{name}"')

@@ -11,7 +11,6 @@ import json
 from urllib.parse import quote_plus, urlencode
 
 import jwt
-from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect, JsonResponse
@@ -25,6 +24,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.models import get_access_token_model, get_application_model, get_refresh_token_model
 
 from . import flows, forms, key_sources, signing
+from .conf import project_settings
 from .protocol import ACCESS_TOKEN_TYPE, JWT_TYPE, TOKEN_EXCHANGE
 from .models import ExchangeEvent, IssuerCertificate, SigningKey, TrustedTokenIssuer
 from .subject_token import CAUSES, explain_subject_token
@@ -551,7 +551,7 @@ def send_exchange(request, application, client_secret, subject_token):
         keys = jwt.PyJWKSet.from_dict(signing.published_jwks())
         key = next(k for k in keys.keys if k.key_id == header.get("kid"))
         claims = jwt.decode(token, key, algorithms=[header["alg"]], options={"verify_aud": False},
-                            issuer=settings.CONSOLE_ISSUER)
+                            issuer=project_settings.CONSOLE_ISSUER)
         result["header"] = json.dumps(header, indent=2)
         result["claims"] = json.dumps(claims, indent=2)
     else:

@@ -7,7 +7,8 @@ class ExchangeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import audit, checks, metrics, registry, service_accounts  # noqa: F401  (checks: registers system checks)
+        from . import audit, checks, registry, service_accounts  # noqa: F401  (checks: registers system checks)
+        from .ops import metrics
 
         audit.connect_signals()
         metrics.connect_signals()

@@ -12,11 +12,12 @@ Rows older than ``TOKEN_EXCHANGE["AUDIT_RETENTION_DAYS"]`` are removed by
 import datetime
 import logging
 
+from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from identity_console.logging import current_request_id
-
 from .conf import exchange_settings
+from .models import ExchangeEvent
+from .ops.logging import current_request_id
 
 log = logging.getLogger("exchange.audit")
 
@@ -59,18 +60,13 @@ def _log(sender, instance, created, **kwargs):
 
 
 def connect_signals():
-    from django.db.models.signals import post_save, pre_save
-
-    from .models import ExchangeEvent
-
+    """Complete and log every ExchangeEvent row saved through the ORM."""
     pre_save.connect(_complete, sender=ExchangeEvent, dispatch_uid="exchange.audit.complete")
     post_save.connect(_log, sender=ExchangeEvent, dispatch_uid="exchange.audit.log")
 
 
 def prune(*, days=None, now=None, dry_run=False, batch_size=5000):
     """Delete exchange events older than ``days`` (default: the retention setting); return the count."""
-    from .models import ExchangeEvent
-
     days = exchange_settings.AUDIT_RETENTION_DAYS if days is None else days
     cutoff = (now or timezone.now()) - datetime.timedelta(days=days)
     old = ExchangeEvent.objects.filter(created__lt=cutoff)

@@ -5,7 +5,7 @@ from django.contrib.auth.hashers import get_hashers_by_algorithm
 from django.core.checks import Error, Warning, register
 from django.db import connection
 
-from .conf import HARD_MAX_TOKEN_LIFETIME_SECONDS, exchange_settings
+from .conf import HARD_MAX_TOKEN_LIFETIME_SECONDS, exchange_settings, project_settings
 from .signing import SIGNING_ALGORITHMS
 
 _LIFETIMES = ("ACCESS_TOKEN_LIFETIME_SECONDS", "MANAGEMENT_TOKEN_LIFETIME_SECONDS", "MAX_TOKEN_LIFETIME_SECONDS")
@@ -78,7 +78,7 @@ def check_token_exchange(app_configs, **kwargs):
 @register(deploy=True)
 def check_deployment(app_configs, **kwargs):
     problems = []
-    if not settings.CONSOLE_ISSUER.startswith("https://"):
+    if not project_settings.CONSOLE_ISSUER.startswith("https://"):
         problems.append(Warning(
             "CONSOLE_ISSUER does not use https.",
             hint="Set CONSOLE_ISSUER to this server's public https token endpoint URL.",

@@ -1,14 +1,27 @@
-"""The token-exchange knobs: one namespaced settings dict resolved against DEFAULTS.
+"""The app's settings, all read here: ``exchange_settings`` and ``project_settings``.
 
-``settings.TOKEN_EXCHANGE`` holds overrides; every key can also be set from the
-environment as ``TOKEN_EXCHANGE_<KEY>`` (see ``from_environ``), which is how
-``identity_console.settings`` builds the dict. Read values through
-``exchange_settings.KEY``; the object re-reads Django settings when tests
-change them.
+``exchange_settings.KEY`` — the token-exchange knobs, one namespaced dict (the
+DRF/django-oauth-toolkit pattern): ``settings.TOKEN_EXCHANGE`` holds overrides of
+``DEFAULTS``; every key can also be set from the environment as
+``TOKEN_EXCHANGE_<KEY>`` (see ``from_environ``), which is how
+``identity_console.settings`` builds the dict.
+
+``project_settings.NAME`` — the few top-level settings the app shares with the
+project and the deployment (its issuer URL, its data folder, who may read the
+operations endpoints), resolved against ``PROJECT_DEFAULTS``; a ``REQUIRED``
+name must be set by the project.
+
+The app reads no other setting of its own: ``django.conf.settings`` is read
+directly only for Django's and django-oauth-toolkit's (``SECRET_KEY``,
+``AUTH_USER_MODEL``, ``PASSWORD_HASHERS``, ``OAUTH2_PROVIDER``). Both objects
+cache what they read and forget it on ``setting_changed``, so tests that
+override settings see their values.
 """
 
 import os
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 #: Algorithms a third-party issuer may be allowed to use. Never ``none``, never HS*:
@@ -70,6 +83,29 @@ DEFAULTS = {
     "AUDIT_RETENTION_DAYS": 90,
 }
 
+#: Marks a project-level setting without a default: the project must define it.
+REQUIRED = object()
+
+#: Top-level settings (``settings.NAME``) the app reads, with their defaults. The project
+#: sets them from plain environment variables of the same name (identity_console/settings.py).
+PROJECT_DEFAULTS = {
+    # This server's issuer URL: ``iss`` of the tokens it issues, the ``aud`` subject tokens must carry,
+    # the issuer in the discovery document.
+    "CONSOLE_ISSUER": REQUIRED,
+    # A writable folder (pathlib.Path): the registry version file, the demo issuer's key.
+    "VAR_DIR": REQUIRED,
+    # Reverse proxies (CIDRs) whose X-Forwarded-For names the client (exchange/ops/proxies.py).
+    "TRUSTED_PROXIES": [],
+    # /metrics: the bearer token it accepts ("" accepts none) and the networks (CIDRs) it
+    # answers without one; with neither it answers 403 (exchange/ops/metrics.py).
+    "METRICS_TOKEN": "",
+    "METRICS_ALLOWED_NETWORKS": [],
+    # /readyz answers 503, not 200 "degraded", while the shared cache is unreachable (exchange/ops/health.py).
+    "HEALTH_CACHE_REQUIRED": False,
+    # After a shared-cache failure, seconds during which a worker keeps its own copy (exchange/shared_cache.py).
+    "SHARED_CACHE_RETRY_SECONDS": 5,
+}
+
 _TYPES = {key: type(value) for key, value in DEFAULTS.items()}
 
 
@@ -102,8 +138,6 @@ class ExchangeSettings:
         self._cache = None
 
     def _load(self):
-        from django.conf import settings
-
         merged = dict(DEFAULTS)
         merged.update(getattr(settings, "TOKEN_EXCHANGE", {}) or {})
         unknown = set(merged) - set(DEFAULTS)
@@ -125,12 +159,40 @@ class ExchangeSettings:
         self._cache = None
 
 
+class ProjectSettings:
+    """Attribute access to the top-level settings named in ``PROJECT_DEFAULTS``, each read once."""
+
+    def __init__(self):
+        self._cache = {}
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        if name not in PROJECT_DEFAULTS:
+            raise AttributeError(f"{name!r} is not a project setting the exchange app reads (see PROJECT_DEFAULTS)")
+        value = getattr(settings, name, PROJECT_DEFAULTS[name])
+        if value is REQUIRED:
+            raise ImproperlyConfigured(f"The exchange app needs the {name} setting.")
+        self._cache[name] = value
+        return value
+
+    def reload(self):
+        self._cache = {}
+
+
 exchange_settings = ExchangeSettings()
+project_settings = ProjectSettings()
 
 
 def _reload(*, setting, **kwargs):
-    if setting in ("TOKEN_EXCHANGE", "CONSOLE_ISSUER"):
+    if setting == "TOKEN_EXCHANGE":
         exchange_settings.reload()
+    elif setting in PROJECT_DEFAULTS:
+        project_settings.reload()
 
 
 setting_changed.connect(_reload)

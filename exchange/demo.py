@@ -9,9 +9,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from django.conf import settings
 
-from .flows import create_trusted_token_issuer
+from .conf import project_settings
+from .flows import add_certificate, create_trusted_token_issuer
 from .models import TrustedTokenIssuer
 
 DEMO_NAME = "Demo issuer"
@@ -19,7 +19,7 @@ DEMO_ISSUER = "https://demo-issuer.invalid"
 
 
 def _paths():
-    folder = settings.VAR_DIR / "demo_issuer"
+    folder = project_settings.VAR_DIR / "demo_issuer"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / "key.pem", folder / "certificate.pem"
 
@@ -61,8 +61,6 @@ def ensure_demo_issuer():
         return create_trusted_token_issuer(name=DEMO_NAME, issuer=DEMO_ISSUER, certificates=[pem])
     if not issuer.certificates.filter(pem=pem).exists():
         issuer.certificates.all().delete()
-        from .flows import add_certificate
-
         issuer.jwks_uri = ""
         issuer.save(update_fields=["jwks_uri"])
         add_certificate(issuer, pem)
@@ -76,7 +74,7 @@ def demo_subject_token(sub="alice", ttl=300, audience=None):
     claims = {
         "iss": issuer.issuer,
         "sub": sub,
-        "aud": audience or settings.CONSOLE_ISSUER,
+        "aud": audience or project_settings.CONSOLE_ISSUER,
         "iat": now,
         "exp": now + ttl,
         "jti": uuid.uuid4().hex,

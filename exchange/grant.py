@@ -14,7 +14,7 @@ request to ``exchange`` after refusing repeated parameters and bad shapes
 5. a refusal answers RFC 6749 §5.2 JSON and writes an ExchangeEvent with its cause code.
 
 This path does not build oauthlib's ``Request``/``Server`` nor DOT's ``OAuthLibCore``: that
-machinery cost more instructions than the rest of the exchange (README, Performance). The
+machinery cost more instructions than the rest of the exchange (docs/performance.md). The
 tokens it writes are DOT's own models, so introspection, revocation and the refresh_token
 grant (through DOT) work on them as on any other token.
 

@@ -27,8 +27,10 @@ from django.db import DatabaseError
 from django.utils import timezone
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from . import certificates, metrics
+from . import certificates
 from .conf import exchange_settings
+from .models import TrustedTokenIssuer
+from .ops import metrics
 from .shared_cache import jwks_cache as cache  # per-process fallback while Redis is down
 
 log = logging.getLogger(__name__)
@@ -309,8 +311,6 @@ def _keys_from_state(issuer, state):
 
 
 def _record_fetch(issuer, error=None):
-    from .models import TrustedTokenIssuer
-
     now = timezone.now()
     if error is None:
         fields = {"keys_fetched_at": now, "key_fetch_error": ""}

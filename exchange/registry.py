@@ -26,13 +26,14 @@ import time
 import uuid
 from pathlib import Path
 
-from django.conf import settings
 from django.core.cache import caches
 from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
+from oauth2_provider.models import get_application_model
 
-from .conf import exchange_settings
+from .conf import exchange_settings, project_settings
+from .models import IssuerCertificate, TrustedTokenIssuer
 from .shared_cache import CACHE_ERRORS, default_cache_is_local
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def shared_version():
     """The current version (any comparable value); a fresh object when it cannot be read."""
     try:
         if default_cache_is_local():
-            st = os.stat(Path(settings.VAR_DIR) / VERSION_FILE)
+            st = os.stat(Path(project_settings.VAR_DIR) / VERSION_FILE)
             return (st.st_ino, st.st_mtime_ns, st.st_size)
         return caches["default"].get(VERSION_KEY)
     except FileNotFoundError:
@@ -58,7 +59,7 @@ def shared_version():
 def bump_version():
     """Tell every process that issuers or applications changed."""
     if default_cache_is_local():
-        folder = Path(settings.VAR_DIR)
+        folder = Path(project_settings.VAR_DIR)
         folder.mkdir(parents=True, exist_ok=True)
         temporary = folder / f".{VERSION_FILE}.{os.getpid()}.{threading.get_ident()}"
         temporary.write_text(uuid.uuid4().hex)
@@ -75,8 +76,6 @@ def bump_version():
 
 
 def _load_issuer(iss):
-    from .models import TrustedTokenIssuer
-
     # Exact, byte-for-byte: some databases compare strings case-insensitively.
     for candidate in TrustedTokenIssuer.objects.filter(issuer=iss).prefetch_related("certificates"):
         if candidate.issuer == iss:
@@ -86,8 +85,6 @@ def _load_issuer(iss):
 
 
 def _load_application(client_id):
-    from oauth2_provider.models import get_application_model
-
     Application = get_application_model()
     try:
         application = Application.objects.get(client_id=client_id)
@@ -179,10 +176,6 @@ def invalidate_links(action, **kwargs):
 
 
 def connect_signals():
-    from oauth2_provider.models import get_application_model
-
-    from .models import IssuerCertificate, TrustedTokenIssuer
-
     for model in (TrustedTokenIssuer, IssuerCertificate, get_application_model()):
         post_save.connect(invalidate, sender=model, dispatch_uid=f"registry-save-{model._meta.label}")
         post_delete.connect(invalidate, sender=model, dispatch_uid=f"registry-delete-{model._meta.label}")

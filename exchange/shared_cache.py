@@ -25,22 +25,20 @@ import logging
 import threading
 import time
 
-from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.signals import setting_changed
 from django.db import DatabaseError, connection
+from django.db.models import F
 from django.dispatch import receiver
+from redis.exceptions import RedisError
 
-from . import metrics
+from .conf import project_settings
+from .models import SharedCacheEntry
+from .ops import metrics
 
 log = logging.getLogger(__name__)
-
-try:
-    from redis.exceptions import RedisError
-except ImportError:  # pragma: no cover - redis is a dependency
-    RedisError = OSError
 
 #: Exceptions the shared store raises when its server is unreachable or misbehaving.
 CACHE_ERRORS = (RedisError, OSError, DatabaseError)
@@ -89,7 +87,7 @@ class DatabaseStore:
 
     def _statements(self):
         if self._sql is None:
-            quote, model = connection.ops.quote_name, self._model()
+            quote, model = connection.ops.quote_name, SharedCacheEntry
             table, key, value, expires = (quote(name) for name in (model._meta.db_table, "key", "value", "expires"))
             self._sql = {
                 "add": f"INSERT INTO {table} ({key}, {value}, {expires}) VALUES (%(key)s, %(value)s, %(expires)s) "
@@ -105,15 +103,9 @@ class DatabaseStore:
             cursor.execute(sql, params)
             return cursor.fetchall()
 
-    @staticmethod
-    def _model():
-        from .models import SharedCacheEntry
-
-        return SharedCacheEntry
-
     def _wrote(self, now):
         if next(self._writes) % _PRUNE_EVERY == 0:
-            self._model().objects.filter(expires__lte=now).delete()
+            SharedCacheEntry.objects.filter(expires__lte=now).delete()
 
     def get(self, key, default=None):
         return self.get_many([key]).get(key, default)
@@ -136,13 +128,11 @@ class DatabaseStore:
     def set(self, key, value, timeout):
         now = time.time()
         self._wrote(now)
-        self._model().objects.update_or_create(key=key, defaults={"value": value, "expires": now + timeout})
+        SharedCacheEntry.objects.update_or_create(key=key, defaults={"value": value, "expires": now + timeout})
 
     def incr(self, key, delta=1):
         """Add ``delta`` to a live entry and return the new value; ValueError when there is none."""
-        from django.db.models import F
-
-        live = self._model().objects.filter(key=key, expires__gt=time.time())
+        live = SharedCacheEntry.objects.filter(key=key, expires__gt=time.time())
         if not live.update(value=F("value") + delta):
             raise ValueError(f"Key {key!r} not found")
         value = live.values_list("value", flat=True).first()
@@ -151,10 +141,10 @@ class DatabaseStore:
         return value
 
     def delete(self, key):
-        self._model().objects.filter(key=key).delete()
+        SharedCacheEntry.objects.filter(key=key).delete()
 
     def clear(self):
-        self._model().objects.all().delete()
+        SharedCacheEntry.objects.all().delete()
 
 
 database_store = DatabaseStore()
@@ -181,7 +171,7 @@ class FallbackCache:
         try:
             return getattr(self.backend(), method)(*args), True
         except CACHE_ERRORS as exc:
-            retry = getattr(settings, "SHARED_CACHE_RETRY_SECONDS", 5)
+            retry = project_settings.SHARED_CACHE_RETRY_SECONDS
             with self._lock:
                 if time.monotonic() >= self._down_until:
                     log.warning(

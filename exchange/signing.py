@@ -23,14 +23,16 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, get_default_algorithms
 
-from .conf import exchange_settings
+from .conf import exchange_settings, project_settings
+from .models import Application, SigningKey, bounded_lifetime
 
 SIGNING_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 
@@ -106,8 +108,6 @@ def _load_from_file(path):
 
 def create_signing_key(algorithm=None, activate_at=None):
     """Generate, store and return a new active SigningKey row (signing from ``activate_at``, default now)."""
-    from .models import SigningKey
-
     algorithm = algorithm or exchange_settings.SIGNING_ALGORITHM
     key = generate_private_key(algorithm)
     return SigningKey.objects.create(
@@ -128,8 +128,6 @@ def _private_key(row):
 
 def retire_expired_keys(now=None):
     """Retire keys past ``retire_after``: unpublished, private half erased. Returns how many."""
-    from .models import SigningKey
-
     now = now or timezone.now()
     return SigningKey.objects.filter(retired_at=None, retire_after__lte=now).update(
         retired_at=now, active=False, private_pem=""
@@ -137,8 +135,6 @@ def retire_expired_keys(now=None):
 
 
 def _signing_rows():
-    from .models import SigningKey
-
     return SigningKey.objects.filter(active=True, retired_at=None).order_by("-created", "-pk")
 
 
@@ -194,10 +190,6 @@ class RotationError(Exception):
 
 def longest_token_lifetime():
     """The longest access-token lifetime any application is configured with, in seconds."""
-    from django.db.models import Max
-
-    from .models import Application, bounded_lifetime
-
     longest = Application.objects.aggregate(m=Max("access_token_lifetime"))["m"] or 0
     # Capped as tokens are: a row written before lifetimes were bounded must not overflow the dates.
     return bounded_lifetime(max(longest, exchange_settings.ACCESS_TOKEN_LIFETIME_SECONDS))
@@ -210,12 +202,10 @@ def rotate_signing_key(algorithm=None, publish_ahead=None, now=None):
     has expired (activation + the longest token lifetime + the reload
     interval), then are retired automatically.
     """
-    from .models import SigningKey
-
     if exchange_settings.SIGNING_KEY_FILE:
         raise RotationError(
             "The signing key comes from TOKEN_EXCHANGE['SIGNING_KEY_FILE']; rotate it there "
-            "(see README, Signing keys)."
+            "(see docs/deployment.md, Signing keys and rotation)."
         )
     algorithm = algorithm or exchange_settings.SIGNING_ALGORITHM
     if algorithm not in SIGNING_ALGORITHMS:
@@ -242,8 +232,6 @@ def rotate_signing_key(algorithm=None, publish_ahead=None, now=None):
 
 def _published_file_keys():
     """Public halves from SIGNING_PUBLISHED_KEY_FILES (private keys, public keys or certificates)."""
-    from cryptography import x509
-
     keys = []
     for path in exchange_settings.SIGNING_PUBLISHED_KEY_FILES:
         data = Path(path).read_bytes()
@@ -266,8 +254,6 @@ def _published_file_keys():
 
 def published_jwks():
     """The JWKS document for /oauth2/jwks: every key a live token may be signed with, and the next one."""
-    from .models import SigningKey
-
     keys = {}
     if exchange_settings.SIGNING_KEY_FILE:
         loaded = active_key()
@@ -326,7 +312,7 @@ def issue_access_token(*, sub, client_id, scope, audience, lifetime, jti=None, n
     key = active_key()
     now = int(time.time() if now is None else now)
     claims = {
-        "iss": settings.CONSOLE_ISSUER,
+        "iss": project_settings.CONSOLE_ISSUER,
         "sub": sub,
         "aud": audience,
         "client_id": client_id,

@@ -1,8 +1,8 @@
 """The rows a token exchange writes: its AccessToken, RefreshToken and ExchangeEvent.
 
 Django's ``Model.save()`` spent more instructions on these two or three INSERTs than
-the rest of an exchange (SQL compilation, signals, model-state bookkeeping; see README,
-Performance), so each INSERT statement is built once per model and database from the
+the rest of an exchange (SQL compilation, signals, model-state bookkeeping; see
+docs/performance.md), so each INSERT statement is built once per model and database from the
 model's own field metadata — a column added by a migration is picked up without a
 change here — and every value still goes through its field's ``get_db_prep_save``.
 ``auto_now``/``auto_now_add`` columns get the time of the write; columns not given
@@ -22,8 +22,9 @@ from django.db import connections, router, transaction
 from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
 
-from . import audit, metrics
+from . import audit
 from .models import AccessToken, ExchangeEvent, RefreshToken
+from .ops import metrics
 
 _statements = {}  # (model, database alias) -> (columns, sql, returns_pk)
 

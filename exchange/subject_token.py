@@ -32,12 +32,12 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from jwt.algorithms import get_default_algorithms
 
-from . import key_sources, metrics
-from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings
+from . import key_sources
+from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings, project_settings
 from .models import normalize_token_type
+from .ops import metrics
 from .shared_cache import shared_store
 
 log = logging.getLogger(__name__)
@@ -421,10 +421,10 @@ def validate_subject_token(token, *, client=None, now=None, replay="consume"):
     audiences = [aud] if isinstance(aud, str) else aud
     if not isinstance(audiences, list) or not audiences or not all(isinstance(a, str) for a in audiences):
         _fail(report, "audience", "invalid_claim", "aud is not a string or a list of strings")
-    accepted = [settings.CONSOLE_ISSUER] + ([issuer.alias] if issuer.alias else [])
+    accepted = [project_settings.CONSOLE_ISSUER] + ([issuer.alias] if issuer.alias else [])
     if not any(a in accepted for a in audiences):
         _fail(report, "audience", "audience_mismatch",
-              f"aud must contain {settings.CONSOLE_ISSUER!r}" + (f" or the alias {issuer.alias!r}" if issuer.alias else ""))
+              f"aud must contain {project_settings.CONSOLE_ISSUER!r}" + (f" or the alias {issuer.alias!r}" if issuer.alias else ""))
     report.passed("audience", "contains " + " / ".join(repr(a) for a in accepted if a in audiences))
 
     # 9. Subject.

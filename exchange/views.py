@@ -23,6 +23,7 @@ from oauth2_provider import views as dot_views
 from oauth2_provider.models import get_access_token_model
 
 from . import client_auth, grant, signing, throttling
+from .conf import project_settings
 from .protocol import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN, TOKEN_EXCHANGE
 from .registry import registry
 
@@ -208,7 +209,7 @@ class IntrospectView(ThrottledClientAuthMixin, dot_views.IntrospectTokenView):
         else:
             data = {
                 "active": True,
-                "iss": settings.CONSOLE_ISSUER,
+                "iss": project_settings.CONSOLE_ISSUER,
                 "sub": token.subject or (str(token.user.pk) if token.user else token.application.client_id),
                 "client_id": token.application.client_id,
                 "scope": token.scope,
@@ -248,7 +249,7 @@ class DiscoveryView(View):
     def get(self, request):
         base = request.build_absolute_uri("/").rstrip("/")
         document = {
-            "issuer": settings.CONSOLE_ISSUER,
+            "issuer": project_settings.CONSOLE_ISSUER,
             "token_endpoint": base + reverse("oauth2:token"),
             "jwks_uri": base + reverse("oauth2:jwks"),
             "introspection_endpoint": base + reverse("oauth2:introspect"),

@@ -1,7 +1,7 @@
 """Settings for Identity Console, read from the environment (12-factor).
 
-Every value a deployment changes comes from an environment variable; see the
-configuration table in README.md. Local runs need none: SQLite under ``var/``,
+Every value a deployment changes comes from an environment variable; see
+docs/configuration.md. Local runs need none: SQLite under ``var/``,
 the local-memory cache and a SECRET_KEY generated once into ``var/``.
 """
 
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import dj_database_url
 
-from exchange.conf import from_environ
-from identity_console.logging import logging_config
+from exchange.conf import PROJECT_DEFAULTS, from_environ
+from exchange.ops.logging import logging_config
+from exchange.ops.proxies import parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -68,9 +69,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "identity_console.logging.RequestIdMiddleware",
-    "exchange.health.HealthCheckMiddleware",  # /healthz, /readyz: before host checks, for load balancers
-    "exchange.metrics.MetricsMiddleware",
+    "exchange.ops.logging.RequestIdMiddleware",
+    "exchange.ops.health.HealthCheckMiddleware",  # /healthz, /readyz: before host checks, for load balancers
+    "exchange.ops.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -82,13 +83,11 @@ MIDDLEWARE = [
 ]
 
 # Reverse proxies whose X-Forwarded-For names the client (comma-separated CIDRs; see
-# identity_console/proxies.py). Empty: REMOTE_ADDR is the peer, as it should be without a proxy.
-TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+# exchange/ops/proxies.py). Empty: REMOTE_ADDR is the peer, as it should be without a proxy.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", PROJECT_DEFAULTS["TRUSTED_PROXIES"])
 if TRUSTED_PROXIES:
-    from .proxies import parse_networks
-
     parse_networks(TRUSTED_PROXIES)  # a typo fails at start-up, not on the first request
-    MIDDLEWARE.insert(0, "identity_console.proxies.TrustedProxyMiddleware")
+    MIDDLEWARE.insert(0, "exchange.ops.proxies.TrustedProxyMiddleware")
 
 ROOT_URLCONF = "identity_console.urls"
 WSGI_APPLICATION = "identity_console.wsgi.application"
@@ -112,7 +111,7 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
         # Persistent connections: opening one per request cost more than the whole
-        # token exchange (measured with bench/; see README "Performance").
+        # token exchange (measured with bench/; see docs/performance.md).
         conn_max_age=int(os.environ.get("CONN_MAX_AGE", "600")),
         # Off by default: on PostgreSQL it is a "SELECT 1" round trip per request. Without
         # it a connection broken by a database restart fails one request per worker thread,
@@ -218,7 +217,7 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
     "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
-    # Production sets "https" only (README, Deployment); http stays allowed for loopback development.
+    # Production sets "https" only (docs/deployment.md); http stays allowed for loopback development.
     "ALLOWED_REDIRECT_URI_SCHEMES": env_list("OAUTH2_REDIRECT_URI_SCHEMES", ["http", "https"]),
     "SCOPES": {
         "openid": "OpenID Connect",
@@ -282,7 +281,7 @@ if env_bool("SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE")
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE")
-# Behind a TLS-terminating proxy (README, "Deployment"): redirect http, send HSTS.
+# Behind a TLS-terminating proxy (docs/deployment.md): redirect http, send HSTS.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT")
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS")
@@ -291,20 +290,19 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD")
 SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 
 # -- Operations: logs, health, metrics -------------------------------------------------
+# Defaults of the settings the app reads: exchange/conf.py, PROJECT_DEFAULTS.
 
 #: "json" for one JSON object per line (with request_id); anything else for text lines.
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()
 LOGGING = logging_config(LOG_FORMAT, os.environ.get("LOG_LEVEL", "INFO"))
 
 #: Bearer token that /metrics requires (unset: no token accepted).
-METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", PROJECT_DEFAULTS["METRICS_TOKEN"])
 #: Client networks (CIDR, comma-separated) allowed to read /metrics without the token.
-METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", PROJECT_DEFAULTS["METRICS_ALLOWED_NETWORKS"])
 if METRICS_ALLOWED_NETWORKS:
-    from .proxies import parse_networks
-
     parse_networks(METRICS_ALLOWED_NETWORKS)  # a typo fails at start-up, not as a 500 on every scrape
 #: /readyz answers 503 when the shared cache is unreachable (default: 200, "degraded").
-HEALTH_CACHE_REQUIRED = env_bool("HEALTH_CACHE_REQUIRED")
+HEALTH_CACHE_REQUIRED = env_bool("HEALTH_CACHE_REQUIRED", PROJECT_DEFAULTS["HEALTH_CACHE_REQUIRED"])
 #: After a shared-cache failure, seconds during which a worker uses its own memory for JWKS.
-SHARED_CACHE_RETRY_SECONDS = float(os.environ.get("SHARED_CACHE_RETRY_SECONDS", "5"))
+SHARED_CACHE_RETRY_SECONDS = float(os.environ.get("SHARED_CACHE_RETRY_SECONDS") or PROJECT_DEFAULTS["SHARED_CACHE_RETRY_SECONDS"])

@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from exchange import metrics, views
+from exchange import views
+from exchange.ops import metrics
 
 oauth2_patterns = (
     [
@@ -22,7 +23,7 @@ urlpatterns = [
     path(".well-known/openid-configuration", views.DiscoveryView.as_view(), name="openid-configuration"),
     path(".well-known/oauth-authorization-server", views.DiscoveryView.as_view(), name="oauth-authorization-server"),
     path("livez", views.livez, name="livez"),
-    path("metrics", metrics.metrics_view, name="metrics"),  # /healthz, /readyz: exchange.health middleware
+    path("metrics", metrics.metrics_view, name="metrics"),  # /healthz, /readyz: exchange.ops.health middleware
     path("console/", admin.site.urls),
     path("api/server/v1/", include("exchange.api.urls")),
     path("", RedirectView.as_view(url="/console/", permanent=False)),

@@ -12,8 +12,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from exchange.models import ExchangeEvent
-from exchange.logging import RedactSecrets, redact
-from identity_console.logging import JsonFormatter, RequestIdFilter, logging_config
+from exchange.ops.logging import JsonFormatter, RedactSecrets, RequestIdFilter, logging_config, redact
 
 from .utils import basic_auth, exchange_body, mint, post_form, private_key
 

@@ -6,7 +6,7 @@ from http import HTTPStatus
 
 import pytest
 
-from exchange.logging import RedactSecrets, redact
+from exchange.ops.logging import RedactSecrets, redact
 
 from .utils import basic_auth, exchange_body, mint, post_form, private_key
 
@@ -89,7 +89,7 @@ def test_handlers_redact_what_a_future_log_line_might_leak():
 def test_the_configured_handlers_carry_the_filter():
     handlers = logging.getLogger().handlers
     configured = [h for h in handlers if any(isinstance(f, RedactSecrets) for f in h.filters)]
-    assert configured, "settings.LOGGING must install exchange.logging.RedactSecrets on its handlers"
+    assert configured, "settings.LOGGING must install exchange.ops.logging.RedactSecrets on its handlers"
 
 
 @pytest.mark.parametrize("text, leaked", [

@@ -5,7 +5,7 @@ from http import HTTPStatus
 import pytest
 from django.test import Client
 
-from identity_console.proxies import client_address, parse_networks
+from exchange.ops.proxies import client_address, parse_networks
 
 from .utils import basic_auth, exchange_body, post_form
 
@@ -47,7 +47,7 @@ def test_bad_networks_are_refused():
 @pytest.fixture
 def behind_proxy(settings):
     settings.TRUSTED_PROXIES = ["127.0.0.0/8"]
-    settings.MIDDLEWARE = ["identity_console.proxies.TrustedProxyMiddleware", *settings.MIDDLEWARE]
+    settings.MIDDLEWARE = ["exchange.ops.proxies.TrustedProxyMiddleware", *settings.MIDDLEWARE]
     settings.TOKEN_EXCHANGE = {"CLIENT_AUTH_MAX_FAILURES_PER_ADDRESS": 2, "CLIENT_AUTH_MAX_FAILURES_PER_CLIENT": 1000}
 
 
@@ -82,7 +82,7 @@ def test_middleware_is_installed_only_when_configured(tmp_path):
     from .processes import ROOT, base_env
 
     code = ("import django; django.setup(); from django.conf import settings; "
-            "print('identity_console.proxies.TrustedProxyMiddleware' in settings.MIDDLEWARE)")
+            "print('exchange.ops.proxies.TrustedProxyMiddleware' in settings.MIDDLEWARE)")
 
     def run(value):
         return subprocess.run([sys.executable, "-c", code], env=base_env(tmp_path, TRUSTED_PROXIES=value),

@@ -1,4 +1,4 @@
-"""Log records with a request id, as text or one JSON object per line (``LOG_FORMAT=json``).
+"""Logging: request ids, one JSON object per line (``LOG_FORMAT=json``), secrets redacted.
 
 ``RequestIdMiddleware`` takes the proxy's ``X-Request-ID`` when it is a short,
 plain token (else makes one), keeps it for the request's log records and
@@ -7,7 +7,9 @@ returns it in the response's ``X-Request-ID`` header.
 No secret or token value is logged: the code logs identifiers only, the JSON
 formatter writes a fixed set of record attributes plus simple ``extra`` values
 (never the request object, hence never a request body), and every handler
-carries ``exchange.logging.RedactSecrets`` as a last line of defence.
+carries ``RedactSecrets`` as a last line of defence: it redacts tokens, secrets
+and Authorization values in case a future log line or a third-party library
+logs one (tests/test_hostile_logging.py checks every logger at DEBUG level).
 """
 
 import contextvars
@@ -19,7 +21,45 @@ import uuid
 
 from django.core.signals import request_finished
 
-from exchange.logging import redact
+REDACTED = "[redacted]"
+
+_PATTERNS = (
+    # Compact JWS/JWE: base64url JSON headers start with "eyJ".
+    (re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_.-]*"), REDACTED),
+    # Authorization header values.
+    (re.compile(r"(?i)\b(basic|bearer|digest)\s+[A-Za-z0-9+/=._~-]+"), r"\1 " + REDACTED),
+    # Secret-bearing form or query parameters, in urlencoded or repr form.
+    (re.compile(
+        r"(?i)\b((?:client_secret|subject_token|actor_token|refresh_token|access_token|password|assertion)"
+        r"['\"]?\s*[=:]\s*['\"]?)[^&\s'\",}]+"
+    ), r"\1" + REDACTED),
+)
+
+
+def redact(text):
+    """``text`` with every token, Authorization value and secret parameter replaced by ``[redacted]``."""
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites a record's message (and formatted traceback) with secrets redacted; never drops a record."""
+
+    def filter(self, record):
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: leave it to the handler's own error path
+            return True
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
 
 _request_id = contextvars.ContextVar("request_id", default="")
 
@@ -29,6 +69,7 @@ _STANDARD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) 
 
 
 def current_request_id():
+    """The id of the request being served (empty outside a request)."""
     return _request_id.get()
 
 
@@ -86,7 +127,7 @@ def _clear_request_id(**kwargs):
     _request_id.set("")
 
 
-request_finished.connect(_clear_request_id, dispatch_uid="identity_console.logging.request_id")
+request_finished.connect(_clear_request_id, dispatch_uid="exchange.ops.logging.request_id")
 
 
 def logging_config(log_format, level):
@@ -95,11 +136,11 @@ def logging_config(log_format, level):
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {
-            "request_id": {"()": "identity_console.logging.RequestIdFilter"},
-            "redact_secrets": {"()": "exchange.logging.RedactSecrets"},
+            "request_id": {"()": "exchange.ops.logging.RequestIdFilter"},
+            "redact_secrets": {"()": "exchange.ops.logging.RedactSecrets"},
         },
         "formatters": {
-            "json": {"()": "identity_console.logging.JsonFormatter"},
+            "json": {"()": "exchange.ops.logging.JsonFormatter"},
             "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         },
         "handlers": {

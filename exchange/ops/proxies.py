@@ -15,7 +15,7 @@ trusted hop. Without ``TRUSTED_PROXIES`` the middleware is not installed.
 
 import ipaddress
 
-from django.conf import settings
+from ..conf import project_settings
 
 
 def parse_networks(values):
@@ -58,7 +58,7 @@ def client_address(peer, forwarded_for, networks):
 class TrustedProxyMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
-        self.networks = parse_networks(settings.TRUSTED_PROXIES)
+        self.networks = parse_networks(project_settings.TRUSTED_PROXIES)
 
     def __call__(self, request):
         peer = request.META.get("REMOTE_ADDR", "")

@@ -17,12 +17,12 @@ check and the exception class only, never connection strings.
 import time
 import uuid
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
 from django.http import JsonResponse
 
-from . import signing
+from .. import signing
+from ..conf import project_settings
 
 HEALTH_PATHS = ("/healthz", "/readyz")
 
@@ -73,7 +73,7 @@ def readiness():
         "cache": _timed(check_cache),
         "signing_key": _timed(check_signing_key),
     }
-    cache_required = getattr(settings, "HEALTH_CACHE_REQUIRED", False)
+    cache_required = project_settings.HEALTH_CACHE_REQUIRED
     ready = checks["database"]["ok"] and checks["signing_key"]["ok"] and (checks["cache"]["ok"] or not cache_required)
     if not ready:
         status = "unavailable"
