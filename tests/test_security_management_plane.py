@@ -230,6 +230,38 @@ def test_granter_gives_only_what_they_hold(client, db, caplog):
     assert_problem(reader.get("applications"), HTTPStatus.FORBIDDEN)
 
 
+def test_the_whole_escalation_chain_is_refused(attacker, client, pem_issuer):
+    """Finding 1 end to end: create an app (allowed), try to give it console:manage (API, then console),
+    take its secret, ask for a management token, call the issuer endpoints with whatever token it gets."""
+    api, headers = attacker
+    created = api.post("applications", {"name": "Mine", "allowed_grant_types": ["client_credentials"]}, **headers)
+    assert created.status_code == HTTPStatus.CREATED
+    mine = Application.objects.get(pk=created.json()["id"])
+    secret = created.json()["client_secret"]
+    assert_problem(api.patch(f"applications/{mine.pk}", {"allowed_scopes": MANAGE_SCOPE}, **headers),
+                   HTTPStatus.FORBIDDEN)
+    with_permission = api.patch(f"applications/{mine.pk}", {
+        "allowed_scopes": MANAGE_SCOPE, "service_account_permissions": ["exchange.add_trustedtokenissuer"],
+    }, **headers)
+    assert_problem(with_permission, HTTPStatus.FORBIDDEN)
+    console = Client(HTTP_HOST="localhost")
+    console.force_login(get_user_model().objects.get(is_staff=True))
+    response = console.post(f"/console/exchange/application/{mine.pk}/change/?tab=general",
+                            {"name": "Mine", "allowed_scopes": MANAGE_SCOPE})
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    refused = post_form(client, "/oauth2/token", {"grant_type": "client_credentials", "scope": MANAGE_SCOPE},
+                        HTTP_AUTHORIZATION=basic_auth(mine.client_id, secret))
+    assert_oauth_error(refused, HTTPStatus.BAD_REQUEST, "invalid_scope")
+    plain = post_form(client, "/oauth2/token", {"grant_type": "client_credentials"},
+                      HTTP_AUTHORIZATION=basic_auth(mine.client_id, secret)).json()["access_token"]
+    bearer = APIClient(Client(HTTP_HOST="localhost"), f"Bearer {plain}")
+    assert_problem(bearer.post("trusted-token-issuers", NEW_ISSUER), HTTPStatus.FORBIDDEN)
+    assert_problem(bearer.delete(f"trusted-token-issuers/{pem_issuer.pk}"), HTTPStatus.FORBIDDEN)
+    # ... and the attacker's own session is refused the issuer operations, as before.
+    assert_problem(api.post("trusted-token-issuers", NEW_ISSUER, **headers), HTTPStatus.FORBIDDEN)
+    assert TrustedTokenIssuer.objects.count() == 1
+
+
 @pytest.mark.parametrize("body", [
     {"service_account_permissions": ["exchange.nonexistent"]},
     {"service_account_permissions": ["auth.add_user"]},
