@@ -347,6 +347,37 @@ def test_management_token_dies_with_its_authority(client, victim_ci, action):
     assert not RefreshToken.objects.filter(application_id=victim_ci.pk, revoked__isnull=True).exists()
 
 
+@pytest.mark.parametrize("action", ["regenerate", "disable"])
+def test_every_token_of_the_application_dies_with_its_secret_or_when_disabled(client, exchange, make_application,
+                                                                              pem_issuer, rsa_key, action):
+    """Access and refresh tokens obtained with the old credential stop working at once."""
+    app = make_application(name="With refresh", grant_types=["token_exchange", "refresh_token"])
+    issued = exchange(mint(rsa_key, pem_issuer.issuer), app=app).json()
+    if action == "regenerate":
+        app.raw_secret = flows.regenerate_secret(app, actor=SYSTEM)
+    else:
+        flows.update_application(app, actor=SYSTEM, enabled=False)
+        flows.update_application(app, actor=SYSTEM, enabled=True)  # re-enabling brings nothing back
+    auth = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, app.raw_secret)}
+    assert post_form(client, "/oauth2/introspect", {"token": issued["access_token"]}, **auth).json() == {"active": False}
+    refreshed = post_form(client, "/oauth2/token", {"grant_type": "refresh_token",
+                                                    "refresh_token": issued["refresh_token"]}, **auth)
+    assert_oauth_error(refreshed, HTTPStatus.BAD_REQUEST, "invalid_grant")
+    assert RefreshToken.objects.get(application=app).revoked is not None
+
+
+def test_console_bulk_delete_deactivates_the_service_account(victim_ci):
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(_user(superuser=True))
+    response = client.post("/console/exchange/application/", {
+        "action": "delete_selected", "_selected_action": [victim_ci.pk], "post": "yes",
+    })
+    assert response.status_code == HTTPStatus.FOUND
+    assert not Application.objects.exists()
+    user = get_user_model().objects.get(username=f"service-account-{victim_ci.client_id}")
+    assert not user.is_active and not user.user_permissions.exists()
+
+
 def test_disabled_application_cannot_authenticate(client, victim_ci, application, token):
     flows.update_application(victim_ci, actor=SYSTEM, enabled=False)
     response = post_form(client, "/oauth2/token", {"grant_type": "client_credentials", "scope": MANAGE_SCOPE},
