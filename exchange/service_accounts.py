@@ -122,10 +122,13 @@ def authorize(actor, application, permissions):
     raise PermissionDenied(reason)
 
 
-def record(actor, application, message):
-    """Log a change of ``application``'s authority: a LogEntry (its History) by a user, and a log line."""
+def record(actor, application, message, *, history=True):
+    """Log a change of ``application``'s authority: a log line, and a LogEntry (its History) by a user.
+
+    ``history=False`` for changes the console writes to History itself (a new secret, disabling).
+    """
     log.info("%s: actor=%s client_id=%s", message, _actor_name(actor), application.client_id)
-    if actor is not SYSTEM and actor is not None and application.pk is not None:
+    if history and actor is not SYSTEM and actor is not None and application.pk is not None:
         LogEntry.objects.log_actions(actor.pk, [application], CHANGE, message, single_object=True)
 
 

@@ -3,11 +3,13 @@
 from http import HTTPStatus
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth import get_user_model
 
-from exchange.models import ExchangeEvent
+from exchange import throttling
+from exchange.models import Application, ExchangeEvent, TrustedTokenIssuer
 
-from .utils import mint
+from .utils import basic_auth, exchange_body, mint, post_form
 
 pytestmark = pytest.mark.django_db
 
@@ -105,3 +107,50 @@ def test_try_it_out_runs_the_real_token_endpoint(admin_client, application, pem_
 
     result = admin_client.post(url, {"client_secret": "wrong", "subject_token": token}).context["result"]
     assert (result["status"], result["error"]) == (401, "invalid_client")
+
+
+def test_a_failed_try_never_counts_against_the_administrators_address(admin_client, application, settings):
+    """Try it out calls the exchange itself, not the endpoint: the client-authentication throttle counts nothing.
+
+    The attack: an administrator testing a wrong secret (or anyone able to make them) would
+    otherwise lock the console's own address, and the application, out of the token endpoint.
+    """
+    settings.TOKEN_EXCHANGE = {**settings.TOKEN_EXCHANGE, "CLIENT_AUTH_MAX_FAILURES_PER_ADDRESS": 1,
+                               "CLIENT_AUTH_MAX_FAILURES_PER_CLIENT": 1}
+    url = f"/console/exchange/application/{application.pk}/change/?tab=try"
+    for _ in range(3):
+        result = admin_client.post(url, {"client_secret": "wrong", "subject_token": "x.y.z"}).context["result"]
+        assert (result["status"], result["error"]) == (401, "invalid_client")
+    assert throttling.retry_after(application.client_id, "") == 0
+    assert throttling.retry_after("", "127.0.0.1") == 0  # the test client's (the administrator's) address
+
+    # The same failure at the token endpoint counts (with the limit of 1, the next request is refused).
+    endpoint = post_form(admin_client, "/oauth2/token", exchange_body("x.y.z"),
+                         HTTP_AUTHORIZATION=basic_auth(application.client_id, "wrong"))
+    assert endpoint.status_code == HTTPStatus.UNAUTHORIZED
+    assert throttling.retry_after("", "127.0.0.1") > 0
+
+
+@pytest.mark.parametrize("model, tab, hidden", [
+    ("application", "try", ("client_secret", "subject_token")),
+    ("trustedtokenissuer", "test", ("token",)),
+])
+def test_object_pages_hide_typed_secrets_from_error_reports(admin_client, application, pem_issuer, model, tab, hidden):
+    """A secret or token typed into a tab never appears in Django's error reports (sensitive_post_parameters)."""
+    pk = application.pk if model == "application" else pem_issuer.pk
+    response = admin_client.post(f"/console/exchange/{model}/{pk}/change/?tab={tab}", {})
+    assert response.wsgi_request.sensitive_post_parameters == hidden
+
+
+@pytest.mark.parametrize("object_id", ["abc", "999999", "1%2F2", "-1"])
+def test_object_pages_answer_404_for_any_unknown_id(admin_client, object_id):
+    """An id that names no object (or is not a number at all) is a 404, never a server error."""
+    for model in ("application", "trustedtokenissuer"):
+        assert admin_client.get(f"/console/exchange/{model}/{object_id}/change/").status_code == HTTPStatus.NOT_FOUND
+
+
+def test_every_tab_shown_has_its_view():
+    """The tab bar and the dispatcher name the same tabs, in both object pages."""
+    for model in (Application, TrustedTokenIssuer):
+        model_admin = admin.site.get_model_admin(model)
+        assert [key for key, _ in model_admin.tabs] == list(model_admin.tab_views())

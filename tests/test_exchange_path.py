@@ -120,3 +120,34 @@ def test_a_token_is_issued_only_with_its_audit_row(exchange, pem_issuer, rsa_key
     with pytest.raises(RuntimeError):
         exchange(mint(rsa_key, pem_issuer.issuer))
     assert not AccessToken.objects.exists()
+
+
+def _columns(instance):
+    return {f.attname: getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields}
+
+
+def test_one_writer_for_token_rows(client, exchange, pem_issuer, rsa_key, make_application, monkeypatch):
+    """The exchange and DOT's refresh grant write AccessToken and RefreshToken rows from the same row builders.
+
+    The instances DOT receives (built without reading the rows back) hold what the database holds.
+    """
+    rows = []
+    for name in ("access_token_row", "refresh_token_row"):
+        real = getattr(storage, name)
+        monkeypatch.setattr(storage, name, lambda real=real, name=name, **kw: rows.append(name) or real(**kw))
+    written = []
+    real_write = storage._write
+    monkeypatch.setattr(storage, "_write", lambda *a: written.append(real_write(*a)) or written[-1])
+    app = make_application(name="With refresh", grant_types=["token_exchange", "refresh_token"])
+    body = exchange(mint(rsa_key, pem_issuer.issuer, sub="dave"), app=app).json()
+    assert rows == ["access_token_row", "refresh_token_row"]
+    refresh_body = {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]}
+    refreshed = post_form(client, "/oauth2/token", refresh_body, HTTP_AUTHORIZATION=basic_auth(app.client_id, app.raw_secret))
+    assert refreshed.status_code == HTTPStatus.OK, refreshed.content
+    assert rows == ["access_token_row", "refresh_token_row"] * 2
+    access, refresh = written
+    assert _columns(AccessToken.objects.get(pk=access.pk)) == _columns(access)
+    assert _columns(RefreshToken.objects.get(pk=refresh.pk)) == _columns(refresh)
+    assert (access.subject, access.trusted_issuer_id, refresh.subject, refresh.access_token_id) == (
+        "dave", pem_issuer.pk, "dave", access.pk)
+    assert access.source_refresh_token_id is not None  # the refresh token it replaced (DOT's bookkeeping)

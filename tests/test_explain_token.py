@@ -76,3 +76,24 @@ def test_same_cause_as_the_endpoint(pem_issuer, rsa_key, exchange):
         explain("--token", token)
     exchange(token)
     assert ExchangeEvent.objects.get().cause in str(failed.value)
+
+
+@pytest.mark.parametrize("application_type, grant_types", [
+    ("spa", ["authorization_code"]),  # a public client
+    ("standard", ["client_credentials"]),  # a confidential client without the token-exchange grant
+])
+def test_client_refused_for_the_endpoint_s_own_reason(application_type, grant_types, pem_issuer, rsa_key,
+                                                      make_application, exchange):
+    """--client-id answers with the grant's client policy: the same refusal, in the same words."""
+    other = make_application(name="Refused", application_type=application_type, grant_types=grant_types)
+    token = mint(rsa_key, pem_issuer.issuer)
+    with pytest.raises(CommandError):
+        explain("--token", token, "--client-id", other.client_id, "--json")
+    response = exchange(mint(rsa_key, pem_issuer.issuer), app=other)
+    assert response.status_code == 400 and response.json()["error"] == "unauthorized_client"
+    out = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("explain_token", "--token", token, "--client-id", other.client_id, "--json", stdout=out)
+    client = json.loads(out.getvalue())["client"]
+    assert client["ok"] is False
+    assert client["detail"] == f"Refused: {response.json()['error_description']}"

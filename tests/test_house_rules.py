@@ -121,6 +121,5 @@ def test_the_app_never_imports_the_project():
     assert offenders(APP_FILES, "identity_console") == []
 
 
-@pytest.mark.xfail(strict=True, reason="house-console removes RequestFactory from admin.py")
 def test_no_test_tooling_outside_tests():
     assert offenders(PRODUCTION_FILES, "django.test") == []

@@ -195,8 +195,9 @@ def test_console_grant_by_a_granter_is_logged(make_application):
     assert response.status_code == HTTPStatus.FOUND, response.content
     mine.refresh_from_db()
     assert service_accounts.permission_names(mine.service_user) == ["exchange.view_trustedtokenissuer"]
-    entry = LogEntry.objects.get(object_id=str(mine.pk), user=granter)
-    assert MANAGE_SCOPE in entry.change_message
+    # History: the tab's own "Changed …" entry, and the grant with what it gave.
+    grant = LogEntry.objects.get(object_id=str(mine.pk), user=granter, change_message__startswith="Granted")
+    assert "exchange.view_trustedtokenissuer" in grant.change_message
     # ... and giving a permission the granter lacks is refused.
     response = client.post(f"/console/exchange/application/{mine.pk}/change/?tab=general", {
         "name": "Reader", "allowed_scopes": MANAGE_SCOPE,

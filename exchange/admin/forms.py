@@ -9,9 +9,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from . import certificates, flows, service_accounts
-from .conf import ASYMMETRIC_ALGORITHMS
-from .models import Application, TrustedTokenIssuer, validate_jwks_uri
+from .. import certificates, flows, service_accounts
+from ..conf import ASYMMETRIC_ALGORITHMS
+from ..models import Application, TrustedTokenIssuer, validate_jwks_uri
 
 PEM_FILE_TYPES = ".pem,.crt,.cer,.der"
 
