@@ -610,7 +610,7 @@ def test_a_public_client_cannot_introspect(client, make_application, victim_ci):
     spa = make_application(name="SPA", application_type="spa", grant_types=["authorization_code"])
     token = obtain_token(client, victim_ci, victim_ci.raw_secret)
     response = post_form(client, "/oauth2/introspect", {"token": token, "client_id": spa.client_id})
-    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert_oauth_error(response, HTTPStatus.UNAUTHORIZED, "invalid_client")
 
 
 def test_resource_server_is_settable_in_the_api_console_and_command(db, application):
@@ -639,7 +639,7 @@ def test_api_lists_the_new_fields(db, victim_ci):
 
 
 def test_migration_bounds_lifetimes_clears_public_secrets_and_keeps_management_apps_working(client, db):
-    migration = importlib.import_module("exchange.migrations.0006_service_accounts_and_token_bounds")
+    migration = importlib.import_module("exchange.migrations.0007_service_accounts_and_token_bounds")
     legacy_ci, secret = flows.create_application(name="Old CI", grant_types=["client_credentials"])
     spa, _ = flows.create_application(name="Old SPA", application_type="spa")
     # As rows were before: the scope alone meant every right, a SPA held a (hashed) secret, no bound.
