@@ -13,6 +13,7 @@ import uuid
 from django.utils import timezone
 from oauth2_provider.models import refresh_token_expire_timedelta
 from oauth2_provider.oauth2_validators import OAuth2Validator as DOTValidator
+from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 
 from . import client_auth, storage
@@ -132,16 +133,21 @@ class OAuth2Validator(DOTValidator):
         Our access tokens are JWTs themselves: check them like any other access token."""
         return self.validate_bearer_token(token, scopes, request)
 
-    def refresh_id_token(self, request):
-        """A refresh issues an ID token only for a local user: an exchanged subject has none (DOT would 500)."""
-        return request.user is not None
-
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             return False
         issuer = request.refresh_token_instance.trusted_issuer
         # A token exchanged from a now-disabled issuer cannot be renewed.
         return issuer is None or issuer.enabled
+
+    def refresh_id_token(self, request):
+        """A refresh answers with an ID token only for a user who signed in here, with OIDC enabled.
+
+        An ID token asserts a sign-in at this server. Exchanged tokens (an external subject) and
+        clients' own tokens have no user: DOT would look up the missing user's claims (a 500 on
+        every refresh whose scope holds ``openid``); they are refreshed without an ID token.
+        """
+        return request.user is not None and oauth2_settings.OIDC_ENABLED and super().refresh_id_token(request)
 
     def _provenance(self, request):
         return {

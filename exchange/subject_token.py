@@ -201,11 +201,32 @@ def _reject_constant(name):
     raise ValueError(name)
 
 
+def _holds_lone_surrogate(value):
+    """True if any string in the parsed JSON ``value`` (member names too, at any depth) has a lone surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _LONE_SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def _json_object(raw):
+    """A JSON object from strict UTF-8 text: no duplicate members, no NaN/Infinity, no lone surrogates."""
     text = raw.decode("utf-8")  # strict: no UTF-16, a BOM makes json.loads fail
     value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     if not isinstance(value, dict):
         raise ValueError
+    # Strict UTF-8 cannot carry a surrogate, so only a \u escape can make one (RFC 8259 §8.2: not Unicode
+    # text, and no database, hash or page takes it); without an escape there is nothing to walk.
+    if "\\u" in text and _holds_lone_surrogate(value):
+        raise ValueError("lone surrogate")
     return value
 
 

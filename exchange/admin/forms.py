@@ -59,7 +59,7 @@ class CertificateInputMixin(forms.Form):
     """A PEM certificate pasted or a PEM/DER file uploaded; cleaned to ``info`` (CertificateInfo)."""
 
     pem = forms.CharField(
-        label=_("PEM certificate"), required=False, strip=False,
+        label=_("PEM certificate"), required=False, strip=False, max_length=certificates.MAX_CERTIFICATE_INPUT,
         widget=forms.Textarea(attrs={"rows": 8, "cols": 64, "spellcheck": "false",
                                      "placeholder": "-----BEGIN CERTIFICATE-----"}),
         help_text=_("Paste the certificate, or upload a file below."),
@@ -76,7 +76,7 @@ class CertificateInputMixin(forms.Form):
         text = self.cleaned_data.get("pem") or ""
         try:
             if upload is not None:
-                if upload.size > 64 * 1024:
+                if upload.size > certificates.MAX_CERTIFICATE_INPUT:
                     raise ValidationError(_("The file is too large for a certificate."), code="too_large")
                 pem = flows.certificate_to_pem(upload.read())
                 # Show the converted PEM in the text box: the upload itself is not kept between requests.

@@ -43,8 +43,8 @@ def _finish_errors(form, exc):
 
 
 class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
-    list_display = ("name", "issuer", "key_source_label", "enabled", "key_status")
-    list_display_links = ("name",)
+    list_display = ("display_name", "issuer", "key_source_label", "enabled", "key_status")
+    list_display_links = ("display_name",)
     list_filter = ("enabled",)
     search_fields = ("name", "issuer", "alias")
 
@@ -60,6 +60,13 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
             "general": self.general_tab, "certificates": self.certificates_tab,
             "validation": self.validation_tab, "test": self.test_tab, "activity": self.activity_tab,
         }
+
+    @admin.display(description="Name", ordering="name")
+    def display_name(self, obj):
+        if obj.is_demo:
+            badge = '<span class="console-badge bad">Demo: local key, not for production</span>'
+            return format_html("{} " + badge, obj.name)
+        return obj.name
 
     @admin.display(description="Key source")
     def key_source_label(self, obj):

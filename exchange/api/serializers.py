@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .. import service_accounts
+from ..certificates import MAX_CERTIFICATE_INPUT
 from ..conf import ASYMMETRIC_ALGORITHMS
 from ..models import GRANT_SHORT_NAMES, Application, IssuerCertificate, TrustedTokenIssuer
 from ..subject_token import SUBJECT_TOKEN_TYPES
@@ -97,7 +98,8 @@ class CertificateSerializer(serializers.ModelSerializer):
 
 class CertificateRequestSerializer(serializers.Serializer):
     certificate = StrictCharField(
-        trim_whitespace=False, max_length=65536, help_text="A PEM certificate or public key, or base64 DER.",
+        trim_whitespace=False, max_length=MAX_CERTIFICATE_INPUT,
+        help_text="A PEM certificate or public key, or base64 DER.",
     )
 
 
@@ -141,7 +143,7 @@ class TrustedTokenIssuerCreateSerializer(StrictModelSerializer):
     """Register an issuer: exactly one of ``jwks_uri`` and ``certificates``."""
 
     certificates = serializers.ListField(
-        child=StrictCharField(trim_whitespace=False, max_length=65536), required=False, max_length=20,
+        child=StrictCharField(trim_whitespace=False, max_length=MAX_CERTIFICATE_INPUT), required=False, max_length=20,
         help_text="PEM certificates or public keys (one per entry); base64 DER is accepted too.",
     )
     allowed_algorithms = AlgorithmsField(required=False)
