@@ -19,7 +19,9 @@ cause code and the same report.
 7. ``exp`` (required), ``nbf``, ``iat`` (maximum age), with the issuer's clock skew
 8. ``aud`` contains CONSOLE_ISSUER or the issuer's alias
 9. ``sub`` a non-empty, printable string
-10. ``jti`` replay, when the issuer asks for it (in the store every process shares:
+10. the issuer's admission condition (a CEL expression over the verified claims; conditions.py),
+    when it has one: anything but ``true`` refuses
+11. ``jti`` replay, when the issuer asks for it (in the store every process shares:
     Redis, or the database without it — shared_cache.py)
 """
 
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 
 from jwt.algorithms import get_default_algorithms
 
-from . import key_sources
+from . import conditions, key_sources, presets
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings, project_settings
 from .models import normalize_token_type
 from .ops import metrics
@@ -66,6 +68,7 @@ CAUSES = {
     "not_yet_valid": "The subject token is not yet valid.",
     "too_old": "The subject token was issued too long ago.",
     "audience_mismatch": "The subject token is not intended for this server.",
+    "condition_not_met": "The subject token does not meet the conditions set for its issuer.",
     "replayed": "The subject token has already been used.",
     "replay_check_unavailable": "The subject token's reuse could not be checked; try again later.",
 }
@@ -83,6 +86,7 @@ STEPS = (
     ("issued_at", "Issued at (iat) and age"),
     ("audience", "Audience (aud)"),
     ("subject", "Subject (sub)"),
+    ("condition", "Admission condition"),
     ("replay", "Replay (jti)"),
 )
 
@@ -562,6 +566,27 @@ def _check_subject(v):
     if problem:
         _fail(v.report, "subject", "invalid_claim", problem)
     v.report.passed("subject", claims["sub"])
+
+
+@_step("condition")
+def _check_condition(v):
+    """The issuer's admission condition over the verified claims: it must yield true.
+
+    Before the replay step, so a refused token's jti is not spent. Never echoes the expression
+    or a claim value: the detail is one of conditions.evaluate's fixed phrases.
+    """
+    program = conditions.program_for(v.issuer)
+    if program is None:
+        # A shared issuer saved before conditions existed (or behind the models' back) is never open to all.
+        if presets.shared_preset(v.issuer.preset, v.issuer.issuer) is not None:
+            _fail(v.report, "condition", "condition_not_met",
+                  "this issuer signs for every customer of its platform and has no condition")
+        v.report.passed("condition", "none set for this issuer")
+        return
+    ok, why = conditions.evaluate(program, v.claims)
+    if not ok:
+        _fail(v.report, "condition", "condition_not_met", why)
+    v.report.passed("condition", "true")
 
 
 @_step("replay")

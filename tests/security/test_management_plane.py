@@ -639,7 +639,7 @@ def test_api_lists_the_new_fields(db, victim_ci):
 
 
 def test_migration_bounds_lifetimes_clears_public_secrets_and_keeps_management_apps_working(client, db):
-    migration = importlib.import_module("exchange.migrations.0008_service_accounts_and_token_bounds")
+    migration = importlib.import_module("exchange.migrations.0009_service_accounts_and_token_bounds")
     legacy_ci, secret = flows.create_application(name="Old CI", grant_types=["client_credentials"])
     spa, _ = flows.create_application(name="Old SPA", application_type="spa")
     # As rows were before: the scope alone meant every right, a SPA held a (hashed) secret, no bound.

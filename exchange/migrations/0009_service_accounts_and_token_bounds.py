@@ -47,7 +47,7 @@ def bound_and_secure_applications(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('exchange', '0007_encrypt_signing_keys'),
+        ('exchange', '0008_issuer_condition_preset'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
