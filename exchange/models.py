@@ -544,9 +544,11 @@ class ExchangeEvent(models.Model):
 
 
 class SharedCacheEntry(models.Model):
-    """A counter or marker every process sees: the replay store and throttle counters without Redis.
+    """A counter or marker every process sees: the replay record of consumed subject-token jtis (in
+    every mode) and failed-authentication counters (without Redis, or while it is unreachable).
 
-    See exchange/shared_cache.py (``DatabaseStore``); rows are deleted once expired.
+    See exchange/shared_cache.py (``DatabaseStore``, ``ReplayRecord``); expired rows are deleted by
+    ``prune_audit`` and, every so many writes, by the process writing.
     """
 
     key = models.CharField(max_length=200, primary_key=True)
