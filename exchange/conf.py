@@ -33,6 +33,9 @@ ASYMMETRIC_ALGORITHMS = (
     "EdDSA",
 )
 
+#: No token lifetime setting may exceed this (ten years): far-future expiry times overflow dates.
+HARD_MAX_TOKEN_LIFETIME_SECONDS = 10 * 365 * 86400
+
 DEFAULTS = {
     # Subject tokens
     "SUBJECT_TOKEN_MAX_BYTES": 16384,
@@ -64,6 +67,10 @@ DEFAULTS = {
     "CONSOLE_LOGIN_MAX_FAILURES_PER_USERNAME": 50,
     # Issued tokens
     "ACCESS_TOKEN_LIFETIME_SECONDS": 3600,
+    # Upper bound of every access-token lifetime (server default, per application, management)
+    "MAX_TOKEN_LIFETIME_SECONDS": 86400,
+    # Tokens carrying the management scope live at most this long, whatever the application says
+    "MANAGEMENT_TOKEN_LIFETIME_SECONDS": 3600,
     "SIGNING_ALGORITHM": "RS256",
     "SIGNING_KEY_FILE": "",
     "SIGNING_KEY_ID": "",

@@ -23,7 +23,7 @@ from oauth2_provider.models import (
 
 from . import certificates, conditions, presets, secrets_at_rest
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings
-from .protocol import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN, TOKEN_EXCHANGE
+from .protocol import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, MANAGE_SCOPE, REFRESH_TOKEN, TOKEN_EXCHANGE
 
 
 #: Short names accepted by commands and the API for the grant types' wire names.
@@ -90,6 +90,20 @@ def validate_jwks_uri(value):
         and not exchange_settings.JWKS_ALLOW_PRIVATE_ADDRESSES
     ):
         raise ValidationError(_("The JWKS URL points at a private address."), code="jwks_private")
+
+
+def validate_token_lifetime(value):
+    """An access-token lifetime: whole seconds from 1 to TOKEN_EXCHANGE['MAX_TOKEN_LIFETIME_SECONDS']."""
+    maximum = exchange_settings.MAX_TOKEN_LIFETIME_SECONDS
+    if value is not None and (type(value) is not int or not 1 <= value <= maximum):
+        raise ValidationError(
+            _("Enter a lifetime from 1 to %(maximum)s seconds."), params={"maximum": maximum}, code="lifetime_range",
+        )
+
+
+def bounded_lifetime(seconds):
+    """``seconds`` capped at the configured maximum (rows written before the bound existed may exceed it)."""
+    return max(1, min(int(seconds), exchange_settings.MAX_TOKEN_LIFETIME_SECONDS))
 
 
 def validate_algorithms(value):
@@ -320,18 +334,37 @@ class Application(AbstractApplication):
         help_text=_("Values a token request may name in audience or resource."),
     )
     access_token_lifetime = models.PositiveIntegerField(
-        _("access token lifetime (seconds)"), null=True, blank=True,
+        _("access token lifetime (seconds)"), null=True, blank=True, validators=[validate_token_lifetime],
         help_text=_("Empty: the server default."),
+    )
+    enabled = models.BooleanField(
+        _("enabled"), default=True,
+        help_text=_("A disabled application cannot authenticate, and the tokens it holds stop working."),
+    )
+    resource_server = models.BooleanField(
+        _("resource server"), default=False,
+        help_text=_("May introspect any token. Other applications learn only about tokens issued to them or "
+                    "naming them in aud."),
+    )
+    # The user this application acts as with the management scope (a Keycloak-style service account):
+    # its bearer tokens may do over the API what this user's Django permissions allow. Set only by
+    # exchange.service_accounts; kept (deactivated) when the application is deleted, for its history.
+    service_user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, editable=False, on_delete=models.SET_NULL,
+        related_name="service_application", verbose_name=_("service account"),
     )
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
+        permissions = [("grant_management_scope", "Can grant the management scope to applications")]
 
     def save(self, *args, **kwargs):
-        # Single-page applications cannot keep a secret: they are public clients.
+        # Single-page applications cannot keep a secret: they are public clients, and hold none
+        # (an empty secret stays empty: hashed, it would be a secret anyone knows).
         if self.application_type == self.Type.SPA:
             self.client_type = self.CLIENT_PUBLIC
-            self.hash_client_secret = True
+            self.client_secret = ""
+            self.hash_client_secret = False
         else:
             self.client_type = self.CLIENT_CONFIDENTIAL
         if not self.authorization_grant_type:
@@ -363,6 +396,14 @@ class Application(AbstractApplication):
                 )},
                 code="spa_token_exchange",
             )
+        if self.application_type == self.Type.SPA and CLIENT_CREDENTIALS in grants:
+            raise ValidationError(
+                {"allowed_grant_types": _(
+                    "Client Credentials is not available for single-page applications: they are public "
+                    "clients and have no secret."
+                )},
+                code="spa_client_credentials",
+            )
         super().clean()
 
     def allows_grant_type(self, *grant_types):
@@ -371,14 +412,27 @@ class Application(AbstractApplication):
         for grant in grant_types:
             wire = _DOT_GRANT_NAMES.get(grant, grant)
             if wire in allowed:
-                if wire == TOKEN_EXCHANGE and self.client_type != self.CLIENT_CONFIDENTIAL:
+                # Grants authenticated by the client secret: public clients have none.
+                if wire in (TOKEN_EXCHANGE, CLIENT_CREDENTIALS) and self.client_type != self.CLIENT_CONFIDENTIAL:
                     continue
                 return True
         return False
 
+    def is_usable(self, request):
+        """DOT asks this when loading a client and when checking its access tokens."""
+        return self.enabled
+
     @property
     def token_lifetime(self):
-        return self.access_token_lifetime or exchange_settings.ACCESS_TOKEN_LIFETIME_SECONDS
+        """Seconds an access token of this application lives: its own lifetime, else the server default."""
+        return bounded_lifetime(self.access_token_lifetime or exchange_settings.ACCESS_TOKEN_LIFETIME_SECONDS)
+
+    def lifetime_for(self, scopes):
+        """``token_lifetime``, shortened to the management maximum when ``scopes`` hold the management scope."""
+        lifetime = self.token_lifetime
+        if MANAGE_SCOPE in (scopes or ()):
+            lifetime = min(lifetime, bounded_lifetime(exchange_settings.MANAGEMENT_TOKEN_LIFETIME_SECONDS))
+        return lifetime
 
 
 class AccessToken(AbstractAccessToken):

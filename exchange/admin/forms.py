@@ -9,7 +9,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from .. import certificates, conditions, flows, presets
+from .. import certificates, conditions, flows, presets, service_accounts
 from ..conf import ASYMMETRIC_ALGORITHMS
 from ..models import Application, TrustedTokenIssuer, validate_jwks_uri
 from ..subject_token import SUBJECT_TOKEN_TYPES
@@ -270,9 +270,26 @@ class ApplicationCreateForm(_NoStripMixin, forms.ModelForm):
 
 
 class ApplicationGeneralForm(ApplicationCreateForm):
+    """General tab. Adding console:manage or changing the service account's permissions is a grant:
+    the flow refuses it (403) unless the signed-in user holds exchange.grant_management_scope and
+    every permission given."""
+
+    service_account_permissions = forms.MultipleChoiceField(
+        label=_("Service account permissions"), required=False, widget=forms.CheckboxSelectMultiple,
+        help_text=_("With the console:manage scope, the application's bearer tokens act as its service account "
+                    "and may do what these permissions allow. You can give only permissions you hold."),
+    )
+
     class Meta:
         model = Application
-        fields = ("name", "allowed_scopes")
+        fields = ("name", "allowed_scopes", "resource_server")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["service_account_permissions"]
+        field.choices = service_accounts.grantable_permissions()
+        if self.instance.pk and service_accounts.has_management_scope(self.instance):
+            field.initial = service_accounts.permission_names(self.instance.service_user)
 
 
 class ProtocolForm(forms.Form):

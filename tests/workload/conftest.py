@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from exchange import flows
+from exchange.service_accounts import SYSTEM
 
 from ..api.helpers import APIClient, obtain_token
 from ..factories import private_key, public_jwk
@@ -98,9 +99,10 @@ def shared_issuer(db, oidc_server, shared_key):
 
 @pytest.fixture
 def workload_api(client, db):
-    """A management-API client (console:manage bearer token from client_credentials)."""
+    """A management-API client (console:manage bearer token from client_credentials; granted from the
+    command line, its service account manages issuers and applications)."""
     application, secret = flows.create_application(name="CI manager", grant_types=["client_credentials"],
-                                                   scopes="console:manage")
+                                                   scopes="console:manage", actor=SYSTEM)
     token = obtain_token(client, application, secret)
     return APIClient(Client(HTTP_HOST="localhost"), f"Bearer {token}")
 
