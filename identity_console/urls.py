@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -27,4 +28,6 @@ urlpatterns = [
     path("console/", admin.site.urls),
     path("api/server/v1/", include("exchange.api.urls")),
     path("", RedirectView.as_view(url="/console/", permanent=False)),
+    # Browsers ask for /favicon.ico on every page without an icon link (the API's, Swagger's): no 404s.
+    path("favicon.ico", RedirectView.as_view(url=static("console/favicon.ico"), permanent=True)),
 ]
