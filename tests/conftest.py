@@ -1,9 +1,11 @@
+import os
+
 import pytest
 from django.core.cache import cache
 from django.test import Client
 
 from exchange import flows, key_sources, signing
-from exchange.conf import exchange_settings
+from exchange.conf import DEFAULT_LOCAL_ISSUER, exchange_settings
 
 from .utils import JWKSServer, basic_auth, certificate_pem, exchange_body, mint, post_form, private_key
 
@@ -12,6 +14,8 @@ from .utils import JWKSServer, basic_auth, certificate_pem, exchange_body, mint,
 def _isolated_state(settings, tmp_path):
     """Each test starts with an empty cache, no parsed keys and its own var/ folder."""
     settings.VAR_DIR = tmp_path
+    # Not the issuer a `make run PORT=…` in this checkout recorded in var/: servers the tests start use their own var/.
+    settings.CONSOLE_ISSUER = os.environ.get("CONSOLE_ISSUER") or DEFAULT_LOCAL_ISSUER
     cache.clear()
     key_sources.clear_caches()
     signing.reset()

@@ -111,7 +111,7 @@ def top_causes(now, hours=24):
         what, todo = explain_cause(row["cause"])
         causes.append({
             "cause": row["cause"] or "rejected", "count": row["count"], "what": what, "todo": todo,
-            "url": events_url(outcome__exact="rejected", cause__exact=row["cause"], created__gte=since.isoformat()),
+            "url": events_url(outcome__exact="rejected", cause=row["cause"], created__gte=since.isoformat()),
         })
     return causes
 
