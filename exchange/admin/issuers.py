@@ -69,6 +69,13 @@ def certificate_warning(not_after, now=None):
     return "Expires today" if days == 0 else f"Expires in {days} day{'s' if days != 1 else ''}"
 
 
+def fetch_failing(trusted):
+    """Whether a JWKS issuer's last fetch failed and none has succeeded since (dashboard.failing_issuers, as a query)."""
+    return bool(trusted.jwks_uri and trusted.key_fetch_error) and (
+        trusted.keys_fetched_at is None
+        or (trusted.key_fetch_failed_at is not None and trusted.key_fetch_failed_at > trusted.keys_fetched_at))
+
+
 def key_health(trusted, now=None):
     """The Certificates tab's key health: the keys known (persisted at each fetch), the last fetch and
     its outcome, when the keys are next refetched, and each certificate's expiry warning."""
@@ -77,9 +84,7 @@ def key_health(trusted, now=None):
         {**k, "first_seen": _seen(k.get("first_seen")), "last_seen": _seen(k.get("last_seen"))}
         for k in trusted.known_keys or [] if isinstance(k, dict)
     ]
-    failing = bool(trusted.key_fetch_error) and (
-        trusted.keys_fetched_at is None
-        or (trusted.key_fetch_failed_at is not None and trusted.key_fetch_failed_at > trusted.keys_fetched_at))
+    failing = fetch_failing(trusted)
     next_fetch = None
     if trusted.keys_fetched_at:
         next_fetch = trusted.keys_fetched_at + datetime.timedelta(seconds=exchange_settings.JWKS_CACHE_SECONDS)
@@ -126,7 +131,7 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
             if warning:
                 return format_html('<span class="console-badge bad">{}</span> {}', warning, when(min(expiries)))
             return format_html('<span class="status-ok">valid until {}</span>', when(min(expiries)))
-        if obj.key_fetch_error and (obj.keys_fetched_at is None or obj.key_fetch_failed_at > obj.keys_fetched_at):
+        if fetch_failing(obj):
             return format_html('<span class="console-badge bad">Fetch failing</span> {}', obj.key_fetch_error)
         if obj.keys_fetched_at:
             return format_html('<span class="status-ok">fetched {}</span>', when(obj.keys_fetched_at))
