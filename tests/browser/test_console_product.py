@@ -14,7 +14,8 @@ from playwright.sync_api import expect
 from exchange import flows
 from exchange.models import ExchangeEvent, TrustedTokenIssuer
 
-from ..utils import basic_auth, certificate_pem, exchange_body, mint, private_key
+from ..factories import certificate_pem, mint, private_key
+from ..utils import basic_auth, exchange_body
 from .conftest import shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
