@@ -10,6 +10,7 @@ import os
 
 import pytest
 from django.core.cache import cache
+from django.test import override_settings
 
 from exchange import flows, key_sources, signing
 from exchange.conf import DEFAULT_LOCAL_ISSUER, exchange_settings
@@ -18,12 +19,18 @@ from .factories import certificate_pem, mint, private_key
 from .utils import JWKSServer, basic_auth, exchange_body, post_form
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _default_issuer():
+    """The issuer of every test and of the servers they start, whatever `make run PORT=…` recorded in this
+    checkout's var/ (servers the tests start use their own var/). Session-wide: module fixtures see it too."""
+    with override_settings(CONSOLE_ISSUER=os.environ.get("CONSOLE_ISSUER") or DEFAULT_LOCAL_ISSUER):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_state(settings, tmp_path):
     """Each test starts with an empty cache, no parsed keys and its own var/ folder."""
     settings.VAR_DIR = tmp_path
-    # Not the issuer a `make run PORT=…` in this checkout recorded in var/: servers the tests start use their own var/.
-    settings.CONSOLE_ISSUER = os.environ.get("CONSOLE_ISSUER") or DEFAULT_LOCAL_ISSUER
     cache.clear()
     key_sources.clear_caches()
     signing.reset()
