@@ -2,10 +2,12 @@
 
 from django.conf import settings
 from django.contrib.auth.hashers import get_hashers_by_algorithm
-from django.core.checks import Error, Warning, register
-from django.db import connection
+from django.core.checks import Error, Tags, Warning, register
+from django.db import DatabaseError, connection
 
+from . import secrets_at_rest
 from .conf import exchange_settings, project_settings
+from .models import SigningKey
 from .signing import SIGNING_ALGORITHMS
 
 
@@ -53,4 +55,26 @@ def check_deployment(app_configs, **kwargs):
             hint="Set CONSOLE_ISSUER to this server's public https token endpoint URL.",
             id="exchange.W001",
         ))
+    return problems
+
+
+@register(Tags.database)
+def check_signing_keys_decrypt(app_configs, databases=None, **kwargs):
+    """Every live signing key decrypts with the configured secrets (run by ``migrate`` and
+    ``check --database default``): a rotated SECRET_KEY without its fallback is reported at deploy
+    time, not by the first token request. Keys not sealed yet are left to migration 0007."""
+    problems = []
+    for alias in databases or []:
+        try:
+            rows = list(SigningKey.objects.using(alias).filter(retired_at=None).exclude(private_pem="")
+                        .only("kid", "private_pem"))
+        except DatabaseError:  # not migrated yet
+            continue
+        for row in rows:
+            if not secrets_at_rest.is_sealed(row.private_pem):
+                continue
+            try:
+                secrets_at_rest.unseal(row.private_pem, row.kid)
+            except secrets_at_rest.SecretUnavailable as exc:
+                problems.append(Error(str(exc), id="exchange.E005"))
     return problems

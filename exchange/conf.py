@@ -67,6 +67,10 @@ DEFAULTS = {
     "SIGNING_ALGORITHM": "RS256",
     "SIGNING_KEY_FILE": "",
     "SIGNING_KEY_ID": "",
+    # Signing private keys in the database are encrypted with a key derived from this secret, else
+    # from SECRET_KEY; the fallbacks (else SECRET_KEY_FALLBACKS) still decrypt (exchange/secrets_at_rest.py)
+    "SIGNING_KEY_ENCRYPTION_KEY": "",
+    "SIGNING_KEY_ENCRYPTION_KEY_FALLBACKS": [],
     # In-process caches of issuers and applications (exchange/registry.py)
     "REGISTRY_CHECK_MS": 1000,
     "REGISTRY_MAX_AGE_SECONDS": 60,

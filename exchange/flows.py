@@ -29,6 +29,7 @@ from .models import GRANT_SHORT_NAMES, Application, IssuerCertificate, TrustedTo
 def certificate_to_pem(value):
     """PEM text, PEM/DER bytes or base64 DER text → PEM text. Raises ValidationError."""
     try:
+        certificates.check_input_size(value)
         if isinstance(value, bytes):
             return certificates.normalize_upload(value)
         text = value.strip()

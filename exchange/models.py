@@ -21,7 +21,7 @@ from oauth2_provider.models import (
     AbstractRefreshToken,
 )
 
-from . import certificates
+from . import certificates, secrets_at_rest
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings
 from .protocol import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN, TOKEN_EXCHANGE
 
@@ -115,6 +115,10 @@ def validate_token_type(value):
         raise ValidationError(_("Enter one media type, such as at+jwt."), code="bad_type")
 
 
+#: The ``iss`` of the local demo issuer (exchange/demo.py): the .invalid TLD never names a real issuer.
+DEMO_ISSUER = "https://demo-issuer.invalid"
+
+
 class TrustedTokenIssuer(models.Model):
     """A third-party identity provider whose JWTs may be exchanged for our tokens."""
 
@@ -190,6 +194,11 @@ class TrustedTokenIssuer(models.Model):
     @property
     def key_source(self):
         return "jwks" if self.jwks_uri else "pem"
+
+    @property
+    def is_demo(self):
+        """The local demo issuer, whose private key sits in var/ (marked in the console)."""
+        return self.issuer == DEMO_ISSUER
 
     def exchangeable_by(self, application):
         """Whether ``application`` may exchange this issuer's tokens (see ``applications``).
@@ -364,6 +373,9 @@ class AccessToken(AbstractAccessToken):
         TrustedTokenIssuer, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     jti = models.CharField(max_length=64, blank=True)
+    # The aud claim of the issued JWT, always as a list: introspection and refresh read it from here,
+    # so what they say is what the token says. Empty on rows written before it existed.
+    audience = models.JSONField(_("audience"), default=list, blank=True)
 
     class Meta(AbstractAccessToken.Meta):
         swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"
@@ -390,6 +402,7 @@ class SigningKey(models.Model):
 
     kid = models.CharField(max_length=64, unique=True)
     algorithm = models.CharField(max_length=10)
+    # Encrypted (exchange/secrets_at_rest.py): save() seals a PEM given in the clear. Empty once retired.
     private_pem = models.TextField()
     active = models.BooleanField(default=True)
     created = models.DateTimeField(auto_now_add=True)
@@ -409,6 +422,11 @@ class SigningKey(models.Model):
 
     def __str__(self):
         return f"{self.kid} ({self.algorithm})"
+
+    def save(self, *args, **kwargs):
+        if self.private_pem and not secrets_at_rest.is_sealed(self.private_pem):
+            self.private_pem = secrets_at_rest.seal(self.private_pem, self.kid)
+        super().save(*args, **kwargs)
 
 
 class ExchangeEvent(models.Model):

@@ -7,6 +7,7 @@ the local-memory cache and a SECRET_KEY generated once into ``var/``.
 
 import os
 import secrets
+import stat
 import tempfile
 from pathlib import Path
 
@@ -17,8 +18,22 @@ from exchange.ops.logging import logging_config
 from exchange.ops.proxies import parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def private_directory(path):
+    """Create ``path`` readable by this user only (0700); tighten it if it is ours and more open.
+
+    var/ holds the secret key, the demo issuer's private key and, on SQLite, the database (sessions,
+    tokens, signing keys). A shared sticky directory such as /tmp is never changed.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077 and not info.st_mode & stat.S_ISVTX:
+        path.chmod(0o700)
+    return path
+
+
+VAR_DIR = private_directory(Path(os.environ.get("VAR_DIR", BASE_DIR / "var")))
 
 
 def env_bool(name, default=False):
@@ -39,8 +54,9 @@ def _local_secret_key():
     """A key generated once per checkout and kept in var/, for local runs only."""
     path = VAR_DIR / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        # Created 0600, never readable by others even for a moment.
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+            file.write(secrets.token_urlsafe(50))
     return path.read_text().strip()
 
 

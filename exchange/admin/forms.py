@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import certificates, flows
 from ..conf import ASYMMETRIC_ALGORITHMS
 from ..models import Application, TrustedTokenIssuer, validate_jwks_uri
+from ..subject_token import SUBJECT_TOKEN_TYPES
 
 PEM_FILE_TYPES = ".pem,.crt,.cer,.der"
 
@@ -74,7 +75,7 @@ class CertificateInputMixin(forms.Form):
     """A PEM certificate pasted or a PEM/DER file uploaded; cleaned to ``info`` (CertificateInfo)."""
 
     pem = forms.CharField(
-        label=_("PEM certificate"), required=False, strip=False,
+        label=_("PEM certificate"), required=False, strip=False, max_length=certificates.MAX_CERTIFICATE_INPUT,
         widget=forms.Textarea(attrs={"rows": 8, "cols": 64, "spellcheck": "false",
                                      "placeholder": "-----BEGIN CERTIFICATE-----"}),
         help_text=_("Paste the certificate, or upload a file below."),
@@ -91,7 +92,7 @@ class CertificateInputMixin(forms.Form):
         text = self.cleaned_data.get("pem") or ""
         try:
             if upload is not None:
-                if upload.size > 64 * 1024:
+                if upload.size > certificates.MAX_CERTIFICATE_INPUT:
                     raise ValidationError(_("The file is too large for a certificate."), code="too_large")
                 pem = flows.certificate_to_pem(upload.read())
                 # Show the converted PEM in the text box: the upload itself is not kept between requests.
@@ -204,6 +205,11 @@ class TestTokenForm(forms.Form):
         label=_("Subject token (JWT)"),
         widget=forms.Textarea(attrs={"rows": 6, "cols": 80, "spellcheck": "false", "placeholder": "eyJ..."}),
         help_text=_("Checked with the same code as the token endpoint. Nothing is issued and the jti is not consumed."),
+    )
+    token_type = forms.ChoiceField(
+        label=_("Sent as (subject_token_type)"), required=False,
+        choices=[("", _("Not declared"))] + [(urn, urn) for urn in SUBJECT_TOKEN_TYPES],
+        help_text=_("The type a client would declare: an ID token sent as an access token is refused."),
     )
 
 

@@ -96,8 +96,8 @@ def key_health(trusted, now=None):
 
 
 class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
-    list_display = ("name", "issuer", "key_source_label", "status", "key_status")
-    list_display_links = ("name",)
+    list_display = ("display_name", "issuer", "key_source_label", "status", "key_status")
+    list_display_links = ("display_name",)
     list_filter = ("enabled",)
     search_fields = ("name", "issuer", "alias")
 
@@ -115,6 +115,13 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
             "general": self.general_tab, "certificates": self.certificates_tab,
             "validation": self.validation_tab, "test": self.test_tab, "activity": self.activity_tab,
         }
+
+    @admin.display(description="Name", ordering="name")
+    def display_name(self, obj):
+        if obj.is_demo:
+            badge = '<span class="console-badge bad">Demo: local key, not for production</span>'
+            return format_html("{} " + badge, obj.name)
+        return obj.name
 
     @admin.display(description="Key source")
     def key_source_label(self, obj):
@@ -385,7 +392,8 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
         if request.method == "POST":
             form = forms.TestTokenForm(request.POST)
             if form.is_valid():
-                report = explain_subject_token(form.cleaned_data["token"])
+                report = explain_subject_token(form.cleaned_data["token"],
+                                               token_type=form.cleaned_data["token_type"] or None)
         else:
             form = forms.TestTokenForm()
         other_issuer = report is not None and report.issuer is not None and report.issuer.pk != trusted.pk

@@ -10,8 +10,10 @@ from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ..certificates import MAX_CERTIFICATE_INPUT
 from ..conf import ASYMMETRIC_ALGORITHMS
 from ..models import GRANT_SHORT_NAMES, Application, IssuerCertificate, TrustedTokenIssuer
+from ..subject_token import SUBJECT_TOKEN_TYPES
 
 class _JSONType:
     """Accept only the JSON type the schema documents (DRF would turn 5 into "5", 0 into False)."""
@@ -95,7 +97,8 @@ class CertificateSerializer(serializers.ModelSerializer):
 
 class CertificateRequestSerializer(serializers.Serializer):
     certificate = StrictCharField(
-        trim_whitespace=False, max_length=65536, help_text="A PEM certificate or public key, or base64 DER.",
+        trim_whitespace=False, max_length=MAX_CERTIFICATE_INPUT,
+        help_text="A PEM certificate or public key, or base64 DER.",
     )
 
 
@@ -139,7 +142,7 @@ class TrustedTokenIssuerCreateSerializer(StrictModelSerializer):
     """Register an issuer: exactly one of ``jwks_uri`` and ``certificates``."""
 
     certificates = serializers.ListField(
-        child=StrictCharField(trim_whitespace=False, max_length=65536), required=False, max_length=20,
+        child=StrictCharField(trim_whitespace=False, max_length=MAX_CERTIFICATE_INPUT), required=False, max_length=20,
         help_text="PEM certificates or public keys (one per entry); base64 DER is accepted too.",
     )
     allowed_algorithms = AlgorithmsField(required=False)
@@ -275,6 +278,11 @@ class TokenValidationRequestSerializer(serializers.Serializer):
     subject_token = StrictCharField(
         trim_whitespace=False, allow_blank=True, max_length=1_000_000,
         help_text="The JWT to check, exactly as it would be sent to the token endpoint.",
+    )
+    subject_token_type = serializers.ChoiceField(
+        choices=SUBJECT_TOKEN_TYPES, required=False,
+        help_text="The subject_token_type a client would send; the token is checked against it "
+                  "(an ID token sent as an access token is refused). Omitted: none declared.",
     )
 
 

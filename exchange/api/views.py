@@ -3,6 +3,7 @@
 Authentication and permissions: ``permissions.py``. Errors: ``errors.py``.
 """
 
+import json
 import re
 import time
 
@@ -403,6 +404,14 @@ class ApplicationViewSet(
         return Response({"client_id": application.client_id, "client_secret": secret})
 
 
+def _renderable(value):
+    """Parsed token JSON the strict JSON renderer accepts: a number beyond the float range (``1e400``
+    parses as infinity, which JSON cannot carry) is shown as the string "Infinity" or "-Infinity"."""
+    if value is None:
+        return None
+    return json.loads(json.dumps(value), parse_constant=str)
+
+
 class TokenValidationView(APIView):
     """Check a subject token as the token endpoint would, step by step; nothing is issued or consumed."""
 
@@ -422,10 +431,11 @@ class TokenValidationView(APIView):
     def post(self, request):
         serializer = s.TokenValidationRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        report = explain_subject_token(serializer.validated_data["subject_token"])
+        report = explain_subject_token(serializer.validated_data["subject_token"],
+                                       token_type=serializer.validated_data.get("subject_token_type"))
         body = report.as_dict()
-        body["header"] = report.header
-        body["claims"] = report.claims
+        body["header"] = _renderable(report.header)
+        body["claims"] = _renderable(report.claims)
         return Response(s.TokenValidationSerializer(body).data)
 
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('exchange', '0005_lean_exchange_indexes'),
+        ('exchange', '0007_encrypt_signing_keys'),
     ]
 
     operations = [
