@@ -47,13 +47,24 @@ def git(checkout, *args):
 
 @pytest.fixture
 def checkout(tmp_path):
-    """A copy of this checkout as a clone would have it (a git work tree), sharing the virtualenv."""
+    """A copy of this checkout as a clone would have it (a git work tree), sharing the virtualenv.
+
+    The virtualenv is brought up to date here, in this checkout: `make run` in the copy must find it
+    installed (its stamp), or it would reinstall the shared virtualenv as an editable install of the copy.
+    """
+    subprocess.run(["make", "install"], cwd=ROOT, check=True, capture_output=True, timeout=600)
+    stamps = list((ROOT / ".venv").glob(".installed-*"))
+    assert len(stamps) == 1, stamps
     copy = tmp_path / "identity-console"
     shutil.copytree(ROOT, copy, ignore=IGNORED)
     (copy / ".venv").symlink_to(ROOT / ".venv")
     git(copy, "init", "-q")
     git(copy, "add", "-A")
     git(copy, "commit", "-qm", "clone")
+    # The same pyproject.toml, so the same stamp: `make run` in the copy installs nothing.
+    checksum = subprocess.run("cat pyproject.toml | cksum | cut -d' ' -f1", shell=True, cwd=copy, check=True,
+                              capture_output=True, text=True).stdout.strip()
+    assert stamps[0].name == f".installed-{checksum}"
     return copy
 
 
