@@ -35,6 +35,9 @@ ASYMMETRIC_ALGORITHMS = (
     "EdDSA",
 )
 
+#: No token lifetime setting may exceed this (ten years): far-future expiry times overflow dates.
+HARD_MAX_TOKEN_LIFETIME_SECONDS = 10 * 365 * 86400
+
 DEFAULTS = {
     # Subject tokens
     "SUBJECT_TOKEN_MAX_BYTES": 16384,
@@ -52,7 +55,9 @@ DEFAULTS = {
     "JWKS_MAX_KEYS": 100,
     "JWKS_CACHE_SECONDS": 300,
     "JWKS_STALE_IF_ERROR_SECONDS": 3600,
-    "JWKS_REFETCH_COOLDOWN_SECONDS": 30,
+    # An unknown kid refetches at most once per cooldown: a rotated-in key works within ~10 s
+    # (Keycloak's minTimeBetweenJwksRequests), and a storm of made-up kids costs one fetch per 10 s.
+    "JWKS_REFETCH_COOLDOWN_SECONDS": 10,
     "JWKS_ALLOW_HTTP": False,
     "JWKS_ALLOW_PRIVATE_ADDRESSES": True,
     # Client-authentication brute-force throttling (see exchange/throttling.py)
@@ -64,6 +69,10 @@ DEFAULTS = {
     "CONSOLE_LOGIN_MAX_FAILURES_PER_USERNAME": 50,
     # Issued tokens
     "ACCESS_TOKEN_LIFETIME_SECONDS": 3600,
+    # Upper bound of every access-token lifetime (server default, per application, management)
+    "MAX_TOKEN_LIFETIME_SECONDS": 86400,
+    # Tokens carrying the management scope live at most this long, whatever the application says
+    "MANAGEMENT_TOKEN_LIFETIME_SECONDS": 3600,
     "SIGNING_ALGORITHM": "RS256",
     "SIGNING_KEY_FILE": "",
     "SIGNING_KEY_ID": "",

@@ -17,6 +17,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 
 from . import client_auth, storage
+from .protocol import CLIENT_CREDENTIALS
 from .registry import registry
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,19 @@ class OAuth2Validator(DOTValidator):
         return headers.get("HTTP_AUTHORIZATION") or headers.get("Authorization")
 
     def authenticate_client(self, request, *args, **kwargs):
-        """Authenticate a confidential client by Basic or body credentials (not both): client_auth.py."""
+        """Authenticate a confidential client by Basic or body credentials (not both): client_auth.py.
+
+        A public client asking for a grant authenticated by a secret is refused as
+        ``unauthorized_client``: it has no secret, whatever it presents.
+        """
+        if request.grant_type == CLIENT_CREDENTIALS:
+            client_id = _body_value(request, "client_id") or self._basic_client_id(request)
+            if client_id and client_auth.plausible_client_id(client_id):
+                application = registry.application(client_id)
+                if application is not None and application.client_type != application.CLIENT_CONFIDENTIAL:
+                    raise errors.UnauthorizedClientError(
+                        description="A public client cannot use the client credentials grant.", request=request
+                    )
         try:
             result = client_auth.authenticate(
                 self._authorization_header(request),
@@ -75,6 +88,15 @@ class OAuth2Validator(DOTValidator):
             return False
         request.client_id = result.credentials.client_id
         return True
+
+    def _basic_client_id(self, request):
+        header = self._authorization_header(request)
+        if not header:
+            return None
+        try:
+            return client_auth.parse_basic(header)[0]
+        except client_auth.MalformedCredentials:
+            return None
 
     def client_authentication_required(self, request, *args, **kwargs):
         if self._authorization_header(request) or _body_value(request, "client_secret"):

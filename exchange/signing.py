@@ -34,7 +34,7 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from . import secrets_at_rest
 from .conf import exchange_settings, project_settings
-from .models import Application, SigningKey
+from .models import Application, SigningKey, bounded_lifetime
 
 SIGNING_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 
@@ -202,7 +202,8 @@ class RotationError(Exception):
 def longest_token_lifetime():
     """The longest access-token lifetime any application is configured with, in seconds."""
     longest = Application.objects.aggregate(m=Max("access_token_lifetime"))["m"] or 0
-    return max(longest, exchange_settings.ACCESS_TOKEN_LIFETIME_SECONDS)
+    # Capped as tokens are: a row written before lifetimes were bounded must not overflow the dates.
+    return bounded_lifetime(max(longest, exchange_settings.ACCESS_TOKEN_LIFETIME_SECONDS))
 
 
 def rotate_signing_key(algorithm=None, publish_ahead=None, now=None):

@@ -12,7 +12,7 @@ import pytest
 from django.core.cache import cache
 from django.test import override_settings
 
-from exchange import flows, key_sources, signing
+from exchange import flows, key_sources, shared_cache, signing
 from exchange.conf import DEFAULT_LOCAL_ISSUER, exchange_settings
 
 from .factories import certificate_pem, mint, private_key
@@ -33,6 +33,7 @@ def _isolated_state(settings, tmp_path):
     settings.VAR_DIR = tmp_path
     cache.clear()
     key_sources.clear_caches()
+    shared_cache.clear_local()  # no test inherits another's Redis outage
     signing.reset()
     exchange_settings.reload()
     yield

@@ -304,7 +304,7 @@ def test_new_application_errors(console_admin_client, data, field, message):
     assert not Application.objects.exists()
 
 
-@pytest.mark.parametrize("app_type", ["standard", "mobile", "traditional", "spa"])
+@pytest.mark.parametrize("app_type", ["standard", "mobile", "traditional"])  # spa: no secret (security/test_management_plane)
 def test_new_application_secret_shown_once(console_admin_client, app_type):
     response = console_admin_client.post("/console/exchange/application/add/", {"name": "App", "application_type": app_type})
     application = Application.objects.get()
