@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from exchange.conf import PROJECT_DEFAULTS, from_environ
+from exchange.conf import DEFAULT_LOCAL_ISSUER, PROJECT_DEFAULTS, from_environ, read_local_server
 from exchange.ops.logging import logging_config
 from exchange.ops.proxies import parse_networks
 
@@ -68,7 +68,10 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 #: This organization's issuer value: what a subject token's ``aud`` must contain
 #: (or the trusted issuer's alias), and the ``iss`` of the tokens we issue.
-CONSOLE_ISSUER = os.environ.get("CONSOLE_ISSUER", "http://localhost:8000/oauth2/token")
+#: One value for the server and every command run in this checkout: the environment's, else the one
+#: ``make run`` recorded in var/ (``bootstrap --port``: http://localhost:<PORT>/oauth2/token), else port 8000's.
+CONSOLE_ISSUER = (os.environ.get("CONSOLE_ISSUER") or read_local_server(VAR_DIR).get("issuer")
+                  or DEFAULT_LOCAL_ISSUER)
 
 INSTALLED_APPS = [
     "identity_console.apps.ConsoleAdminConfig",
@@ -196,6 +199,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+#: One date format in the console, with the time zone (identity_console/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["identity_console.formats"]
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
