@@ -96,6 +96,7 @@ class ApplicationAdmin(ConsoleModelAdmin):
         initial = {
             "allowed_grant_types": application.allowed_grant_types,
             "access_token_lifetime": application.access_token_lifetime,
+            "bound_to_subject_token": application.bound_to_subject_token,
             "allowed_audiences": "\n".join(application.allowed_audiences or []),
         }
         if request.method == "POST":
@@ -107,6 +108,7 @@ class ApplicationAdmin(ConsoleModelAdmin):
                     Application.objects.get(pk=application.pk),
                     allowed_grant_types=data["allowed_grant_types"],
                     access_token_lifetime=data["access_token_lifetime"],
+                    bound_to_subject_token=data["bound_to_subject_token"],
                     allowed_audiences=data["allowed_audiences"],
                 ),
             )

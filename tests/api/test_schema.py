@@ -22,6 +22,7 @@ OPERATIONS = {
     "/api/server/v1/trusted-token-issuers/{id}/keys/refresh": {"post"},
     "/api/server/v1/trusted-token-issuers/{id}/certificates": {"post"},
     "/api/server/v1/trusted-token-issuers/{id}/certificates/{fingerprint}": {"delete"},
+    "/api/server/v1/trusted-token-issuers/{id}/revoke-tokens": {"post"},
     "/api/server/v1/applications": {"get", "post"},
     "/api/server/v1/applications/{id}": {"get", "patch", "delete"},
     "/api/server/v1/applications/{id}/protocol": {"get", "put"},
