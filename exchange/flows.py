@@ -221,7 +221,7 @@ def update_trusted_token_issuer(trusted, *, revoke=False, user=None, **changes):
             changed.applications.set(links)
         if revoke and not changed.enabled:
             revoke_tokens(changed, user=user)
-    for field in (*changes, "updated"):
+    for field in (*changes, "updated", "tokens_revoked_at"):
         setattr(trusted, field, getattr(changed, field))
     _keys_changed()
     return trusted
