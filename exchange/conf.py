@@ -50,7 +50,9 @@ DEFAULTS = {
     "JWKS_MAX_KEYS": 100,
     "JWKS_CACHE_SECONDS": 300,
     "JWKS_STALE_IF_ERROR_SECONDS": 3600,
-    "JWKS_REFETCH_COOLDOWN_SECONDS": 30,
+    # An unknown kid refetches at most once per cooldown: a rotated-in key works within ~10 s
+    # (Keycloak's minTimeBetweenJwksRequests), and a storm of made-up kids costs one fetch per 10 s.
+    "JWKS_REFETCH_COOLDOWN_SECONDS": 10,
     "JWKS_ALLOW_HTTP": False,
     "JWKS_ALLOW_PRIVATE_ADDRESSES": True,
     # Client-authentication brute-force throttling (see exchange/throttling.py)

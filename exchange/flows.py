@@ -26,7 +26,8 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 
-from . import certificates, key_sources
+from . import certificates, discovery, key_sources, presets
+from .conf import exchange_settings
 from .models import GRANT_SHORT_NAMES, AccessToken, Application, IssuerCertificate, RefreshToken, TrustedTokenIssuer
 
 audit_log = logging.getLogger("exchange.audit")
@@ -190,8 +191,40 @@ def first_error(exc):
 #: Fields of a trusted token issuer that ``update_trusted_token_issuer`` may change.
 ISSUER_UPDATABLE = (
     "name", "issuer", "alias", "enabled", "jwks_uri", "allowed_algorithms", "clock_skew",
-    "max_token_age", "reject_replayed_jti", "require_jti", "required_type", "applications",
+    "max_token_age", "reject_replayed_jti", "require_jti", "required_type", "condition", "preset", "applications",
 )
+
+
+def discovered_issuer_settings(issuer, preset=""):
+    """``jwks_uri`` and ``allowed_algorithms`` for ``issuer``, read from its OpenID discovery document.
+
+    The algorithms are those the document lists that we allow; when it lists none, the
+    preset's, else the defaults. Raises ValidationError (on ``issuer``) with a safe sentence.
+    """
+    try:
+        found = discovery.discover(issuer)
+    except discovery.DiscoveryError as exc:
+        raise ValidationError({"issuer": str(exc)}, code="discovery") from None
+    chosen = presets.PRESETS.get(preset)
+    algorithms = found.algorithms or list(chosen.algorithms if chosen else exchange_settings.DEFAULT_ALLOWED_ALGORITHMS)
+    return {"jwks_uri": found.jwks_uri, "allowed_algorithms": algorithms}
+
+
+def preset_issuer(preset, issuer=""):
+    """The issuer value of a preset: its fixed one, or ``issuer`` for presets without one (Kubernetes).
+
+    Raises ValidationError for an unknown preset, a missing issuer, or another issuer than the fixed one.
+    """
+    chosen = presets.PRESETS.get(preset)
+    if chosen is None:
+        raise ValidationError({"preset": f"Unknown preset; choose from {', '.join(presets.PRESETS)}."}, code="bad_preset")
+    if chosen.issuer:
+        if issuer and issuer != chosen.issuer:
+            raise ValidationError({"issuer": f"The {chosen.label} preset's issuer is {chosen.issuer}."}, code="preset_issuer")
+        return chosen.issuer
+    if not issuer:
+        raise ValidationError({"issuer": f"The {chosen.label} preset needs the issuer URL."}, code="required")
+    return issuer
 
 
 def update_trusted_token_issuer(trusted, *, revoke=False, user=None, **changes):

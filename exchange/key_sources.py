@@ -228,7 +228,14 @@ class _HTTPSPool(urllib3.HTTPSConnectionPool):
 
 
 def fetch_jwks(url):
-    """GET a JWKS document within the configured limits. Raises KeySourceError.
+    """GET a JWKS document within the configured limits. Raises KeySourceError (see fetch_json)."""
+    return fetch_json(url, "JWKS", "application/json, application/jwk-set+json")
+
+
+def fetch_json(url, name, accept="application/json"):
+    """GET a JSON document within the JWKS fetching limits; ``name`` names it in errors. Raises KeySourceError.
+
+    Used for JWKS documents and for OpenID discovery documents (discovery.py) alike.
 
     Limits: connect and per-read timeouts, a total deadline (enforced by a
     watchdog that shuts the socket down), a size cap, identity encoding only,
@@ -237,7 +244,7 @@ def fetch_jwks(url):
     s = exchange_settings
     parts = urllib3.util.parse_url(url)
     if parts.scheme not in ("http", "https") or not parts.host:
-        raise KeySourceError("The JWKS URL is not an http(s) URL.")
+        raise KeySourceError(f"The {name} URL is not an http(s) URL.")
     watchdog = _Watchdog(s.JWKS_TOTAL_TIMEOUT_MS / 1000)
     options = {
         "timeout": urllib3.Timeout(connect=s.JWKS_CONNECT_TIMEOUT_MS / 1000, read=s.JWKS_READ_TIMEOUT_MS / 1000),
@@ -253,47 +260,47 @@ def fetch_jwks(url):
     try:
         response = pool.urlopen(
             "GET", parts.request_uri,
-            headers={"Accept": "application/json, application/jwk-set+json", "User-Agent": "identity-console"},
+            headers={"Accept": accept, "User-Agent": "identity-console"},
             redirect=False, retries=False, preload_content=False, decode_content=False,
         )
         try:
             if 300 <= response.status < 400:
-                raise KeySourceError(f"The JWKS endpoint redirected (HTTP {response.status}); redirects are not followed.")
+                raise KeySourceError(f"The {name} endpoint redirected (HTTP {response.status}); redirects are not followed.")
             if response.status != 200:
-                raise KeySourceError(f"The JWKS endpoint answered HTTP {response.status}.")
+                raise KeySourceError(f"The {name} endpoint answered HTTP {response.status}.")
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > s.JWKS_MAX_BYTES:
-                raise KeySourceError(f"The JWKS response is larger than {s.JWKS_MAX_BYTES} bytes.")
+                raise KeySourceError(f"The {name} response is larger than {s.JWKS_MAX_BYTES} bytes.")
             if response.headers.get("Content-Encoding", "identity").lower() not in ("identity", ""):
-                raise KeySourceError("The JWKS response is compressed; only identity encoding is accepted.")
+                raise KeySourceError(f"The {name} response is compressed; only identity encoding is accepted.")
             while True:
                 chunk = response.read1(4096)
                 if watchdog.passed:
-                    raise KeySourceError("The JWKS endpoint did not answer within the time limit.")
+                    raise KeySourceError(f"The {name} endpoint did not answer within the time limit.")
                 if not chunk:
                     break
                 body += chunk
                 if len(body) > s.JWKS_MAX_BYTES:
-                    raise KeySourceError(f"The JWKS response is larger than {s.JWKS_MAX_BYTES} bytes.")
+                    raise KeySourceError(f"The {name} response is larger than {s.JWKS_MAX_BYTES} bytes.")
         finally:
             response.release_conn()
     except KeySourceError:
         raise
     except _ForbiddenAddress:
-        raise KeySourceError("The JWKS host resolves to a private or internal address, which the settings forbid.") from None
+        raise KeySourceError(f"The {name} host resolves to a private or internal address, which the settings forbid.") from None
     except Exception as exc:  # urllib3 and ssl raise many types: timeouts, resets, protocol errors
         if isinstance(exc, urllib3.exceptions.NewConnectionError):  # (a ConnectTimeoutError subclass)
-            raise KeySourceError("The JWKS endpoint could not be reached.") from None
+            raise KeySourceError(f"The {name} endpoint could not be reached.") from None
         if watchdog.passed or isinstance(exc, urllib3.exceptions.TimeoutError):
-            raise KeySourceError("The JWKS endpoint did not answer within the time limit.") from None
-        raise KeySourceError("The JWKS endpoint could not be read.") from None
+            raise KeySourceError(f"The {name} endpoint did not answer within the time limit.") from None
+        raise KeySourceError(f"The {name} endpoint could not be read.") from None
     finally:
         watchdog.cancel()
         pool.close()
     try:
         return json.loads(bytes(body).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise KeySourceError("The JWKS response is not valid JSON.") from None
+        raise KeySourceError(f"The {name} response is not valid JSON.") from None
 
 
 # -- caching ---------------------------------------------------------------

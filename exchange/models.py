@@ -21,7 +21,7 @@ from oauth2_provider.models import (
     AbstractRefreshToken,
 )
 
-from . import certificates, secrets_at_rest
+from . import certificates, conditions, presets, secrets_at_rest
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings
 from .protocol import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN, TOKEN_EXCHANGE
 
@@ -115,6 +115,15 @@ def validate_token_type(value):
         raise ValidationError(_("Enter one media type, such as at+jwt."), code="bad_type")
 
 
+def validate_condition(value):
+    """An admission condition must compile and stay within the cost rules (conditions.py)."""
+    if value:
+        try:
+            conditions.compile_condition(value)
+        except conditions.ConditionError as exc:
+            raise ValidationError(str(exc), code="bad_condition") from None
+
+
 #: The ``iss`` of the local demo issuer (exchange/demo.py): the .invalid TLD never names a real issuer.
 DEMO_ISSUER = "https://demo-issuer.invalid"
 
@@ -167,6 +176,17 @@ class TrustedTokenIssuer(models.Model):
             "When set, the subject token's typ header must name this type, e.g. at+jwt for RFC 9068 "
             "access tokens (compared case-insensitively, application/ optional). Empty: typ is not required."
         ),
+    )
+    condition = models.TextField(
+        _("admission condition"), blank=True, max_length=conditions.MAX_LENGTH, validators=[validate_condition],
+        help_text=_(
+            "A CEL expression over the verified claims (e.g. claims.repository_owner_id == \"123\"); "
+            "a token is exchanged only when it yields true. Empty: no condition."
+        ),
+    )
+    preset = models.CharField(
+        _("preset"), max_length=40, blank=True, choices=presets.CHOICES,
+        help_text=_("The shared platform this issuer was set up for; shared issuers require a condition."),
     )
     applications = models.ManyToManyField(
         settings.OAUTH2_PROVIDER_APPLICATION_MODEL, blank=True, related_name="trusted_issuers",
@@ -223,6 +243,15 @@ class TrustedTokenIssuer(models.Model):
                 raise ValidationError(
                     {field: _("Remove the leading or trailing whitespace.")}, code="whitespace"
                 )
+        chosen = presets.PRESETS.get(self.preset)
+        if chosen is not None and chosen.issuer and self.issuer != chosen.issuer:
+            raise ValidationError(
+                {"issuer": _("The %(label)s preset's issuer is %(issuer)s.") % {"label": chosen.label, "issuer": chosen.issuer}},
+                code="preset_issuer",
+            )
+        shared = presets.shared_preset(self.preset, self.issuer)
+        if shared is not None and not self.condition.strip():
+            raise ValidationError({"condition": presets.condition_required_message(shared)}, code="condition_required")
 
 
 class IssuerCertificate(models.Model):
@@ -474,9 +503,11 @@ class ExchangeEvent(models.Model):
 
 
 class SharedCacheEntry(models.Model):
-    """A counter or marker every process sees: the replay store and throttle counters without Redis.
+    """A counter or marker every process sees: the replay record of consumed subject-token jtis (in
+    every mode) and failed-authentication counters (without Redis, or while it is unreachable).
 
-    See exchange/shared_cache.py (``DatabaseStore``); rows are deleted once expired.
+    See exchange/shared_cache.py (``DatabaseStore``, ``ReplayRecord``); expired rows are deleted by
+    ``prune_audit`` and, every so many writes, by the process writing.
     """
 
     key = models.CharField(max_length=200, primary_key=True)

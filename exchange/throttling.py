@@ -12,9 +12,10 @@ Policy (``TOKEN_EXCHANGE`` settings): at most
 ``CLIENT_AUTH_MAX_FAILURES_PER_ADDRESS`` failures per address and
 ``CLIENT_AUTH_MAX_FAILURES_PER_CLIENT`` per client id in each
 ``CLIENT_AUTH_THROTTLE_WINDOW_SECONDS`` window. Lockouts end with the window;
-nothing is permanent. While the shared cache cannot be reached each process
-counts on its own (exchange/shared_cache.py); should that fail too the throttle
-fails open (and logs): client credentials are still checked. One address alone cannot lock a client out for others,
+nothing is permanent. While the shared cache cannot be reached the counters live
+in the database (exchange/shared_cache.py), still shared by every process; should
+that fail too the throttle fails open (and logs): client credentials are still
+checked. One address alone cannot lock a client out for others,
 because its own limit stops it first (the per-client limit is higher).
 
 The console's sign-in form is guarded the same way (``CONSOLE_LOGIN`` policy, per
@@ -30,7 +31,7 @@ from typing import NamedTuple
 
 from . import client_auth
 from .conf import exchange_settings
-from .shared_cache import throttle_cache as cache  # per-process counters while Redis is down
+from .shared_cache import throttle_cache as cache  # in the database while Redis is down
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ certificates and tokens come from tests/factories.py, request helpers and assert
 import pytest
 from django.core.cache import cache
 
-from exchange import flows, key_sources, signing
+from exchange import flows, key_sources, shared_cache, signing
 from exchange.conf import exchange_settings
 
 from .factories import certificate_pem, mint, private_key
@@ -22,6 +22,7 @@ def _isolated_state(settings, tmp_path):
     settings.VAR_DIR = tmp_path
     cache.clear()
     key_sources.clear_caches()
+    shared_cache.clear_local()  # no test inherits another's Redis outage
     signing.reset()
     exchange_settings.reload()
     yield

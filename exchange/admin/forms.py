@@ -9,7 +9,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from .. import certificates, flows
+from .. import certificates, conditions, flows, presets
 from ..conf import ASYMMETRIC_ALGORITHMS
 from ..models import Application, TrustedTokenIssuer, validate_jwks_uri
 from ..subject_token import SUBJECT_TOKEN_TYPES
@@ -96,7 +96,57 @@ class CertificateInputMixin(forms.Form):
         return info
 
 
-class IssuerCertificateForm(CertificateInputMixin):
+class ConditionFieldsMixin(forms.Form):
+    """The admission condition: a guided clause (claim equals / is one of / starts with) or the expert field.
+
+    The guided clause writes the expression (conditions.guided_condition) when the expert field is
+    empty; the model validates whatever results (compiles, within the cost bound, required for presets).
+    """
+
+    preset = forms.ChoiceField(
+        label=_("Shared issuer preset"), choices=presets.CHOICES, required=False,
+        help_text=_("GitHub Actions, GitLab.com, Terraform Cloud and Kubernetes issuers sign for every "
+                    "customer of the platform: with a preset, a condition is required."),
+    )
+    guided_claim = forms.CharField(
+        label=_("Condition: claim"), required=False, max_length=100,
+        widget=forms.TextInput(attrs={"placeholder": "repository_owner_id"}),
+    )
+    guided_operator = forms.ChoiceField(
+        label=_("Condition: operator"), choices=list(conditions.GUIDED_OPERATORS.items()), required=False,
+    )
+    guided_values = forms.CharField(
+        label=_("Condition: value"), required=False, max_length=conditions.MAX_LENGTH, strip=False,
+        help_text=_("For is one of, separate the values with commas."),
+    )
+    condition = forms.CharField(
+        label=_("Admission condition (CEL)"), required=False, strip=False, max_length=conditions.MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 64, "spellcheck": "false",
+                                     "placeholder": 'claims.repository_owner_id == "123456"'}),
+        help_text=_("Expert: a CEL expression over the verified claims; a token is exchanged only when it is "
+                    "true. Left empty, the guided clause above writes it."),
+    )
+
+    condition_fields = ("preset", "guided_claim", "guided_operator", "guided_values", "condition")
+
+    def clean(self):
+        cleaned = super().clean()
+        claim = (cleaned.get("guided_claim") or "").strip()
+        expression = cleaned.get("condition") or ""
+        if claim and expression.strip():
+            self.add_error("condition", _("Use the guided clause or the expression, not both."))
+        elif claim:
+            operator = cleaned.get("guided_operator") or "equals"
+            raw = cleaned.get("guided_values") or ""
+            values = [v.strip() for v in raw.split(",")] if operator == "one_of" else [raw.strip()]
+            try:
+                cleaned["condition"] = conditions.guided_condition([(claim, operator, values)])
+            except conditions.ConditionError as exc:
+                self.add_error("guided_claim", str(exc))
+        return cleaned
+
+
+class IssuerCertificateForm(ConditionFieldsMixin, CertificateInputMixin):
     """Wizard step 2: a JWKS endpoint or a PEM certificate."""
 
     MODE_JWKS = "jwks"
@@ -163,8 +213,8 @@ class JwksUriForm(_NoStripMixin, forms.ModelForm):
         fields = ("jwks_uri",)
 
 
-class IssuerValidationForm(forms.ModelForm):
-    """Validation tab: algorithms, clock skew, maximum token age, replay protection."""
+class IssuerValidationForm(ConditionFieldsMixin, forms.ModelForm):
+    """Validation tab: algorithms, clock skew, maximum token age, replay protection, admission condition."""
 
     allowed_algorithms = forms.MultipleChoiceField(
         label=_("Allowed signing algorithms"), choices=[(a, a) for a in ASYMMETRIC_ALGORITHMS],
@@ -175,7 +225,7 @@ class IssuerValidationForm(forms.ModelForm):
     class Meta:
         model = TrustedTokenIssuer
         fields = ("allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti",
-                  "required_type", "applications")
+                  "required_type", "condition", "preset", "applications")
         widgets = {"applications": forms.CheckboxSelectMultiple}
 
     def __init__(self, *args, **kwargs):

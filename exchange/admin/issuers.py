@@ -178,15 +178,33 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
         action = request.POST.get("action", "finish")
         if action == "previous":
             return HttpResponseRedirect(self.url("wizard_general"))
+        if action == "discover":
+            return self._wizard_discover(request, state, context)
         if valid:
             response = self._wizard_action(request, state, form, action, context)
             if response is not None:
                 return response
         return self._render_wizard(request, form=form, **context)
 
+    def _wizard_discover(self, request, state, context):
+        """Discover: the JWKS URL and algorithms from the issuer's OpenID configuration, into step 2's form."""
+        data = request.POST.copy()
+        try:
+            found = flows.discovered_issuer_settings(state["general"]["issuer"], data.get("preset", ""))
+        except ValidationError as exc:
+            context["discovery_problem"] = " ".join(exc.message_dict.get("issuer", exc.messages))
+        else:
+            data["mode"], data["jwks_uri"] = "jwks", found["jwks_uri"]
+            state["discovered"] = found
+            context["discovered"] = found
+        form = forms.IssuerCertificateForm(data)
+        form.is_valid()
+        self._remember_certificate(request, state, form)
+        return self._render_wizard(request, form=form, **context)
+
     def _remember_certificate(self, request, state, form):
         """Keep step 2's input in the session (form.data holds the converted PEM when a file was uploaded)."""
-        state["certificate"] = {k: form.data.get(k, "") for k in ("mode", "jwks_uri", "pem")}
+        state["certificate"] = {k: form.data.get(k, "") for k in ("mode", "jwks_uri", "pem", *form.condition_fields)}
         if getattr(form, "info", None) is not None:
             state["certificate"]["pem"] = form.info.pem
         self._save_wizard(request, state)
@@ -216,11 +234,17 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
     def _wizard_finish(self, request, state, form):
         """Create the issuer (one flow, one LogEntry); None, with the errors on the form, when it is refused."""
         general, pem_mode = state["general"], form.cleaned_data["mode"] == form.MODE_PEM
+        discovered = state.get("discovered") or {}
+        options = {}
+        if not pem_mode and discovered.get("jwks_uri") == form.cleaned_data["jwks_uri"]:
+            options["allowed_algorithms"] = discovered["allowed_algorithms"]  # what Discover found and showed
         try:
             trusted = flows.create_trusted_token_issuer(
                 name=general["name"], issuer=general["issuer"], alias=general.get("alias", ""),
                 jwks_uri="" if pem_mode else form.cleaned_data["jwks_uri"],
                 certificates=[form.info.pem] if pem_mode else [],
+                condition=form.cleaned_data.get("condition", ""), preset=form.cleaned_data.get("preset", ""),
+                **options,
             )
         except ValidationError as exc:
             _finish_errors(form, exc)

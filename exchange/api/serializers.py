@@ -123,14 +123,22 @@ class TrustedTokenIssuerSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "issuer", "alias", "enabled", "key_source", "jwks_uri", "certificates",
             "allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti",
-            "required_type", "applications", "keys_fetched_at", "key_fetch_error", "key_fetch_failed_at",
-            "tokens_revoked_at", "created", "updated",
+            "required_type", "condition", "preset", "applications", "keys_fetched_at", "key_fetch_error",
+            "key_fetch_failed_at", "tokens_revoked_at", "created", "updated",
         ]
         read_only_fields = fields
 
 
 _ISSUER_OPTIONS = ["allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti",
-                   "required_type", "applications"]
+                   "required_type", "condition", "preset", "applications"]
+
+_CONDITION_HELP = (
+    "Admission condition: a CEL expression over the subject token's verified claims (the variable "
+    "claims), e.g. claims.repository_owner_id == \"123456\". A token is exchanged only when it yields "
+    "true; false or an evaluation error refuses it (cause condition_not_met). Required for shared "
+    "issuers (a preset, or the issuer value of GitHub Actions, GitLab.com or Terraform Cloud)."
+)
+_PRESET_HELP = "The shared platform this issuer is set up for (docs/workload-identity.md); shared issuers require a condition."
 
 
 def _links_field():
@@ -148,11 +156,18 @@ class TrustedTokenIssuerCreateSerializer(StrictModelSerializer):
     )
     allowed_algorithms = AlgorithmsField(required=False)
     applications = _links_field()
+    discover = StrictBooleanField(
+        required=False, default=False,
+        help_text="Fill jwks_uri and allowed_algorithms from <issuer>/.well-known/openid-configuration "
+                  "(its issuer must equal the issuer value exactly). Not with jwks_uri or certificates.",
+    )
 
     class Meta:
         model = TrustedTokenIssuer
-        fields = ["name", "issuer", "alias", "enabled", "jwks_uri", "certificates", *_ISSUER_OPTIONS]
+        fields = ["name", "issuer", "alias", "enabled", "jwks_uri", "certificates", *_ISSUER_OPTIONS, "discover"]
         extra_kwargs = {
+            "condition": {**_EXACT, "help_text": _CONDITION_HELP},
+            "preset": {"help_text": _PRESET_HELP},
             # Uniqueness is checked by the flow (with the model's own message), not twice.
             "name": {**_EXACT, "validators": []},
             "issuer": {**_EXACT, "validators": []},
@@ -175,6 +190,8 @@ class TrustedTokenIssuerUpdateSerializer(StrictModelSerializer):
         model = TrustedTokenIssuer
         fields = ["name", "issuer", "alias", "enabled", "jwks_uri", "revoke_tokens", *_ISSUER_OPTIONS]
         extra_kwargs = {
+            "condition": {**_EXACT, "help_text": _CONDITION_HELP},
+            "preset": {"help_text": _PRESET_HELP},
             "name": {**_EXACT, "validators": []},
             "issuer": {**_EXACT, "validators": []},
             "alias": _EXACT,

@@ -177,6 +177,12 @@ class TrustedTokenIssuerViewSet(
 
     def create(self, request):
         data = _valid(s.TrustedTokenIssuerCreateSerializer, request.data)
+        if data.pop("discover", False):
+            if data.get("jwks_uri") or data.get("certificates"):
+                raise ValidationError({"discover": "Give discover or a key source (jwks_uri, certificates), not both."})
+            found = flows.discovered_issuer_settings(data["issuer"], data.get("preset", ""))
+            data["jwks_uri"] = found["jwks_uri"]
+            data.setdefault("allowed_algorithms", found["allowed_algorithms"])
         issuer = flows.create_trusted_token_issuer(**data)
         body = s.TrustedTokenIssuerSerializer(issuer).data
         location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{issuer.pk}")

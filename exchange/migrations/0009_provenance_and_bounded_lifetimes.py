@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('exchange', '0007_encrypt_signing_keys'),
+        ('exchange', '0008_issuer_condition_preset'),
     ]
 
     operations = [
