@@ -232,7 +232,15 @@ def issue(request):
     """
     client = request.client
     now = int(time.time())
-    lifetime, not_after = bounded_lifetime(client, request.report.claims, now)
+    try:
+        lifetime, not_after = bounded_lifetime(client, request.report.claims, now)
+    except ExchangeError:
+        # A token already used is refused as a replay first, as it would be without the bound.
+        try:
+            consume_replay(request.report)
+        except SubjectTokenRejected as exc:
+            raise ExchangeError("invalid_request", exc.description, cause=exc.cause) from None
+        raise
     scope = " ".join(request.scopes)
     claims = signing.new_access_token_claims(
         sub=request.subject, client_id=client.client_id, scope=scope,

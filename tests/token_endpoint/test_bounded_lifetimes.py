@@ -18,11 +18,6 @@ from ..factories import mint
 from ..utils import assert_subject_rejected, basic_auth, exchange_body, post_form
 
 
-@pytest.fixture
-def refreshing(make_application):
-    return make_application(name="Refreshing", grant_types=["token_exchange", "refresh_token"])
-
-
 def _auth(app):
     return {"HTTP_AUTHORIZATION": basic_auth(app.client_id, app.raw_secret)}
 
@@ -83,19 +78,19 @@ def test_expired_within_the_clock_skew_leaves_nothing_to_issue(exchange, pem_iss
     assert_subject_rejected(exchange(mint(rsa_key, pem_issuer.issuer, iat=now - 100, exp=now)), "expired")
 
 
-def test_refresh_tokens_are_bounded_by_the_subject_token(client, refreshing, pem_issuer, rsa_key, time_machine):
+def test_refresh_tokens_are_bounded_by_the_subject_token(client, refreshing_application, pem_issuer, rsa_key, time_machine):
     now = int(time.time())
     time_machine.move_to(now, tick=False)
     subject_exp = now + 600
-    body = _post(client, refreshing, exchange_body(mint(rsa_key, pem_issuer.issuer, iat=now, exp=subject_exp))).json()
+    body = _post(client, refreshing_application, exchange_body(mint(rsa_key, pem_issuer.issuer, iat=now, exp=subject_exp))).json()
     assert body["expires_in"] == 600
     assert int(RefreshToken.objects.get().not_after.timestamp()) == subject_exp
-    introspected = post_form(client, "/oauth2/introspect", {"token": body["refresh_token"]}, **_auth(refreshing)).json()
+    introspected = post_form(client, "/oauth2/introspect", {"token": body["refresh_token"]}, **_auth(refreshing_application)).json()
     assert introspected["active"] is True and introspected["exp"] == subject_exp
 
     # 500 s later: the refreshed access token lives the 100 s left, and says so.
     time_machine.move_to(now + 500, tick=False)
-    refreshed = _post(client, refreshing, {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]})
+    refreshed = _post(client, refreshing_application, {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]})
     assert refreshed.status_code == HTTPStatus.OK, refreshed.content
     refreshed = refreshed.json()
     claims = _unverified(refreshed["access_token"])
@@ -105,15 +100,15 @@ def test_refresh_tokens_are_bounded_by_the_subject_token(client, refreshing, pem
 
     # Past the subject token's exp: no refresh, and introspection says so.
     time_machine.move_to(subject_exp + 1, tick=False)
-    again = _post(client, refreshing, {"grant_type": "refresh_token", "refresh_token": refreshed["refresh_token"]})
+    again = _post(client, refreshing_application, {"grant_type": "refresh_token", "refresh_token": refreshed["refresh_token"]})
     assert again.status_code == HTTPStatus.BAD_REQUEST and again.json()["error"] == "invalid_grant"
-    gone = post_form(client, "/oauth2/introspect", {"token": refreshed["refresh_token"]}, **_auth(refreshing))
+    gone = post_form(client, "/oauth2/introspect", {"token": refreshed["refresh_token"]}, **_auth(refreshing_application))
     assert gone.json() == {"active": False}
 
 
-def test_refresh_tokens_of_an_unbound_application_have_no_bound(client, refreshing, pem_issuer, rsa_key):
-    flows.update_application(refreshing, bound_to_subject_token=False)
-    body = _post(client, refreshing, exchange_body(mint(rsa_key, pem_issuer.issuer))).json()
+def test_refresh_tokens_of_an_unbound_application_have_no_bound(client, refreshing_application, pem_issuer, rsa_key):
+    flows.update_application(refreshing_application, bound_to_subject_token=False)
+    body = _post(client, refreshing_application, exchange_body(mint(rsa_key, pem_issuer.issuer))).json()
     assert "refresh_token" in body
     assert RefreshToken.objects.get().not_after is None
 

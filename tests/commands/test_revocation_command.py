@@ -19,16 +19,9 @@ def run(*args):
     return out.getvalue()
 
 
-@pytest.fixture
-def issued(client, make_application, pem_issuer, rsa_key):
-    """alice's and bob's tokens (access + refresh) exchanged from ``pem_issuer``; (app, {sub: body})."""
-    app = make_application(name="Refreshing", grant_types=["token_exchange", "refresh_token"])
-    return app, {sub: exchanged(client, app, mint(rsa_key, pem_issuer.issuer, sub=sub)) for sub in ("alice", "bob")}
-
-
 @pytest.mark.parametrize("by", ["name", "issuer"])
-def test_revoking_one_subject_by_name_or_issuer_value(client, issued, pem_issuer, by):
-    app, bodies = issued
+def test_revoking_one_subject_by_name_or_issuer_value(client, alice_and_bob_tokens, pem_issuer, by):
+    app, bodies = alice_and_bob_tokens
     out = run("revoke_tokens", "--issuer", getattr(pem_issuer, by), "--subject", "alice", "--json")
     assert json.loads(out) == {"issuer": pem_issuer.issuer, "subject": "alice", "access_tokens": 1,
                                "refresh_tokens": 1, "dry_run": False}
@@ -37,7 +30,7 @@ def test_revoking_one_subject_by_name_or_issuer_value(client, issued, pem_issuer
     assert introspected(client, app, bodies["bob"]["access_token"])["active"] is True
 
 
-def test_revoking_every_subject_in_words(client, issued, pem_issuer):
+def test_revoking_every_subject_in_words(client, alice_and_bob_tokens, pem_issuer):
     out = run("revoke_tokens", "--issuer", pem_issuer.name)
     assert out.strip() == (f"Revoked the tokens issued from {pem_issuer.name} ({pem_issuer.issuer}): "
                            "2 access token(s), 2 refresh token(s).")
@@ -45,7 +38,7 @@ def test_revoking_every_subject_in_words(client, issued, pem_issuer):
     assert not RefreshToken.objects.filter(revoked__isnull=True).exists()
 
 
-def test_dry_run_counts_and_changes_nothing(client, issued, pem_issuer):
+def test_dry_run_counts_and_changes_nothing(client, alice_and_bob_tokens, pem_issuer):
     out = run("revoke_tokens", "--issuer", pem_issuer.issuer, "--dry-run")
     assert out.startswith("Would revoke") and "2 access token(s), 2 refresh token(s)" in out
     assert json.loads(run("revoke_tokens", "--issuer", pem_issuer.issuer, "--dry-run", "--json"))["dry_run"] is True

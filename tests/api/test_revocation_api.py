@@ -13,12 +13,7 @@ from .helpers import APIClient, assert_problem, csrf_headers
 
 
 @pytest.fixture
-def refreshing(make_application):
-    return make_application(name="Refreshing", grant_types=["token_exchange", "refresh_token"])
-
-
-@pytest.fixture
-def other_issuer(db):
+def second_pem_issuer(db):
     key = private_key("rsa", "other")
     trusted = flows.create_trusted_token_issuer(name="Other", issuer="https://other.test",
                                                 certificates=[certificate_pem(key)])
@@ -34,38 +29,38 @@ def _active(client, app, body):
             introspected(client, app, body["refresh_token"])["active"])
 
 
-def test_revoking_every_subject(api, client, refreshing, pem_issuer, rsa_key, other_issuer):
-    alice = exchanged(client, refreshing, mint(rsa_key, pem_issuer.issuer, sub="alice"))
-    bob = exchanged(client, refreshing, mint(rsa_key, pem_issuer.issuer, sub="bob"))
-    other, other_key = other_issuer
-    untouched = exchanged(client, refreshing, mint(other_key, other.issuer, sub="alice"))
+def test_revoking_every_subject(api, client, refreshing_application, pem_issuer, rsa_key, second_pem_issuer):
+    alice = exchanged(client, refreshing_application, mint(rsa_key, pem_issuer.issuer, sub="alice"))
+    bob = exchanged(client, refreshing_application, mint(rsa_key, pem_issuer.issuer, sub="bob"))
+    other, other_key = second_pem_issuer
+    untouched = exchanged(client, refreshing_application, mint(other_key, other.issuer, sub="alice"))
 
     response = api.post(_url(pem_issuer), {})
     assert response.status_code == HTTPStatus.OK, response.content
     assert response.json() == {"issuer": pem_issuer.issuer, "subject": None, "access_tokens": 2,
                                "refresh_tokens": 2, "dry_run": False}
-    assert _active(client, refreshing, alice) == (False, False)
-    assert _active(client, refreshing, bob) == (False, False)
-    assert _active(client, refreshing, untouched) == (True, True)  # another issuer's "alice"
+    assert _active(client, refreshing_application, alice) == (False, False)
+    assert _active(client, refreshing_application, bob) == (False, False)
+    assert _active(client, refreshing_application, untouched) == (True, True)  # another issuer's "alice"
     refused = client.post("/oauth2/token", {"grant_type": "refresh_token", "refresh_token": alice["refresh_token"]},
-                          HTTP_AUTHORIZATION=basic_auth(refreshing.client_id, refreshing.raw_secret))
+                          HTTP_AUTHORIZATION=basic_auth(refreshing_application.client_id, refreshing_application.raw_secret))
     assert refused.status_code == HTTPStatus.BAD_REQUEST
     # Done: a second revocation finds nothing live.
     assert api.post(_url(pem_issuer), {}).json()["access_tokens"] == 0
 
 
-def test_revoking_one_subject(api, client, refreshing, pem_issuer, rsa_key):
-    alice = exchanged(client, refreshing, mint(rsa_key, pem_issuer.issuer, sub="alice"))
-    bob = exchanged(client, refreshing, mint(rsa_key, pem_issuer.issuer, sub="bob"))
+def test_revoking_one_subject(api, client, refreshing_application, pem_issuer, rsa_key):
+    alice = exchanged(client, refreshing_application, mint(rsa_key, pem_issuer.issuer, sub="alice"))
+    bob = exchanged(client, refreshing_application, mint(rsa_key, pem_issuer.issuer, sub="bob"))
     dry = api.post(_url(pem_issuer), {"subject": "alice", "dry_run": True}).json()
     assert (dry["access_tokens"], dry["refresh_tokens"], dry["dry_run"]) == (1, 1, True)
-    assert _active(client, refreshing, alice) == (True, True)  # a dry run changes nothing
+    assert _active(client, refreshing_application, alice) == (True, True)  # a dry run changes nothing
 
     response = api.post(_url(pem_issuer), {"subject": "alice"})
     assert response.json() == {"issuer": pem_issuer.issuer, "subject": "alice", "access_tokens": 1,
                                "refresh_tokens": 1, "dry_run": False}
-    assert _active(client, refreshing, alice) == (False, False)
-    assert _active(client, refreshing, bob) == (True, True)
+    assert _active(client, refreshing_application, alice) == (False, False)
+    assert _active(client, refreshing_application, bob) == (True, True)
 
 
 def test_a_subject_is_matched_exactly(api, client, application, pem_issuer, rsa_key):
@@ -116,18 +111,18 @@ def test_the_revocation_is_logged_with_its_counts(api, client, application, pem_
         pem_issuer.issuer, None, 1, 0)
 
 
-def test_disabling_with_revoke_tokens_revokes_in_the_same_step(api, client, refreshing, pem_issuer, rsa_key):
-    body = exchanged(client, refreshing, mint(rsa_key, pem_issuer.issuer, sub="alice"))
+def test_disabling_with_revoke_tokens_revokes_in_the_same_step(api, client, refreshing_application, pem_issuer, rsa_key):
+    body = exchanged(client, refreshing_application, mint(rsa_key, pem_issuer.issuer, sub="alice"))
     response = api.patch(f"trusted-token-issuers/{pem_issuer.pk}", {"enabled": False, "revoke_tokens": True})
     assert response.status_code == HTTPStatus.OK, response.content
     assert response.json()["enabled"] is False and response.json()["tokens_revoked_at"]
-    assert _active(client, refreshing, body) == (False, False)
+    assert _active(client, refreshing_application, body) == (False, False)
 
 
-def test_disabling_alone_leaves_access_tokens_active(api, client, refreshing, pem_issuer, rsa_key):
-    body = exchanged(client, refreshing, mint(rsa_key, pem_issuer.issuer, sub="alice"))
+def test_disabling_alone_leaves_access_tokens_active(api, client, refreshing_application, pem_issuer, rsa_key):
+    body = exchanged(client, refreshing_application, mint(rsa_key, pem_issuer.issuer, sub="alice"))
     assert api.patch(f"trusted-token-issuers/{pem_issuer.pk}", {"enabled": False}).status_code == HTTPStatus.OK
-    assert _active(client, refreshing, body) == (True, False)  # documented: revoke to end them now
+    assert _active(client, refreshing_application, body) == (True, False)  # documented: revoke to end them now
 
 
 def test_revoke_tokens_without_disabling_revokes_nothing(api, client, application, pem_issuer, rsa_key):

@@ -11,12 +11,6 @@ from ..factories import mint
 from ..utils import exchanged, introspected
 
 
-@pytest.fixture
-def issued(client, make_application, pem_issuer, rsa_key):
-    app = make_application(name="Refreshing", grant_types=["token_exchange", "refresh_token"])
-    return app, {sub: exchanged(client, app, mint(rsa_key, pem_issuer.issuer, sub=sub)) for sub in ("alice", "bob")}
-
-
 def _page(trusted):
     return f"/console/exchange/trustedtokenissuer/{trusted.pk}/revoke-tokens/"
 
@@ -30,8 +24,8 @@ def test_the_issuer_page_links_to_revocation(console_admin_client, pem_issuer):
     assert _page(pem_issuer).encode() in page.content
 
 
-def test_the_subject_search_counts_and_changes_nothing(console_admin_client, issued, pem_issuer):
-    app, bodies = issued
+def test_the_subject_search_counts_and_changes_nothing(console_admin_client, alice_and_bob_tokens, pem_issuer):
+    app, bodies = alice_and_bob_tokens
     page = console_admin_client.get(_page(pem_issuer), {"subject": "alice"})
     assert page.status_code == HTTPStatus.OK
     assert b"1 live access token, 1 refresh token" in page.content
@@ -41,8 +35,8 @@ def test_the_subject_search_counts_and_changes_nothing(console_admin_client, iss
     assert not LogEntry.objects.exists()
 
 
-def test_revoking_one_subject(console_admin_client, issued, pem_issuer):
-    app, bodies = issued
+def test_revoking_one_subject(console_admin_client, alice_and_bob_tokens, pem_issuer):
+    app, bodies = alice_and_bob_tokens
     response = console_admin_client.post(_page(pem_issuer), {"subject": "alice"}, follow=True)
     assert b"Revoked 1 access token(s) and 1 refresh token(s) issued from the tokens of subject alice." in response.content
     assert _live(console_admin_client, app, bodies["alice"]) is False
@@ -53,16 +47,16 @@ def test_revoking_one_subject(console_admin_client, issued, pem_issuer):
 
 
 @pytest.mark.parametrize("subject", ["a\x00b", "x" * 256])
-def test_hostile_subjects_are_form_errors(console_admin_client, issued, pem_issuer, subject):
-    app, bodies = issued
+def test_hostile_subjects_are_form_errors(console_admin_client, alice_and_bob_tokens, pem_issuer, subject):
+    app, bodies = alice_and_bob_tokens
     response = console_admin_client.post(_page(pem_issuer), {"subject": subject})
     assert response.status_code == HTTPStatus.OK  # the form again, with its error
     assert b"errorlist" in response.content
     assert _live(console_admin_client, app, bodies["alice"]) is True
 
 
-def test_revoking_needs_the_change_permission(client, issued, pem_issuer):
-    app, bodies = issued
+def test_revoking_needs_the_change_permission(client, alice_and_bob_tokens, pem_issuer):
+    app, bodies = alice_and_bob_tokens
     viewer = get_user_model().objects.create_user("viewer", password=None, is_staff=True)
     viewer.user_permissions.add(*Permission.objects.filter(codename="view_trustedtokenissuer"))
     client.force_login(viewer)
@@ -70,8 +64,8 @@ def test_revoking_needs_the_change_permission(client, issued, pem_issuer):
     assert _live(client, app, bodies["alice"]) is True
 
 
-def test_disable_offers_to_revoke_in_the_same_step(console_admin_client, issued, pem_issuer):
-    app, bodies = issued
+def test_disable_offers_to_revoke_in_the_same_step(console_admin_client, alice_and_bob_tokens, pem_issuer):
+    app, bodies = alice_and_bob_tokens
     toggle = f"/console/exchange/trustedtokenissuer/{pem_issuer.pk}/enabled/"
     confirm = console_admin_client.get(toggle)
     assert b'name="revoke_tokens"' in confirm.content and b"2 access tokens, 2 refresh tokens" in confirm.content
@@ -83,8 +77,8 @@ def test_disable_offers_to_revoke_in_the_same_step(console_admin_client, issued,
     assert _live(console_admin_client, app, bodies["bob"]) is False
 
 
-def test_disable_without_the_checkbox_revokes_nothing(console_admin_client, issued, pem_issuer):
-    app, bodies = issued
+def test_disable_without_the_checkbox_revokes_nothing(console_admin_client, alice_and_bob_tokens, pem_issuer):
+    app, bodies = alice_and_bob_tokens
     console_admin_client.post(f"/console/exchange/trustedtokenissuer/{pem_issuer.pk}/enabled/")
     assert _live(console_admin_client, app, bodies["alice"]) is True  # access tokens live until they expire
 
