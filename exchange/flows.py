@@ -17,16 +17,21 @@ sees the change (in this process at once, in every other within ``REGISTRY_CHECK
 import base64
 import binascii
 import copy
+import logging
+from typing import NamedTuple
 
-from django.contrib.admin.models import DELETION, LogEntry
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 
 from . import certificates, discovery, key_sources, presets, service_accounts
 from .conf import exchange_settings
-from .models import GRANT_SHORT_NAMES, Application, IssuerCertificate, TrustedTokenIssuer
+from .models import GRANT_SHORT_NAMES, AccessToken, Application, IssuerCertificate, RefreshToken, TrustedTokenIssuer
 from .protocol import MANAGE_SCOPE
+
+audit_log = logging.getLogger("exchange.audit")
 
 
 def certificate_to_pem(value):
@@ -274,12 +279,13 @@ def preset_issuer(preset, issuer=""):
     return issuer
 
 
-def update_trusted_token_issuer(trusted, **changes):
+def update_trusted_token_issuer(trusted, *, revoke=False, user=None, **changes):
     """Change an issuer's settings with the model's own validation; nothing is saved if any is invalid.
 
     A JWKS-backed issuer keeps a JWKS endpoint (it cannot be emptied here), and a
     certificate-backed issuer cannot be given one: the key source changes only
-    through its own steps.
+    through its own steps. ``revoke``: when the change leaves the issuer disabled, also
+    revoke the live tokens issued from its tokens (``revoke_tokens``), in the same transaction.
     """
     unknown = set(changes) - set(ISSUER_UPDATABLE)
     if unknown:
@@ -298,23 +304,106 @@ def update_trusted_token_issuer(trusted, **changes):
         changed.save()
         if links is not None:
             changed.applications.set(links)
-    for field in (*changes, "updated"):
+        if revoke and not changed.enabled:
+            revoke_tokens(changed, user=user)
+    for field in (*changes, "updated", "tokens_revoked_at"):
         setattr(trusted, field, getattr(changed, field))
     _keys_changed()
     return trusted
 
 
-def set_issuer_enabled(trusted, enabled):
-    """Enable or disable an issuer: a disabled issuer's tokens are refused (issuer_disabled)."""
+def set_issuer_enabled(trusted, enabled, *, revoke=False, user=None):
+    """Enable or disable an issuer: a disabled issuer's tokens are refused (issuer_disabled).
+
+    ``revoke``: when disabling, also revoke the live tokens issued from its tokens, in the same
+    transaction; returns that ``Revocation`` (None otherwise).
+    """
     trusted.enabled = bool(enabled)
-    trusted.save(update_fields=["enabled", "updated"])
-    return trusted  # the registry serves the flag (model signals); its keys did not change
+    with transaction.atomic():
+        trusted.save(update_fields=["enabled", "updated"])
+        result = revoke_tokens(trusted, user=user) if revoke and not trusted.enabled else None
+    return result  # the registry serves the flag (model signals); its keys did not change
+
+
+class Revocation(NamedTuple):
+    """What ``revoke_tokens`` did (or, for a dry run, would do)."""
+
+    issuer: str
+    subject: str  # "" when every subject's tokens were revoked
+    access_tokens: int
+    refresh_tokens: int
+    dry_run: bool = False
+
+    def as_dict(self):
+        return {"issuer": self.issuer, "subject": self.subject or None, "access_tokens": self.access_tokens,
+                "refresh_tokens": self.refresh_tokens, "dry_run": self.dry_run}
+
+
+def _encodable(text):
+    """No lone surrogate: the database drivers refuse to send one (a 500), so it is refused as invalid."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _issued_from(model, trusted, subject):
+    tokens = model.objects.filter(trusted_issuer=trusted)
+    return tokens if subject is None else tokens.filter(subject=subject)
+
+
+def revoke_tokens(trusted, subject=None, *, dry_run=False, user=None):
+    """Revoke every live token issued from ``trusted``'s tokens (only ``subject``'s, when given).
+
+    Revoked the way django-oauth-toolkit revokes (``RefreshToken.revoke_family``): refresh tokens
+    marked ``revoked`` first, then access tokens deleted (``AccessToken.revoke``), one statement
+    per table in one transaction; introspection then answers ``active: false`` for both, and a
+    refresh token left without its access token is refused by the refresh grant.
+
+    The transaction begins by stamping the issuer's ``tokens_revoked_at``, which locks its row:
+    an exchange from this issuer reads the stamp under a shared lock in the transaction that
+    writes its token (storage.save_issued). Either the exchange wrote first, and the statements
+    below (which wait for it) revoke its token, or it reads the stamp after this commits and is
+    refused when it began before the stamp. No live token is left from an exchange under way
+    when the revocation began.
+
+    Audited: a log line on ``exchange.audit`` and, when ``user`` is given, a LogEntry on the
+    issuer (its History page), both with the counts. Returns a ``Revocation``.
+    """
+    if subject is not None and (not isinstance(subject, str) or not subject or len(subject) > 255
+                                or "\x00" in subject or not _encodable(subject)):
+        raise ValidationError({"subject": "Give the subject (sub) as issued, 1 to 255 characters."}, code="subject")
+    access = _issued_from(AccessToken, trusted, subject)
+    refresh = _issued_from(RefreshToken, trusted, subject).filter(revoked__isnull=True)
+    if dry_run:
+        now = timezone.now()
+        return Revocation(trusted.issuer, subject or "", access.filter(expires__gt=now).count(), refresh.count(), True)
+    with transaction.atomic():
+        now = timezone.now()
+        TrustedTokenIssuer.objects.filter(pk=trusted.pk).update(tokens_revoked_at=now)
+        refresh_count = refresh.update(revoked=now, updated=now)  # ``updated`` is auto_now: not set by update()
+        access_count = access.filter(expires__gt=now).delete()[1].get(AccessToken._meta.label, 0)
+        # Expired access tokens are inactive already; they go too, so no refresh token is left paired.
+        access.delete()
+        result = Revocation(trusted.issuer, subject or "", access_count, refresh_count)
+        message = (f"Revoked the tokens issued from {'subject ' + repr(subject) if subject else 'every subject'}"
+                   f": {access_count} access token(s), {refresh_count} refresh token(s).")
+        if user is not None and getattr(user, "pk", None) is not None:
+            LogEntry.objects.log_actions(user.pk, [trusted], CHANGE, change_message=message, single_object=True)
+    trusted.tokens_revoked_at = now
+    audit_log.info("tokens revoked by provenance", extra={
+        "event": "tokens_revoked", "issuer": trusted.issuer, "subject": subject or None,
+        "access_tokens": access_count, "refresh_tokens": refresh_count,
+        "actor": user.get_username() if user is not None and getattr(user, "pk", None) is not None else None,
+    })
+    return result
 
 
 #: Fields of an application that ``update_application`` may change.
 APPLICATION_UPDATABLE = (
     "name", "allowed_grant_types", "allowed_scopes", "allowed_audiences", "access_token_lifetime",
-    "enabled", "resource_server", "service_account_permissions",
+    "enabled", "resource_server", "service_account_permissions", "bound_to_subject_token",
 )
 
 

@@ -28,10 +28,13 @@ grant (through DOT) work on them as on any other token.
 Nothing here keeps request state between calls: it lives on ``ExchangeRequest``.
 """
 
+import datetime
 import json
 import logging
+import time
 
 from django.http import HttpResponse
+from django.utils import timezone
 from oauth2_provider.oauth2_validators import _parse_and_validate_uri
 from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
@@ -43,6 +46,7 @@ from .models import AccessToken
 from .ops import outage
 from .protocol import ACCESS_TOKEN_TYPE, JWT_TYPE, MANAGE_SCOPE, REFRESH_TOKEN, TOKEN_EXCHANGE
 from .registry import registry
+from .subject_token import CAUSES as SUBJECT_TOKEN_CAUSES
 from .subject_token import SUBJECT_TOKEN_TYPES, SubjectTokenRejected, consume_replay, validate_subject_token
 
 log = logging.getLogger(__name__)
@@ -82,6 +86,7 @@ class ExchangeRequest:
         self.form = form
         self.authorization = authorization
         self.client_address = client_address
+        self.started = timezone.now()  # a revocation of the issuer's tokens after this refuses the exchange
         self.client = None  # the application, once named (kept for the audit trail)
         self.scopes = []
         self.requested_token_type = ACCESS_TOKEN_TYPE
@@ -208,6 +213,23 @@ def validate_token_request(request):
     check_subject_token(request, subject_token)
 
 
+def bounded_lifetime(client, subject_claims, now):
+    """The issued token's lifetime in seconds, and the subject token's expiry it is bounded by (or None).
+
+    An application ``bound_to_subject_token`` never issues a token that outlives the subject
+    token: ``exp`` is at most the subject token's ``exp`` (a subject token accepted within the
+    issuer's clock skew after its ``exp`` leaves nothing to issue: refused as expired).
+    """
+    lifetime = client.token_lifetime
+    if not client.bound_to_subject_token:
+        return lifetime, None
+    subject_exp = subject_claims["exp"]  # required and an integer (subject_token.py)
+    remaining = int(subject_exp) - now
+    if remaining <= 0:
+        raise ExchangeError("invalid_request", SUBJECT_TOKEN_CAUSES["expired"], cause="expired")
+    return min(lifetime, remaining), datetime.datetime.fromtimestamp(int(subject_exp), tz=datetime.timezone.utc)
+
+
 def issue(request):
     """Sign the access token (+ a refresh token), write the rows; the token response body.
 
@@ -215,12 +237,21 @@ def issue(request):
     so introspection and refresh read back exactly what the token says.
     """
     client = request.client
-    lifetime = client.token_lifetime
+    now = int(time.time())
+    try:
+        lifetime, not_after = bounded_lifetime(client, request.report.claims, now)
+    except ExchangeError:
+        # A token already used is refused as a replay first, as it would be without the bound.
+        try:
+            consume_replay(request.report)
+        except SubjectTokenRejected as exc:
+            raise ExchangeError("invalid_request", exc.description, cause=exc.cause) from None
+        raise
     scope = " ".join(request.scopes)
     claims = signing.new_access_token_claims(
         sub=request.subject, client_id=client.client_id, scope=scope,
         audience=request.audience or [client.client_id], lifetime=lifetime,
-        subject_issuer=request.issuer.issuer,
+        subject_issuer=request.issuer.issuer, now=now,
     )
     access_token = signing.sign(claims)
     refresh_token = None
@@ -231,9 +262,13 @@ def issue(request):
             application=client, access_token=access_token, claims=claims, refresh_token=refresh_token,
             resource=request.resources, subject=request.subject, trusted_issuer=request.issuer,
             subject_jti=request.subject_jti, first=lambda: consume_replay(request.report),
+            started=request.started, refresh_not_after=not_after,
         )
     except SubjectTokenRejected as exc:  # replayed since the check, or the replay store went away
         raise ExchangeError("invalid_request", exc.description, cause=exc.cause) from None
+    except storage.TokensRevoked:
+        raise ExchangeError("invalid_request", "The tokens of the subject token's issuer were revoked while this "
+                                               "request was processed; try again.", cause="tokens_revoked") from None
     body = {"access_token": access_token, "expires_in": lifetime, "token_type": "Bearer"}
     if scope:  # RFC 6749 §5.1: scope is omitted when none was granted, never sent empty
         body["scope"] = scope

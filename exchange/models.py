@@ -181,6 +181,9 @@ class TrustedTokenIssuer(models.Model):
         help_text=_("A token whose jti was already exchanged is refused until it expires."),
     )
     require_jti = models.BooleanField(_("require jti"), default=False)
+    # When tokens issued from this issuer's tokens were last revoked (flows.revoke_tokens): an exchange
+    # under way at that moment is refused rather than left holding a token issued after the revocation.
+    tokens_revoked_at = models.DateTimeField(_("tokens last revoked"), null=True, blank=True, editable=False)
     required_type = models.CharField(
         _("required token type (typ)"), max_length=100, blank=True, validators=[validate_token_type],
         help_text=_(
@@ -356,6 +359,13 @@ class Application(AbstractApplication):
         settings.AUTH_USER_MODEL, null=True, blank=True, editable=False, on_delete=models.SET_NULL,
         related_name="service_application", verbose_name=_("service account"),
     )
+    bound_to_subject_token = models.BooleanField(
+        _("never outlive the subject token"), default=True,
+        help_text=_(
+            "An exchanged token (and its refresh token, and the tokens refreshed from it) expires no "
+            "later than the subject token it was exchanged for."
+        ),
+    )
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
@@ -475,6 +485,9 @@ class RefreshToken(AbstractRefreshToken):
     trusted_issuer = models.ForeignKey(
         TrustedTokenIssuer, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
+    # The subject token's expiry, for a token exchanged by an application bound to it: the refresh
+    # token stops refreshing then, and no access token refreshed from it lives longer.
+    not_after = models.DateTimeField(_("not after"), null=True, blank=True)
 
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"

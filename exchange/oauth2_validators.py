@@ -25,9 +25,14 @@ log = logging.getLogger(__name__)
 
 def refresh_token_expires(refresh_token):
     """When a live refresh token stops refreshing (``REFRESH_TOKEN_EXPIRE_SECONDS`` after its access
-    token expires, as DOT enforces it), or None when refresh tokens do not age-expire."""
+    token expires, as DOT enforces it; at the latest its ``not_after``, the subject token's expiry
+    for a bounded exchange), or None when it does not expire."""
     delta = refresh_token_expire_timedelta()
-    return refresh_token.access_token.expires + delta if delta else None
+    expires = refresh_token.access_token.expires + delta if delta else None
+    not_after = refresh_token.not_after
+    if not_after is not None and (expires is None or not_after < expires):
+        return not_after
+    return expires
 
 
 def refresh_token_is_live(refresh_token, now=None):
@@ -136,7 +141,10 @@ class OAuth2Validator(DOTValidator):
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             return False
-        issuer = request.refresh_token_instance.trusted_issuer
+        instance = request.refresh_token_instance
+        if instance.not_after is not None and instance.not_after <= timezone.now():
+            return False  # bounded by a subject token that has expired
+        issuer = instance.trusted_issuer
         # A token exchanged from a now-disabled issuer cannot be renewed.
         return issuer is None or issuer.enabled
 
@@ -162,6 +170,9 @@ class OAuth2Validator(DOTValidator):
         leaves them on the request), not from DOT's ``expires``: introspection then reports what the
         token says, to the second.
         """
+        claims = request.issued_claims
+        if "expires_in" in token:  # bounded by a subject token (signing.access_token_generator): say so
+            token["expires_in"] = claims["exp"] - claims["iat"]
         id_token = token.get("id_token", None)
         if id_token:
             id_token = self._load_id_token(id_token)
@@ -177,4 +188,5 @@ class OAuth2Validator(DOTValidator):
             user=request.user, application=request.client, access_token=access_token, token=refresh_token_code,
             token_family=previous_refresh_token.token_family if previous_refresh_token else uuid.uuid4(),
             resource=getattr(request, "resource", []), **self._provenance(request),
+            not_after=previous_refresh_token.not_after if previous_refresh_token else None,
         )

@@ -422,8 +422,9 @@ def access_token_generator(request, refresh_token=False):
     """DOT's ACCESS_TOKEN_GENERATOR: every access token this server issues is a signed JWT.
 
     The subject is the resource owner, otherwise the client; a refresh of an exchanged token
-    keeps its external ``sub`` and ``sub_id`` (carried by the refresh token), its audience and
-    its scope (oauthlib takes the original scopes when none are asked). The claims are left on
+    keeps its external ``sub`` and ``sub_id`` (carried by the refresh token), its audience, its
+    scope (oauthlib takes the original scopes when none are asked) and its bound: never past the
+    refresh token's ``not_after``. The claims are left on
     the request (``issued_claims``): the validator writes the AccessToken row from them.
     """
     refresh = getattr(request, "refresh_token_instance", None)
@@ -434,10 +435,15 @@ def access_token_generator(request, refresh_token=False):
     if subject is None:
         user = getattr(request, "user", None)
         subject = str(user.pk) if getattr(user, "pk", None) is not None else request.client.client_id
+    now = int(time.time())
+    lifetime = request.expires_in
+    not_after = getattr(refresh, "not_after", None)
+    if not_after is not None:  # a refresh of a token bounded by its subject token stays bounded
+        lifetime = max(0, min(lifetime, int(not_after.timestamp()) - now))
     claims = new_access_token_claims(
         sub=subject, client_id=request.client.client_id, scope=" ".join(request.scopes or []),
-        audience=_dot_audience(request), lifetime=request.expires_in,
-        subject_issuer=issuer.issuer if issuer is not None else None,
+        audience=_dot_audience(request), lifetime=lifetime,
+        subject_issuer=issuer.issuer if issuer is not None else None, now=now,
     )
     request.issued_claims = claims
     return sign(claims)

@@ -24,7 +24,7 @@ from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
 
 from . import audit
-from .models import AccessToken, ExchangeEvent, RefreshToken
+from .models import AccessToken, ExchangeEvent, RefreshToken, TrustedTokenIssuer
 from .ops import metrics
 
 _statements = {}  # (model, database alias) -> (columns, sql, returns_pk)
@@ -138,14 +138,39 @@ def access_token_row(*, token, claims, application_id, resource, subject, truste
 
 
 def refresh_token_row(*, token, application_id, token_family, resource, subject, trusted_issuer,
-                      access_token_id=None, user_id=None):
-    """The columns of a new RefreshToken row: the one place that says what a refresh token stores (as above)."""
+                      access_token_id=None, user_id=None, not_after=None):
+    """The columns of a new RefreshToken row: the one place that says what a refresh token stores (as above).
+
+    ``not_after``: the subject token's expiry when the token is bounded by it (models.RefreshToken).
+    """
     return {
         **_token_columns(token), "subject": subject or "",
         "trusted_issuer_id": trusted_issuer.pk if trusted_issuer is not None else None,
         "user_id": user_id, "application_id": application_id, "access_token_id": access_token_id,
-        "token_family": token_family, "resource": resource,
+        "token_family": token_family, "resource": resource, "not_after": not_after,
     }
+
+
+class TokensRevoked(Exception):
+    """The issuer's tokens were revoked (flows.revoke_tokens) while this exchange was under way."""
+
+
+def _check_not_revoked(connection, trusted_issuer, started):
+    """Refuse (TokensRevoked) an exchange that began before the latest revocation of its issuer's tokens.
+
+    Runs in the transaction that writes the token. On PostgreSQL and MySQL the issuer row is read
+    ``FOR SHARE``: a revocation under way holds it (its UPDATE of ``tokens_revoked_at``), so this
+    waits for it and reads its stamp; and a revocation beginning now waits for this transaction,
+    then revokes what it wrote. On SQLite write transactions are serial (BEGIN IMMEDIATE), so
+    the plain read is enough.
+    """
+    lock = " FOR SHARE" if connection.vendor in ("postgresql", "mysql") else ""
+    table = connection.ops.quote_name(TrustedTokenIssuer._meta.db_table)
+    rows = list(TrustedTokenIssuer.objects.db_manager(connection.alias).raw(
+        f"SELECT id, tokens_revoked_at FROM {table} WHERE id = %s{lock}", [trusted_issuer.pk]))
+    revoked_at = rows[0].tokens_revoked_at if rows else None
+    if not rows or (revoked_at is not None and revoked_at >= started):
+        raise TokensRevoked
 
 
 def _write(model, row, relations):
@@ -217,12 +242,13 @@ def _announce(event):
 
 
 def save_issued(*, application, access_token, claims, refresh_token, resource, subject, trusted_issuer,
-                subject_jti, first=None):
+                subject_jti, first=None, started=None, refresh_not_after=None):
     """Write the AccessToken (+ RefreshToken) and the ``issued`` ExchangeEvent in one transaction.
 
     A token is issued only if its audit row is written with it. ``first()``, when given, runs
     first inside the transaction (the grant records the subject token's jti there); what it
-    raises rolls everything back and propagates. The rows are prepared before the transaction,
+    raises rolls everything back and propagates. ``started``: when the exchange began; the
+    exchange is refused (TokensRevoked) if its issuer's tokens were revoked since. The rows are prepared before the transaction,
     which then only runs the statements: on SQLite the other workers wait for its commit
     (identity_console/sqlite/), so it should be short.
     """
@@ -237,7 +263,7 @@ def save_issued(*, application, access_token, claims, refresh_token, resource, s
     if refresh_token is not None:
         refresh = prepare(connection, RefreshToken, refresh_token_row(
             token=refresh_token, application_id=application.pk, token_family=uuid.uuid4(), resource=resource,
-            subject=subject, trusted_issuer=trusted_issuer,
+            subject=subject, trusted_issuer=trusted_issuer, not_after=refresh_not_after,
         ), now=now)
     event = _event(outcome=ExchangeEvent.Outcome.ISSUED.value, cause="", application=application,
                    trusted_issuer=trusted_issuer, subject=subject, subject_jti=subject_jti, issued_jti=claims["jti"])
@@ -245,6 +271,8 @@ def save_issued(*, application, access_token, claims, refresh_token, resource, s
     with transaction.atomic(using=using), connection.cursor() as cursor:
         if first is not None:
             first()
+        if started is not None:
+            _check_not_revoked(connection, trusted_issuer, started)
         access_token_id = execute(cursor, access)
         if refresh is not None:
             refresh.params["access_token_id"] = access_token_id  # a ForeignKey: the value as it is

@@ -16,7 +16,7 @@ from exchange import flows, key_sources, shared_cache, signing
 from exchange.conf import DEFAULT_LOCAL_ISSUER, exchange_settings
 
 from .factories import certificate_pem, mint, private_key
-from .utils import JWKSServer, basic_auth, exchange_body, post_form
+from .utils import JWKSServer, basic_auth, exchange_body, exchanged, post_form
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -92,6 +92,19 @@ def make_application(db):
 def application(make_application):
     """A Standard-based OIDC application allowed to use token exchange."""
     return make_application()
+
+
+@pytest.fixture
+def refreshing_application(make_application):
+    """An application allowed token exchange and refresh tokens."""
+    return make_application(name="Refreshing", grant_types=["token_exchange", "refresh_token"])
+
+
+@pytest.fixture
+def alice_and_bob_tokens(client, refreshing_application, pem_issuer, rsa_key):
+    """alice's and bob's tokens (access + refresh) exchanged from ``pem_issuer``: (application, {sub: response body})."""
+    app = refreshing_application
+    return app, {sub: exchanged(client, app, mint(rsa_key, pem_issuer.issuer, sub=sub)) for sub in ("alice", "bob")}
 
 
 @pytest.fixture

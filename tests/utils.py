@@ -167,3 +167,19 @@ def verify_issued(client, access_token):
     key = next(k for k in keys.keys if k.key_id == header["kid"])
     return header, jwt.decode(access_token, key, algorithms=[header["alg"]], audience=jwt.decode(
         access_token, options={"verify_signature": False})["aud"], issuer=settings.CONSOLE_ISSUER)
+
+
+def exchanged(client, app, subject_token):
+    """The token response of a successful exchange of ``subject_token`` by ``app`` (with ``raw_secret``)."""
+    response = post_form(client, "/oauth2/token", exchange_body(subject_token),
+                         HTTP_AUTHORIZATION=basic_auth(app.client_id, app.raw_secret))
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def introspected(client, app, token):
+    """The introspection answer about ``token``, asked by ``app``."""
+    response = post_form(client, "/oauth2/introspect", {"token": token},
+                         HTTP_AUTHORIZATION=basic_auth(app.client_id, app.raw_secret))
+    assert response.status_code == 200, response.content
+    return response.json()

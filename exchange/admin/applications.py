@@ -105,6 +105,7 @@ class ApplicationAdmin(ConsoleModelAdmin):
         initial = {
             "allowed_grant_types": application.allowed_grant_types,
             "access_token_lifetime": application.access_token_lifetime,
+            "bound_to_subject_token": application.bound_to_subject_token,
             "allowed_audiences": "\n".join(application.allowed_audiences or []),
         }
         if request.method == "POST":
@@ -116,6 +117,7 @@ class ApplicationAdmin(ConsoleModelAdmin):
                     Application.objects.get(pk=application.pk), actor=request.user,
                     allowed_grant_types=data["allowed_grant_types"],
                     access_token_lifetime=data["access_token_lifetime"],
+                    bound_to_subject_token=data["bound_to_subject_token"],
                     allowed_audiences=data["allowed_audiences"],
                 ),
             )

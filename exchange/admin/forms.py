@@ -250,6 +250,21 @@ class IssuerValidationForm(ConditionFieldsMixin, forms.ModelForm):
         self.fields["applications"].label = _("Linked applications")
 
 
+class RevokeTokensForm(forms.Form):
+    """Revocation by provenance: every subject's tokens, or one external subject's."""
+
+    subject = forms.CharField(
+        label=_("External subject (sub)"), required=False, max_length=255, strip=False,
+        help_text=_("The sub of the issuer's tokens, exactly. Empty: the tokens of every subject."),
+    )
+
+    def clean_subject(self):
+        subject = self.cleaned_data["subject"]
+        if subject and ("\x00" in subject or not flows._encodable(subject)):
+            raise ValidationError(_("Give the subject (sub) as issued."), code="subject")
+        return subject or None
+
+
 class TestTokenForm(forms.Form):
     token = forms.CharField(
         label=_("Subject token (JWT)"),
@@ -318,6 +333,11 @@ class ProtocolForm(forms.Form):
     access_token_lifetime = forms.IntegerField(
         label=_("Access token lifetime (seconds)"), required=False, min_value=1,
         help_text=_("Empty: the server default."),
+    )
+    bound_to_subject_token = forms.BooleanField(
+        label=_("Never outlive the subject token"), required=False,
+        help_text=_("An exchanged token, its refresh token and the tokens refreshed from it expire no later "
+                    "than the subject token: when a user's session ends at the issuer, so does their access here."),
     )
     allowed_audiences = forms.CharField(
         label=_("Allowed audiences"), required=False, strip=False,

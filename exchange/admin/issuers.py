@@ -95,6 +95,12 @@ def key_health(trusted, now=None):
         next_fetch is not None and next_fetch <= now), "certificates": certificates}
 
 
+def _revoked_sentence(result):
+    whose = f" of subject {result.subject}" if result.subject else ""
+    return (f"Revoked {result.access_tokens} access token(s) and {result.refresh_tokens} refresh token(s)"
+            f" issued from the tokens{whose}.")
+
+
 class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
     list_display = ("display_name", "issuer", "key_source_label", "status", "key_status")
     list_display_links = ("display_name",)
@@ -164,6 +170,8 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
                  name="exchange_trustedtokenissuer_wizard_certificate"),
             path("certificate/inspect/", view(self.inspect_view), name="exchange_trustedtokenissuer_inspect"),
             path("<int:object_id>/enabled/", view(self.toggle_view), name="exchange_trustedtokenissuer_toggle"),
+            path("<int:object_id>/revoke-tokens/", view(self.revoke_tokens_view),
+                 name="exchange_trustedtokenissuer_revoke_tokens"),
             *super().get_urls(),
         ]
 
@@ -437,11 +445,33 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
         if not self.has_change_permission(request, trusted):
             raise PermissionDenied
         if request.method == "POST":
-            flows.set_issuer_enabled(trusted, not trusted.enabled)
+            revoked = flows.set_issuer_enabled(trusted, not trusted.enabled, user=request.user,
+                                               revoke=request.POST.get("revoke_tokens") == "on")
             self.log_change(request, trusted, "Enabled." if trusted.enabled else "Disabled.")
-            messages.success(request, f"Trusted token issuer {'enabled' if trusted.enabled else 'disabled'}.")
+            messages.success(request, f"Trusted token issuer {'enabled' if trusted.enabled else 'disabled'}."
+                             + (f" {_revoked_sentence(revoked)}" if revoked else ""))
             return HttpResponseRedirect(self.url("change", trusted.pk))
+        live = flows.revoke_tokens(trusted, dry_run=True) if trusted.enabled else None
         return self.render_page(
             request, "admin/exchange/trustedtokenissuer/toggle_confirm.html",
-            ("Disable" if trusted.enabled else "Enable") + f" {trusted.name}?", original=trusted,
+            ("Disable" if trusted.enabled else "Enable") + f" {trusted.name}?", original=trusted, live=live,
+        )
+
+    def revoke_tokens_view(self, request, object_id):
+        """Revocation by provenance: count (the subject search), then revoke after a confirmation."""
+        trusted = get_object_or_404(TrustedTokenIssuer, pk=object_id)
+        if not self.has_change_permission(request, trusted):
+            raise PermissionDenied
+        form = forms.RevokeTokensForm(request.POST if request.method == "POST" else request.GET or None)
+        live = None
+        if form.is_bound and form.is_valid():
+            subject = form.cleaned_data["subject"]
+            if request.method == "POST":
+                result = flows.revoke_tokens(trusted, subject, user=request.user)
+                messages.success(request, _revoked_sentence(result))
+                return HttpResponseRedirect(self.url("change", trusted.pk))
+            live = flows.revoke_tokens(trusted, subject, dry_run=True)
+        return self.render_page(
+            request, "admin/exchange/trustedtokenissuer/revoke_tokens.html", f"Revoke tokens issued from {trusted.name}",
+            original=trusted, form=form, live=live,
         )

@@ -124,7 +124,8 @@ class TrustedTokenIssuerSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "issuer", "alias", "enabled", "key_source", "jwks_uri", "certificates",
             "allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti",
-            "required_type", "condition", "preset", "applications", "keys_fetched_at", "key_fetch_error", "key_fetch_failed_at", "created", "updated",
+            "required_type", "condition", "preset", "applications", "keys_fetched_at", "key_fetch_error",
+            "key_fetch_failed_at", "tokens_revoked_at", "created", "updated",
         ]
         read_only_fields = fields
 
@@ -181,10 +182,14 @@ class TrustedTokenIssuerUpdateSerializer(StrictModelSerializer):
 
     allowed_algorithms = AlgorithmsField(required=False)
     applications = _links_field()
+    revoke_tokens = StrictBooleanField(
+        required=False, write_only=True,
+        help_text="With enabled false: also revoke the live tokens issued from this issuer's tokens, in the same step.",
+    )
 
     class Meta:
         model = TrustedTokenIssuer
-        fields = ["name", "issuer", "alias", "enabled", "jwks_uri", *_ISSUER_OPTIONS]
+        fields = ["name", "issuer", "alias", "enabled", "jwks_uri", "revoke_tokens", *_ISSUER_OPTIONS]
         extra_kwargs = {
             "condition": {**_EXACT, "help_text": _CONDITION_HELP},
             "preset": {"help_text": _PRESET_HELP},
@@ -240,7 +245,7 @@ class ApplicationSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "client_id", "application_type", "client_type", "allowed_grant_types",
             "allowed_scopes", "allowed_audiences", "access_token_lifetime", "enabled", "resource_server",
-            "service_account_permissions", "created", "updated",
+            "service_account_permissions", "bound_to_subject_token", "created", "updated",
         ]
         read_only_fields = fields
 
@@ -281,7 +286,8 @@ class ApplicationCreateSerializer(StrictModelSerializer):
     class Meta:
         model = Application
         fields = ["name", "application_type", "allowed_grant_types", "allowed_scopes", "allowed_audiences",
-                  "access_token_lifetime", "resource_server", "service_account_permissions"]
+                  "access_token_lifetime", "resource_server", "service_account_permissions",
+                  "bound_to_subject_token"]
         extra_kwargs = {"name": {"required": True}}
 
 
@@ -293,7 +299,8 @@ class ApplicationUpdateSerializer(StrictModelSerializer):
     class Meta:
         model = Application
         fields = ["name", "allowed_grant_types", "allowed_scopes", "allowed_audiences", "access_token_lifetime",
-                  "enabled", "resource_server", "service_account_permissions"]
+                  "enabled", "resource_server", "service_account_permissions",
+                  "bound_to_subject_token"]
 
 
 class ProtocolSerializer(StrictModelSerializer):
@@ -307,9 +314,32 @@ class ProtocolSerializer(StrictModelSerializer):
     class Meta:
         model = Application
         fields = ["application_type", "client_type", "allowed_grant_types", "access_token_lifetime",
-                  "effective_access_token_lifetime"]
+                  "effective_access_token_lifetime", "bound_to_subject_token"]
         read_only_fields = ["application_type", "client_type"]
-        extra_kwargs = {"access_token_lifetime": {"help_text": "Seconds; null (or absent) for the server default."}}
+        extra_kwargs = {
+            "access_token_lifetime": {"help_text": "Seconds; null (or absent) for the server default."},
+            "bound_to_subject_token": {"required": False, "help_text": (
+                "Exchanged tokens (and their refresh tokens) expire no later than the subject token; "
+                "absent: unchanged.")},
+        }
+
+
+class RevokeTokensRequestSerializer(serializers.Serializer):
+    """Which tokens issued from an issuer's tokens to revoke: all, or one external subject's."""
+
+    subject = StrictCharField(required=False, max_length=255, trim_whitespace=False,
+                              help_text="The external subject (the sub of the issuer's tokens); absent: every subject.")
+    dry_run = StrictBooleanField(required=False, default=False, help_text="Count, revoke nothing.")
+
+
+class RevocationSerializer(serializers.Serializer):
+    """What a revocation by provenance did (or would do, for a dry run)."""
+
+    issuer = serializers.CharField(help_text="The issuer value (iss) of the trusted token issuer.")
+    subject = serializers.CharField(allow_null=True, help_text="The external subject, or null for every subject.")
+    access_tokens = serializers.IntegerField(help_text="Live access tokens revoked (deleted).")
+    refresh_tokens = serializers.IntegerField(help_text="Refresh tokens revoked (marked revoked).")
+    dry_run = serializers.BooleanField()
 
 
 class SecretSerializer(serializers.Serializer):

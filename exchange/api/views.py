@@ -166,7 +166,7 @@ class TrustedTokenIssuerViewSet(
     serializer_class = s.TrustedTokenIssuerSerializer
     permission_model = TrustedTokenIssuer
     permission_actions = {"keys": "view", "refresh_keys": "change", "add_certificate": "change",
-                          "remove_certificate": "change"}
+                          "remove_certificate": "change", "revoke_tokens": "change"}
 
     def get_queryset(self):
         queryset = super().get_queryset().order_by("name", "pk")
@@ -191,8 +191,26 @@ class TrustedTokenIssuerViewSet(
     def partial_update(self, request, pk=None):
         issuer = self.get_object()
         data = _valid(s.TrustedTokenIssuerUpdateSerializer, request.data, partial=True)
-        issuer = flows.update_trusted_token_issuer(issuer, **data)
+        revoke = data.pop("revoke_tokens", False)
+        issuer = flows.update_trusted_token_issuer(issuer, revoke=revoke, user=_user(request), **data)
         return Response(s.TrustedTokenIssuerSerializer(issuer).data)
+
+    @extend_schema(
+        summary="Revoke the tokens issued from the issuer's tokens",
+        description="Every live access and refresh token this server issued by exchanging a token of this "
+                    "issuer, or only those of one external subject (`subject`, the `sub` of the issuer's "
+                    "tokens). Introspection then answers `active: false` for them; resource servers that "
+                    "validate the JWTs locally accept them until they expire. With `dry_run`, only counts.",
+        request=s.RevokeTokensRequestSerializer,
+        responses={200: s.RevocationSerializer, **_problems(400, *_AUTH_ERRORS, 404)},
+        examples=[OpenApiExample("Offboard one user", request_only=True, value={"subject": "user-42"})],
+    )
+    @action(detail=True, methods=["post"], url_path="revoke-tokens")
+    def revoke_tokens(self, request, pk=None):
+        issuer = self.get_object()
+        data = _valid(s.RevokeTokensRequestSerializer, request.data)
+        result = flows.revoke_tokens(issuer, data.get("subject"), dry_run=data["dry_run"], user=_user(request))
+        return Response(result.as_dict())
 
     @extend_schema(
         summary="The keys this console trusts for the issuer",
@@ -261,6 +279,12 @@ class TrustedTokenIssuerViewSet(
 
     def perform_destroy(self, instance):
         flows.delete_trusted_token_issuer(instance)
+
+
+def _user(request):
+    """The user a management request acts for (its LogEntry's author), or None for a client's own token."""
+    user = getattr(request, "user", None)
+    return user if getattr(user, "is_authenticated", False) else None
 
 
 def _keys_body(issuer, keys, error):
@@ -395,10 +419,12 @@ class ApplicationViewSet(
         if request.method == "PUT":
             serializer = s.ProtocolSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
+            bound = {key: value for key, value in serializer.validated_data.items() if key == "bound_to_subject_token"}
             application = flows.update_application(
                 application, actor=acting_user(request),
                 allowed_grant_types=serializer.validated_data["allowed_grant_types"],
                 access_token_lifetime=serializer.validated_data.get("access_token_lifetime"),
+                **bound,
             )
         return Response(s.ProtocolSerializer(application).data)
 

@@ -1,5 +1,6 @@
 """Management API: applications, their Protocol settings and client secrets."""
 
+import time
 from http import HTTPStatus
 
 import pytest
@@ -148,7 +149,7 @@ def test_protocol_get(api, made):
     assert body == {
         "application_type": "standard", "client_type": "confidential",
         "allowed_grant_types": [TOKEN_EXCHANGE, "refresh_token"],
-        "access_token_lifetime": None, "effective_access_token_lifetime": 3600,
+        "access_token_lifetime": None, "effective_access_token_lifetime": 3600, "bound_to_subject_token": True,
     }
 
 
@@ -166,7 +167,9 @@ def test_protocol_put_enables_token_exchange(api, made, client, pem_issuer, rsa_
     assert body["allowed_grant_types"] == [TOKEN_EXCHANGE, "refresh_token"]
     assert (body["access_token_lifetime"], body["effective_access_token_lifetime"]) == (900, 900)
 
-    issued = exchange_as(client, app["client_id"], app["client_secret"], mint(rsa_key, pem_issuer.issuer))
+    # A subject token valid longer than 900 s: the lifetime, not the bound, decides.
+    issued = exchange_as(client, app["client_id"], app["client_secret"],
+                         mint(rsa_key, pem_issuer.issuer, exp=int(time.time()) + 7200))
     assert issued.status_code == HTTPStatus.OK, issued.content
     assert issued.json()["expires_in"] == 900
     assert "refresh_token" in issued.json()

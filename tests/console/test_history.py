@@ -144,7 +144,7 @@ def test_renaming_an_application(operator_client, operator, application):
 
 def test_protocol_tab_names_the_fields_that_changed(operator_client, operator, application):
     data = {"allowed_grant_types": application.allowed_grant_types, "access_token_lifetime": "120",
-            "allowed_audiences": ""}
+            "bound_to_subject_token": "on", "allowed_audiences": ""}
     assert operator_client.post(app_page(application, "protocol"), data).status_code == HTTPStatus.FOUND
     assert only_entry(application, operator).get_change_message() == "Changed Access token lifetime (seconds)."
 

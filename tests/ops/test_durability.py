@@ -32,8 +32,9 @@ from ..utils import assert_subject_rejected
 #: it, not from the database, so no SELECT; then one transaction records the jti (one INSERT … ON
 #: CONFLICT into exchange_sharedcacheentry: the durable replay record, issue 15), writes the access
 #: token and the audit event. In tests the transaction is a SAVEPOINT/RELEASE pair. (Before issue 15
-#: the jti went to Redis only: 4.) Without Redis: tests/performance/test_performance_invariants.py.
-EXCHANGE_QUERIES_WITH_SHARED_CACHE = 5
+#: the jti went to Redis only: 4.) Inside it, the issuer's last revocation is read (one SELECT, FOR
+#: SHARE on PostgreSQL: storage._check_not_revoked). Without Redis: tests/performance/test_performance_invariants.py.
+EXCHANGE_QUERIES_WITH_SHARED_CACHE = 6
 
 
 @pytest.fixture
@@ -208,7 +209,7 @@ def test_query_count_with_a_shared_cache_is_pinned(shared, exchange, pem_issuer,
     with django_assert_num_queries(EXCHANGE_QUERIES_WITH_SHARED_CACHE) as captured:
         assert exchange(mint(rsa_key, pem_issuer.issuer)).status_code == HTTPStatus.OK
     statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
-    assert statements == ["SAVEPOINT", "INSERT", "INSERT", "INSERT", "RELEASE"]
+    assert statements == ["SAVEPOINT", "INSERT", "SELECT", "INSERT", "INSERT", "RELEASE"]
     assert "exchange_sharedcacheentry" in captured.captured_queries[1]["sql"]
 
 

@@ -22,10 +22,12 @@ from ..utils import assert_oauth_error, basic_auth, post_form
 #: An exchange, once the issuer and the application are cached. Without Redis (as here) the state
 #: every worker must share lives in the database: the failed-authentication counters are read
 #: (one SELECT); then one transaction records the subject token's jti as used (one INSERT … ON
-#: CONFLICT statement, which refuses a replay) and writes the access token and the audit event.
+#: CONFLICT statement, which refuses a replay), reads the issuer's last revocation (one SELECT,
+#: FOR SHARE on PostgreSQL: a revocation racing the exchange, storage._check_not_revoked) and
+#: writes the access token and the audit event.
 #: In tests the surrounding test transaction turns that transaction into a SAVEPOINT/RELEASE
 #: pair, which Django counts as queries.
-EXCHANGE_QUERIES = 6
+EXCHANGE_QUERIES = 7
 
 
 def _statements(captured):
@@ -37,7 +39,8 @@ def test_exchange_round_trips_are_pinned(exchange, pem_issuer, rsa_key, django_a
     with django_assert_num_queries(EXCHANGE_QUERIES) as captured:
         assert exchange(mint(rsa_key, pem_issuer.issuer)).status_code == HTTPStatus.OK
     statements = _statements(captured)
-    assert statements.count("SELECT") == 1 and "exchange_sharedcacheentry" in captured.captured_queries[0]["sql"]
+    assert statements.count("SELECT") == 2 and "exchange_sharedcacheentry" in captured.captured_queries[0]["sql"]
+    assert "tokens_revoked_at" in captured.captured_queries[-4]["sql"]  # inside the transaction
     assert statements.count("INSERT") == 3
     # One transaction: everything written after the read sits inside its outermost savepoint.
     assert statements[1] == "SAVEPOINT" and statements[-1] == "RELEASE"
@@ -50,7 +53,7 @@ def test_cold_exchange_reads_application_issuer_and_certificates_once(
     # The application, the issuer, its certificates, and the links of each (TrustedTokenIssuer.applications).
     with django_assert_num_queries(EXCHANGE_QUERIES + 5) as captured:
         assert exchange(mint(rsa_key, pem_issuer.issuer)).status_code == HTTPStatus.OK
-    assert _statements(captured).count("SELECT") == 6
+    assert _statements(captured).count("SELECT") == 7
 
 
 def test_client_credentials_still_reads_back_nothing_it_does_not_need(client, make_application, django_assert_max_num_queries):

@@ -294,8 +294,9 @@ def test_body_over_the_django_limit(exchange, pem_issuer, rsa_key):
 
 
 @pytest.mark.parametrize("offset, ok", [(-1, True), (0, False), (1, False)])
-def test_expiry_boundary_with_leeway(offset, ok, exchange, pem_issuer, rsa_key, time_machine):
-    """exp + leeway (60 s) must be strictly after now."""
+def test_expiry_boundary_with_leeway(offset, ok, exchange, pem_issuer, rsa_key, time_machine, application):
+    """exp + leeway (60 s) must be strictly after now (for an application whose tokens may outlive it)."""
+    flows.update_application(application, bound_to_subject_token=False)
     now = int(time.time())
     time_machine.move_to(now, tick=False)
     token = mint(rsa_key, pem_issuer.issuer, iat=now - 100, exp=now - 60 - offset)

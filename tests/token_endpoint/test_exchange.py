@@ -16,7 +16,8 @@ from ..utils import ACCESS_TOKEN_TYPE, JWT_TYPE, assert_oauth_error, basic_auth,
 
 
 def test_exchange_with_jwks_issuer(exchange, client, jwks_issuer, ec_key, application, jwks_server):
-    token = mint(ec_key, jwks_issuer.issuer, kid="k1", sub="bob@example.com")
+    # Valid longer than the application's lifetime: expires_in is the lifetime, not the bound.
+    token = mint(ec_key, jwks_issuer.issuer, kid="k1", sub="bob@example.com", exp=int(time.time()) + 7200)
     response = exchange(token)
     assert response.status_code == HTTPStatus.OK, response.content
     assert response["Cache-Control"] == "no-store"

@@ -8,6 +8,7 @@ a Basic client with Bearer.
 """
 
 import hashlib
+import time
 from http import HTTPStatus
 
 import jwt
@@ -169,12 +170,14 @@ def test_introspection_reports_iat_and_aud_as_the_token_has_them(client, refresh
 
 
 def test_live_refresh_tokens_are_active(client, refreshing_app, pem_issuer, rsa_key):
-    body = _exchange(client, refreshing_app, mint(rsa_key, pem_issuer.issuer, sub="alice"), scope="openid")
+    subject_exp = int(time.time()) + 7200
+    body = _exchange(client, refreshing_app, mint(rsa_key, pem_issuer.issuer, sub="alice", exp=subject_exp),
+                     scope="openid")
     answer = _introspect(client, refreshing_app, body["refresh_token"])
     row = RefreshToken.objects.get()
-    assert answer == {
+    assert answer == {  # bounded by the subject token (Application.bound_to_subject_token): its exp
         "active": True, "iss": settings.CONSOLE_ISSUER, "sub": "alice", "client_id": refreshing_app.client_id,
-        "scope": "openid", "iat": int(row.created.timestamp()),
+        "scope": "openid", "iat": int(row.created.timestamp()), "exp": subject_exp,
         "sub_id": {"format": "iss_sub", "iss": pem_issuer.issuer, "sub": "alice"},
     }
     # used: the old one is rotated out, the new one is live
@@ -186,7 +189,8 @@ def test_live_refresh_tokens_are_active(client, refreshing_app, pem_issuer, rsa_
 def test_refresh_token_expiry_is_reported_when_refresh_tokens_expire(client, refreshing_app, pem_issuer, rsa_key,
                                                                      settings):
     settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "REFRESH_TOKEN_EXPIRE_SECONDS": 3600}
-    body = _exchange(client, refreshing_app, mint(rsa_key, pem_issuer.issuer))
+    # The subject token outlives both: the refresh token's own expiry is reported, not the bound.
+    body = _exchange(client, refreshing_app, mint(rsa_key, pem_issuer.issuer, exp=int(time.time()) + 10000))
     access_exp = _claims(client, body["access_token"])["exp"]
     assert _introspect(client, refreshing_app, body["refresh_token"])["exp"] == access_exp + 3600
 

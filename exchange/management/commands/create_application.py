@@ -25,6 +25,8 @@ class Command(ConsoleCommand):
         parser.add_argument("--permission", action="append", default=None, metavar="APP_LABEL.CODENAME",
                             help="With --scope console:manage: a permission of its service account; repeatable "
                                  f"(default: {', '.join(DEFAULT_PERMISSIONS)}).")
+        parser.add_argument("--outlive-subject-token", action="store_false", dest="bound_to_subject_token",
+                            help="Let exchanged tokens outlive the subject token (default: they never do).")
 
     def handle(self, *args, **options):
         application, secret = create_application(
@@ -32,6 +34,7 @@ class Command(ConsoleCommand):
             grant_types=options["grant_type"], scopes=" ".join(options["scope"]),
             access_token_lifetime=options["access_token_lifetime"], resource_server=options["resource_server"],
             actor=SYSTEM, service_account_permissions=options["permission"],
+            bound_to_subject_token=options["bound_to_subject_token"],
         )
         secret_line = (f"client_secret: {secret}\nThe secret is shown only now; store it safely." if secret
                        else "A public client: it has no secret.")
@@ -39,7 +42,8 @@ class Command(ConsoleCommand):
             options,
             {"id": application.pk, "name": application.name, "client_id": application.client_id,
              "client_secret": secret, "type": application.application_type,
-             "grant_types": application.allowed_grant_types},
+             "grant_types": application.allowed_grant_types,
+             "bound_to_subject_token": application.bound_to_subject_token},
             f"Application {application.name!r} created.\n"
             f"client_id:     {application.client_id}\n"
             f"{secret_line}",
