@@ -6,7 +6,6 @@ The bench issuers keep the product defaults, jti replay protection included, so
 each minted token can be exchanged exactly once.
 """
 
-import datetime
 import json
 import os
 import time
@@ -14,12 +13,9 @@ import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import jwt
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
-from jwt.algorithms import RSAAlgorithm
+from cryptography.hazmat.primitives import serialization
+
+from tests.factories import mint, new_key, public_jwk
 
 PEM_ISSUER = "https://bench-pem-issuer.invalid"
 JWKS_ISSUER = "https://bench-jwks-issuer.invalid"
@@ -40,7 +36,7 @@ def key_file(folder, name, kind):
     path = Path(folder) / f"{name}.pem"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048) if kind == "rsa" else ec.generate_private_key(ec.SECP256R1())
+        key = new_key(kind)
         path.write_bytes(key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
         path.chmod(0o600)
@@ -48,38 +44,21 @@ def key_file(folder, name, kind):
 
 
 def load_key(path):
+    """The private key in the PEM file at ``path``."""
     return serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
 
 
-def certificate_pem(key):
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Bench issuer")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
-
-
 def jwks_document(key):
-    jwk = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    jwk.update({"kid": JWKS_KID, "alg": "RS256", "use": "sig"})
-    return {"keys": [jwk]}
+    """The JWKS the bench JWKS issuer serves: ``key``'s public half as RS256 signing key ``JWKS_KID``."""
+    return {"keys": [public_jwk(key, JWKS_KID, alg="RS256", use="sig")]}
 
 
 def _mint_chunk(args):
     key_path, issuer, kid, count, audience, lifetime = args
     key = load_key(key_path)
-    headers = {"typ": "JWT", **({"kid": kid} if kid else {})}
     now = int(time.time())
-    out = []
-    for _ in range(count):
-        claims = {"iss": issuer, "sub": "bench-user-" + uuid.uuid4().hex[:8], "aud": audience,
-                  "iat": now, "exp": now + lifetime, "jti": uuid.uuid4().hex}
-        out.append(jwt.encode(claims, key, algorithm="RS256", headers=headers))
-    return out
+    return [mint(key, issuer, kid=kid, alg="RS256", sub="bench-user-" + uuid.uuid4().hex[:8], aud=audience,
+                 iat=now, exp=now + lifetime) for _ in range(count)]
 
 
 def mint_tokens(path, key_path, issuer, count, *, kid=None, audience=CONSOLE_ISSUER, lifetime=3000, processes=None):

@@ -13,6 +13,7 @@ import django
 from django.core.management import call_command
 
 from bench import fixtures
+from tests.factories import certificate_pem
 
 
 def prepare_database(folder, jwks_url):
@@ -28,7 +29,8 @@ def prepare_database(folder, jwks_url):
     Application.objects.filter(name="Bench application").delete()
     pem_key = fixtures.load_key(fixtures.key_file(folder, "subject-issuer-rsa", "rsa"))
     flows.create_trusted_token_issuer(
-        name="Bench PEM issuer", issuer=fixtures.PEM_ISSUER, certificates=[fixtures.certificate_pem(pem_key)])
+        name="Bench PEM issuer", issuer=fixtures.PEM_ISSUER,
+        certificates=[certificate_pem(pem_key, common_name="Bench issuer", days=31)])
     if jwks_url:
         flows.create_trusted_token_issuer(name="Bench JWKS issuer", issuer=fixtures.JWKS_ISSUER, jwks_uri=jwks_url)
     application, secret = flows.create_application(

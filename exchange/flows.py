@@ -3,6 +3,15 @@
 Each flow validates with the models' own ``full_clean`` and raises Django's
 ``ValidationError`` (with field names) when something is wrong; nothing is
 saved unless everything is valid.
+
+Every data change of the console and the API goes through a flow, and each flow that changes
+issuers, certificates or applications invalidates what reads them, so the next token request
+sees the change (in this process at once, in every other within ``REGISTRY_CHECK_MS``):
+
+- the registry (registry.py) through the model signals the flow's own writes send; the same
+  receivers catch changes made outside flows (the shell, data migrations);
+- this process's key-source caches (``_keys_changed`` below), after a change of an issuer's settings
+  or certificates, or its deletion. Callers never clear caches themselves.
 """
 
 import base64
@@ -13,7 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from oauth2_provider.generators import generate_client_secret
 
-from . import certificates
+from . import certificates, key_sources
 from .models import GRANT_SHORT_NAMES, Application, IssuerCertificate, TrustedTokenIssuer
 
 
@@ -32,6 +41,12 @@ def certificate_to_pem(value):
         return certificates.der_to_pem(der)
     except certificates.CertificateError as exc:
         raise ValidationError({"certificates": str(exc)}, code="bad_certificate") from None
+
+
+def _keys_changed():
+    """Forget this process's parsed keys now and again once the change commits (no refill from old rows)."""
+    key_sources.clear_caches()
+    transaction.on_commit(key_sources.clear_caches)
 
 
 def _certificate(issuer, pem):
@@ -67,7 +82,18 @@ def create_trusted_token_issuer(*, name, issuer, alias="", jwks_uri="", certific
             cert.save()
         if applications:
             trusted.applications.set(applications)
-    return trusted
+    return trusted  # no keys of a new issuer are cached yet: nothing to forget
+
+
+def delete_trusted_token_issuer(trusted):
+    """Delete an issuer; the tokens exchanged from its tokens are deleted with it (they stop working)."""
+    trusted.delete()
+    _keys_changed()
+
+
+def refresh_issuer_keys(trusted):
+    """Fetch a JWKS-backed issuer's keys now, replacing the cached ones; the keys. Raises KeySourceError."""
+    return key_sources.refresh_jwks(trusted)
 
 
 def add_certificate(trusted, pem):
@@ -78,15 +104,18 @@ def add_certificate(trusted, pem):
     if trusted.certificates.filter(fingerprint=cert.fingerprint).exists():
         raise ValidationError({"certificates": "This certificate is already registered for the issuer."}, code="duplicate")
     cert.save()
+    _keys_changed()
     return cert
 
 
 def remove_certificate(cert):
+    """Remove one of an issuer's certificates (never its last one): tokens it verified are refused at once."""
     if cert.trusted_issuer.certificates.count() <= 1:
         raise ValidationError(
             {"certificates": "This is the only certificate of the issuer; add another before removing it."}
         )
     cert.delete()
+    _keys_changed()
 
 
 def resolve_grant_type(name):
@@ -184,9 +213,7 @@ def update_trusted_token_issuer(trusted, **changes):
             changed.applications.set(links)
     for field in (*changes, "updated"):
         setattr(trusted, field, getattr(changed, field))
-    from . import key_sources
-
-    key_sources.clear_caches()
+    _keys_changed()
     return trusted
 
 
@@ -194,7 +221,7 @@ def set_issuer_enabled(trusted, enabled):
     """Enable or disable an issuer: a disabled issuer's tokens are refused (issuer_disabled)."""
     trusted.enabled = bool(enabled)
     trusted.save(update_fields=["enabled", "updated"])
-    return trusted
+    return trusted  # the registry serves the flag (model signals); its keys did not change
 
 
 def update_application(application, **changes):
@@ -213,3 +240,8 @@ def update_application(application, **changes):
     for field in changes:
         setattr(application, field, getattr(changed, field))
     return application
+
+
+def delete_application(application):
+    """Delete an application; its tokens are deleted with it (they stop working)."""
+    application.delete()

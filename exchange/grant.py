@@ -4,8 +4,10 @@
 request to ``exchange`` after refusing repeated parameters and bad shapes
 (the other grants go through django-oauth-toolkit). In order:
 
-1. client authentication (client_auth.py) → a confidential client → the application allows the grant;
-2. parameters: required, known token types, no actor token, audience/resource allowed, scopes;
+1. client policy (``check_client``): client authentication (client_auth.py) → a confidential
+   client → the application allows the grant (``client_may_exchange``, also asked by ``explain_token``);
+2. parameters (``check_parameters``): required, known token types, no actor token, audience/resource
+   allowed; then the scope policy (``check_scope``);
 3. the subject token (subject_token.py) — last; its replay check is deferred to step 4;
 4. the access token signed (signing.py), a refresh token when the application also allows
    ``refresh_token``; then, in one transaction (storage.py), the subject token's ``jti`` recorded
@@ -44,7 +46,6 @@ log = logging.getLogger(__name__)
 
 SUBJECT_TOKEN_TYPES = (JWT_TYPE, ACCESS_TOKEN_TYPE)
 REQUESTED_TOKEN_TYPES = (ACCESS_TOKEN_TYPE, JWT_TYPE)
-
 
 
 class ExchangeError(Exception):
@@ -111,16 +112,32 @@ def authenticate_client(request):
         raise ExchangeError("invalid_client", status=401)
 
 
-def validate_token_request(request):
-    """Every check of the grant, in order; raises ExchangeError. The subject token comes last."""
-    authenticate_client(request)
-    client = request.client
-    if client.client_type != client.CLIENT_CONFIDENTIAL:
-        raise ExchangeError("unauthorized_client", "Public clients cannot use token exchange.")
-    if not client.allows_grant_type(TOKEN_EXCHANGE):
-        raise ExchangeError("unauthorized_client", "The client is not allowed to use token exchange.")
+def client_may_exchange(client):
+    """Why ``client`` (an authenticated application) may not use token exchange, as an ExchangeError; None if it may.
 
-    # Parameters.
+    The grant's client policy: a confidential client whose allowed grants include token exchange.
+    The ``explain_token`` command asks the same question through this function.
+    """
+    if client.client_type != client.CLIENT_CONFIDENTIAL:
+        return ExchangeError("unauthorized_client", "Public clients cannot use token exchange.")
+    if not client.allows_grant_type(TOKEN_EXCHANGE):
+        return ExchangeError("unauthorized_client", "The client is not allowed to use token exchange.")
+    return None
+
+
+def check_client(request):
+    """Client policy: the client authenticates, and may use token exchange."""
+    authenticate_client(request)
+    refusal = client_may_exchange(request.client)
+    if refusal is not None:
+        raise refusal
+
+
+def check_parameters(request):
+    """Parameters: the required ones, known token types, no actor token, allowed audiences and resources.
+
+    Returns the subject token (validated last, by ``check_subject_token``).
+    """
     subject_token = request.param("subject_token")
     subject_token_type = request.param("subject_token_type")
     if subject_token is None:
@@ -134,30 +151,42 @@ def validate_token_request(request):
         raise ExchangeError("invalid_request", "The requested_token_type is not supported.")
     if request.param("actor_token") or request.param("actor_token_type"):
         raise ExchangeError("invalid_request", "Delegation with an actor_token is not supported.")
+    request.requested_token_type = requested
+    check_targets(request)
+    return subject_token
+
+
+def check_targets(request):
+    """``audience`` and ``resource``: each one the client's allowed audiences name; resources absolute URIs."""
     resources = request.values("resource")
     targets = request.values("audience") + resources
-    allowed_targets = client.allowed_audiences or []
+    allowed_targets = request.client.allowed_audiences or []
     if any(target not in allowed_targets for target in targets):
         raise ExchangeError("invalid_target", "The requested audience or resource is not allowed for this client.")
     for resource in resources:  # RFC 8707, as DOT checks it for its own grants
         if _parse_and_validate_uri(resource) is None:
             raise ExchangeError("invalid_target", f"The resource '{resource}' is not a valid resource indicator: "
                                                   "it must be an absolute URI with a scheme and host.")
-    request.requested_token_type = requested
     request.audience = targets[0] if len(targets) == 1 else (targets or None)
     request.resources = resources
+
+
+def check_scope(request):
+    """Scope policy: only scopes the client may have, and never the console's management scope."""
     # An empty scope parameter counts as absent (RFC 6749 §3.2), not as the scope "".
     scope = request.param("scope")
     request.scopes = scope.strip().split(" ") if scope and scope.strip() else []
-    if not set(request.scopes).issubset(get_scopes_backend().get_available_scopes(application=client)):
+    if not set(request.scopes).issubset(get_scopes_backend().get_available_scopes(application=request.client)):
         raise ExchangeError("invalid_scope")
     if MANAGE_SCOPE in request.scopes:
         # Managing the console is for the console's own clients, never for a third party's subject.
         raise ExchangeError("invalid_scope", f"The {MANAGE_SCOPE} scope cannot be obtained by token exchange.")
 
-    # The subject token (last; its jti is recorded as used with the issued token, see issue()).
+
+def check_subject_token(request, subject_token):
+    """The subject token (subject_token.py); its jti is recorded as used with the issued token, see issue()."""
     try:
-        report = validate_subject_token(subject_token, client=client, replay="defer")
+        report = validate_subject_token(subject_token, client=request.client, replay="defer")
     except SubjectTokenRejected as exc:
         request.issuer = exc.report.issuer
         raise ExchangeError("invalid_request", exc.description, cause=exc.cause) from None
@@ -166,6 +195,14 @@ def validate_token_request(request):
     request.subject = report.claims["sub"]
     jti = report.claims.get("jti")
     request.subject_jti = jti if isinstance(jti, str) else ""
+
+
+def validate_token_request(request):
+    """Every check of the grant, in order; raises ExchangeError. The subject token comes last."""
+    check_client(request)
+    subject_token = check_parameters(request)
+    check_scope(request)
+    check_subject_token(request, subject_token)
 
 
 def issue(request):

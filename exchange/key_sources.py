@@ -19,7 +19,8 @@ import logging
 import socket
 import threading
 import time
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import certifi
 import urllib3
@@ -43,8 +44,24 @@ class VerificationKey:
     algorithms: frozenset
     source: str  # "jwks" or "pem"
     description: str
-    not_before: object = None  # a PEM certificate's validity window
+    not_before: object = None  # a PEM certificate's validity window (aware datetimes; None: unbounded)
     not_after: object = None
+    # The window as Unix times, computed once: valid_at runs for every candidate key of every exchange.
+    _valid_from: float = field(init=False, repr=False, compare=False, default=-math.inf)
+    _valid_until: float = field(init=False, repr=False, compare=False, default=math.inf)
+
+    def __post_init__(self):
+        if self.not_before is not None:
+            object.__setattr__(self, "_valid_from", self.not_before.timestamp())
+        if self.not_after is not None:
+            object.__setattr__(self, "_valid_until", self.not_after.timestamp())
+
+    def valid_at(self, now):
+        """Whether the Unix time ``now`` is within the key's validity window, both ends included.
+
+        The one statement of the window: the subject-token check and the API's key listing use it.
+        """
+        return self._valid_from <= now <= self._valid_until
 
 
 class KeySourceError(Exception):

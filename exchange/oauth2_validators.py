@@ -3,17 +3,17 @@
 - client authentication goes through client_auth.py (one implementation);
 - grant types are checked against the application's list of RFC wire names;
 - issued tokens remember the external subject and trusted issuer they were
-  exchanged for, so a refresh keeps ``sub`` and disabling the issuer stops it.
+  exchanged for, so a refresh keeps ``sub`` and disabling the issuer stops it;
+- token rows are written by storage.py, the one writer the exchange uses too.
 """
 
 import logging
 import uuid
 
 from oauthlib.oauth2.rfc6749 import errors
-from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator as DOTValidator
 
-from . import client_auth
+from . import client_auth, storage
 from .registry import registry
 
 log = logging.getLogger(__name__)
@@ -99,33 +99,21 @@ class OAuth2Validator(DOTValidator):
         }
 
     def _create_access_token(self, expires, request, token, source_refresh_token=None):
+        """DOT's access token, written by storage.py (the one writer of AccessToken rows)."""
         id_token = token.get("id_token", None)
         if id_token:
             id_token = self._load_id_token(id_token)
-        access_token = get_access_token_model()(
-            user=request.user,
-            scope=token["scope"],
-            expires=expires,
-            id_token=id_token,
-            application=request.client,
-            source_refresh_token=source_refresh_token,
-            resource=getattr(request, "resource", []),
-            jti=getattr(request, "issued_jti", "") or "",
-            **self._provenance(request),
+        return storage.create_access_token(
+            user=request.user, application=request.client, id_token=id_token or None,
+            source_refresh_token=source_refresh_token, token=token["access_token"], expires=expires,
+            scope=token["scope"], resource=getattr(request, "resource", []),
+            jti=getattr(request, "issued_jti", "") or "", **self._provenance(request),
         )
-        self._set_token_value(access_token, token["access_token"])
-        access_token.save()
-        return access_token
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
-        refresh_token = get_refresh_token_model()(
-            user=request.user,
-            application=request.client,
-            access_token=access_token,
+        """DOT's refresh token, written by storage.py (the one writer of RefreshToken rows)."""
+        return storage.create_refresh_token(
+            user=request.user, application=request.client, access_token=access_token, token=refresh_token_code,
             token_family=previous_refresh_token.token_family if previous_refresh_token else uuid.uuid4(),
-            resource=getattr(request, "resource", []),
-            **self._provenance(request),
+            resource=getattr(request, "resource", []), **self._provenance(request),
         )
-        self._set_token_value(refresh_token, refresh_token_code)
-        refresh_token.save()
-        return refresh_token

@@ -109,6 +109,84 @@ def _token_columns(raw_token):
     return {"token": stored, "token_checksum": checksum}
 
 
+def access_token_row(*, token, application_id, expires, scope, resource, subject, trusted_issuer, jti="",
+                     user_id=None, id_token_id=None, source_refresh_token_id=None):
+    """The columns of a new AccessToken row: the one place that says what an issued access token stores.
+
+    Every access token is written from this row (the exchange's ``save_issued``; DOT's other grants
+    and refresh through ``create_access_token``): a new column is added here, once. ``subject`` and
+    ``trusted_issuer`` are the provenance of an exchanged token (empty/None for the other grants).
+    """
+    return {
+        **_token_columns(token), "subject": subject or "",
+        "trusted_issuer_id": trusted_issuer.pk if trusted_issuer is not None else None,
+        "user_id": user_id, "application_id": application_id, "expires": expires, "scope": scope,
+        "resource": resource, "jti": jti or "", "id_token_id": id_token_id,
+        "source_refresh_token_id": source_refresh_token_id,
+    }
+
+
+def refresh_token_row(*, token, application_id, token_family, resource, subject, trusted_issuer,
+                      access_token_id=None, user_id=None):
+    """The columns of a new RefreshToken row: the one place that says what a refresh token stores (as above)."""
+    return {
+        **_token_columns(token), "subject": subject or "",
+        "trusted_issuer_id": trusted_issuer.pk if trusted_issuer is not None else None,
+        "user_id": user_id, "application_id": application_id, "access_token_id": access_token_id,
+        "token_family": token_family, "resource": resource,
+    }
+
+
+def _write(model, row, relations):
+    """INSERT ``row`` now, in the caller's transaction; the model instance as a fetch would give it (no query).
+
+    ``relations`` are the related objects already at hand (user, application, ...), so that
+    reading them from the instance later costs no query either.
+    """
+    using = router.db_for_write(model)
+    connection = connections[using]
+    now = timezone.now()
+    insert = prepare(connection, model, row, now=now)
+    with connection.cursor() as cursor:
+        pk = execute(cursor, insert)
+    instance = model(**row)
+    for name, value in relations.items():
+        setattr(instance, name, value)
+    for field in model._meta.concrete_fields:
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            setattr(instance, field.attname, now)
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = using
+    return instance
+
+
+def create_access_token(*, user, application, id_token, source_refresh_token, trusted_issuer, **columns):
+    """Write an AccessToken row from ``access_token_row`` (DOT's other grants and refresh); the instance.
+
+    Runs in the caller's transaction (DOT's ``save_bearer_token`` opens one).
+    """
+    row = access_token_row(
+        application_id=application.pk, user_id=user.pk if user is not None else None,
+        id_token_id=id_token.pk if id_token is not None else None,
+        source_refresh_token_id=source_refresh_token.pk if source_refresh_token is not None else None,
+        trusted_issuer=trusted_issuer, **columns,
+    )
+    return _write(AccessToken, row, {"user": user, "application": application, "id_token": id_token,
+                                     "source_refresh_token": source_refresh_token, "trusted_issuer": trusted_issuer})
+
+
+def create_refresh_token(*, user, application, access_token, trusted_issuer, **columns):
+    """Write a RefreshToken row from ``refresh_token_row`` (DOT's other grants and refresh); the instance."""
+    row = refresh_token_row(
+        application_id=application.pk, user_id=user.pk if user is not None else None,
+        access_token_id=access_token.pk if access_token is not None else None, trusted_issuer=trusted_issuer,
+        **columns,
+    )
+    return _write(RefreshToken, row, {"user": user, "application": application, "access_token": access_token,
+                                      "trusted_issuer": trusted_issuer})
+
+
 def _event(*, outcome, cause, application, trusted_issuer, subject, subject_jti, issued_jti):
     event = SimpleNamespace(  # what audit.py and metrics.py read from an ExchangeEvent
         outcome=outcome, cause=(cause or "")[:40], application=application,
@@ -140,19 +218,16 @@ def save_issued(*, application, access_token, refresh_token, expires, scope, res
     using = router.db_for_write(AccessToken)
     connection = connections[using]
     now = timezone.now()
-    provenance = {"subject": subject or "", "trusted_issuer": trusted_issuer,
-                  "trusted_issuer_id": trusted_issuer.pk if trusted_issuer is not None else None}
-    access = prepare(connection, AccessToken, {
-        **_token_columns(access_token), **provenance, "user_id": None, "application_id": application.pk,
-        "expires": expires, "scope": scope, "resource": resource, "jti": issued_jti, "id_token_id": None,
-        "source_refresh_token_id": None,
-    }, now=now)
+    access = prepare(connection, AccessToken, access_token_row(
+        token=access_token, application_id=application.pk, expires=expires, scope=scope, resource=resource,
+        subject=subject, trusted_issuer=trusted_issuer, jti=issued_jti,
+    ), now=now)
     refresh = None
     if refresh_token is not None:
-        refresh = prepare(connection, RefreshToken, {
-            **_token_columns(refresh_token), **provenance, "user_id": None, "application_id": application.pk,
-            "access_token_id": None, "token_family": uuid.uuid4(), "resource": resource,
-        }, now=now)
+        refresh = prepare(connection, RefreshToken, refresh_token_row(
+            token=refresh_token, application_id=application.pk, token_family=uuid.uuid4(), resource=resource,
+            subject=subject, trusted_issuer=trusted_issuer,
+        ), now=now)
     event = _event(outcome=ExchangeEvent.Outcome.ISSUED.value, cause="", application=application,
                    trusted_issuer=trusted_issuer, subject=subject, subject_jti=subject_jti, issued_jti=issued_jti)
     event_insert = prepare(connection, ExchangeEvent, vars(event), now=now)

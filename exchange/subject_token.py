@@ -38,6 +38,7 @@ from . import key_sources
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings, project_settings
 from .models import normalize_token_type
 from .ops import metrics
+from .registry import registry
 from .shared_cache import shared_store
 
 log = logging.getLogger(__name__)
@@ -234,37 +235,7 @@ def find_issuer(iss):
 
     Served from the in-process registry (invalidated on every change; see registry.py).
     """
-    from .registry import registry
-
     return registry.issuer(iss)
-
-
-def _candidate_keys(issuer, kid, alg, now, report):
-    try:
-        if issuer.jwks_uri:
-            keys = key_sources.jwks_keys(issuer, kid)
-        else:
-            keys = key_sources.pem_keys(issuer)
-    except key_sources.KeySourceError as exc:
-        _fail(report, "key", "key_source_unavailable", exc.detail)
-    except Exception:  # e.g. the shared cache is down: fail closed, never 500
-        log.exception("The keys of trusted issuer %s could not be loaded", issuer.pk)
-        _fail(report, "key", "key_source_unavailable", "the issuer's keys could not be loaded (see the server log)")
-    if issuer.jwks_uri and kid is not None:
-        keys = [k for k in keys if k.kid == kid]
-        if not keys:
-            _fail(report, "key", "unknown_key", "no key in the issuer's JWKS has this kid")
-    keys = [k for k in keys if alg in k.algorithms]
-    if not keys:
-        _fail(report, "key", "unknown_key", f"no key of this issuer can verify {alg}")
-    current = [
-        k for k in keys
-        if (k.not_before is None or k.not_before.timestamp() <= now)
-        and (k.not_after is None or now <= k.not_after.timestamp())
-    ]
-    if not current:
-        _fail(report, "key", "certificate_expired", "every matching certificate is outside its validity period")
-    return current[:_MAX_KEY_TRIES]
 
 
 def verify_signature(signing_input, signature, alg, keys):
@@ -285,23 +256,36 @@ def verify_signature(signing_input, signature, alg, keys):
 REPLAY_MODES = ("consume", "check", "defer")
 
 
-def validate_subject_token(token, *, client=None, now=None, replay="consume"):
-    """Verify ``token`` as a subject token; return the Report with verified claims.
+class _Validation:
+    """One validation under way: its input, its report, and what the steps before learnt.
 
-    Raises SubjectTokenRejected (with ``cause`` and the report) on any failure.
-    ``client`` is the application exchanging it (None: checked for no application,
-    as the console's token tests do). ``replay`` says what the replay step does with the
-    jti, when the issuer rejects reused ones: ``"consume"`` records it as used; ``"check"``
-    only looks it up (explanations and dry runs); ``"defer"`` leaves the step to the caller,
-    who must then call ``consume_replay(report)`` before issuing anything (the grant does,
-    inside the transaction that writes the issued token).
+    Each step reads what earlier steps set here and sets what later ones read; on failure
+    it raises through ``_fail``, which completes the report.
     """
-    if replay not in REPLAY_MODES:
-        raise ValueError(f"replay must be one of {REPLAY_MODES}")
-    report = Report()
-    now = time.time() if now is None else now
 
-    # 1. Size and shape, before any decoding work.
+    __slots__ = ("report", "token", "client", "now", "replay", "segments", "header", "claims", "signature",
+                 "alg", "kid", "issuer", "keys", "exp", "iat")
+
+    def __init__(self, token, client, now, replay):
+        self.report = Report()
+        self.token, self.client, self.now, self.replay = token, client, now, replay
+
+
+_STEP_CHECKS = {}
+
+
+def _step(name):
+    """Register the check of the step ``name`` (an entry of STEPS)."""
+    def register(check):
+        _STEP_CHECKS[name] = check
+        return check
+    return register
+
+
+@_step("format")
+def _check_format(v):
+    """Size and shape, before any decoding work."""
+    token, report = v.token, v.report
     if not isinstance(token, str) or not token:
         _fail(report, "format", "malformed", "the token is empty")
     if len(token) > exchange_settings.SUBJECT_TOKEN_MAX_BYTES:
@@ -315,10 +299,15 @@ def validate_subject_token(token, *, client=None, now=None, replay="consume"):
         signature = _b64decode(segments[2])
     except (ValueError, UnicodeDecodeError, RecursionError):
         _fail(report, "format", "malformed", "a part is not canonical base64url of a UTF-8 JSON object")
+    v.segments, v.header, v.claims, v.signature = segments, header, claims, signature
     report.header, report.claims = header, claims
     report.passed("format", "compact JWS with three parts")
 
-    # 2. Header parameters we refuse rather than ignore.
+
+@_step("header")
+def _check_header(v):
+    """Header parameters we refuse rather than ignore."""
+    header, report = v.header, v.report
     alg = header.get("alg")
     if not isinstance(alg, str) or not alg:
         _fail(report, "header", "malformed", "alg is missing or not a string")
@@ -333,10 +322,15 @@ def validate_subject_token(token, *, client=None, now=None, replay="consume"):
         _fail(report, "header", "malformed", "kid is not a string")
     if any(isinstance(value, str) and _LONE_SURROGATE.search(value) for value in header.values()):
         _fail(report, "header", "malformed", "a header parameter holds a lone surrogate (not Unicode text)")
+    v.alg, v.kid = alg, kid
     report.passed("header", f"alg {alg}" + (f", kid {kid}" if kid else ""))
 
-    # 3. The issuer, chosen by the unverified iss.
-    iss = claims.get("iss")
+
+@_step("issuer")
+def _check_issuer(v):
+    """The issuer, chosen by the unverified iss: registered, enabled, and linked to the client."""
+    report, client = v.report, v.client
+    iss = v.claims.get("iss")
     if iss is None:
         _fail(report, "issuer", "missing_claim", "iss is missing")
     if not isinstance(iss, str) or not iss or not _storable(iss):
@@ -344,7 +338,7 @@ def validate_subject_token(token, *, client=None, now=None, replay="consume"):
     issuer = find_issuer(iss)
     if issuer is None:
         _fail(report, "issuer", "unknown_issuer", "no trusted token issuer has this issuer value")
-    report.issuer = issuer
+    v.issuer = report.issuer = issuer
     if not issuer.enabled:
         _fail(report, "issuer", "issuer_disabled", f"trusted token issuer {issuer.name} is disabled")
     if client is not None and not issuer.exchangeable_by(client):
@@ -352,56 +346,114 @@ def validate_subject_token(token, *, client=None, now=None, replay="consume"):
               f"trusted token issuer {issuer.name} and application {client.name or client.client_id} are not linked")
     report.passed("issuer", issuer.name)
 
-    # The type: never another kind of JWT; the issuer's required type when it names one.
-    typ = header.get("typ")
+
+@_step("type")
+def _check_type(v):
+    """Never another kind of JWT; the issuer's required type when it names one."""
+    report, issuer = v.report, v.issuer
+    typ = v.header.get("typ")
     if typ is not None and not isinstance(typ, str):
         _fail(report, "type", "malformed", "typ is not a string")
     typ_value = normalize_token_type(typ) if typ else ""
     if typ_value in FOREIGN_TYPES:
         _fail(report, "type", "wrong_type", f"typ {typ!r} names another kind of JWT")
-    if "events" in claims:  # RFC 8417 SETs and back-channel logout tokens, typed or not
+    if "events" in v.claims:  # RFC 8417 SETs and back-channel logout tokens, typed or not
         _fail(report, "type", "wrong_type", "an events claim makes it a security event or logout token")
     if issuer.required_type and typ_value != normalize_token_type(issuer.required_type):
         _fail(report, "type", "wrong_type", f"this issuer's tokens must have typ {issuer.required_type!r}")
     report.passed("type", f"typ {typ}" if typ else "typ absent (not required)")
 
-    # 4. The algorithm, from the issuer's allow-list only.
-    if alg not in _ALGORITHMS or alg not in issuer.allowed_algorithms:
-        _fail(report, "algorithm", "algorithm_not_allowed", "this algorithm is not in the issuer's allowed list")
-    report.passed("algorithm", alg)
 
-    # 5 + 6. Keys from this issuer's own source; the signature.
-    keys = _candidate_keys(issuer, kid, alg, now, report)
-    report.passed("key", ", ".join(sorted({k.description for k in keys})) + f" from {keys[0].source}")
-    matched = verify_signature(f"{segments[0]}.{segments[1]}".encode("ascii"), signature, alg, keys)
-    if matched is None:
-        _fail(report, "signature", "bad_signature", "the signature does not verify with the issuer's key")
-    report.key_description = matched.description
-    report.passed("signature", "verified")
+@_step("algorithm")
+def _check_algorithm(v):
+    """The algorithm, from the issuer's allow-list only."""
+    alg = v.alg
+    if alg not in _ALGORITHMS or alg not in v.issuer.allowed_algorithms:
+        _fail(v.report, "algorithm", "algorithm_not_allowed", "this algorithm is not in the issuer's allowed list")
+    v.report.passed("algorithm", alg)
 
-    # 7. Time.
-    skew = issuer.clock_skew
+
+def _issuer_keys(issuer, kid, report):
+    """Every key from this issuer's own source (its JWKS, by ``kid``, or its certificates)."""
     try:
-        exp = _numeric_date(claims, "exp")
+        if issuer.jwks_uri:
+            return key_sources.jwks_keys(issuer, kid)
+        return key_sources.pem_keys(issuer)
+    except key_sources.KeySourceError as exc:
+        _fail(report, "key", "key_source_unavailable", exc.detail)
+    except Exception:  # e.g. the shared cache is down: fail closed, never 500
+        log.exception("The keys of trusted issuer %s could not be loaded", issuer.pk)
+        _fail(report, "key", "key_source_unavailable", "the issuer's keys could not be loaded (see the server log)")
+
+
+@_step("key")
+def _check_key(v):
+    """The keys that may have signed it: the token's kid (JWKS), its algorithm, currently valid."""
+    report, issuer, kid, alg, now = v.report, v.issuer, v.kid, v.alg, v.now
+    keys = _issuer_keys(issuer, kid, report)
+    if issuer.jwks_uri and kid is not None:
+        keys = [k for k in keys if k.kid == kid]
+        if not keys:
+            _fail(report, "key", "unknown_key", "no key in the issuer's JWKS has this kid")
+    keys = [k for k in keys if alg in k.algorithms]
+    if not keys:
+        _fail(report, "key", "unknown_key", f"no key of this issuer can verify {alg}")
+    current = [k for k in keys if k.valid_at(now)]
+    if not current:
+        _fail(report, "key", "certificate_expired", "every matching certificate is outside its validity period")
+    v.keys = keys = current[:_MAX_KEY_TRIES]
+    report.passed("key", ", ".join(sorted({k.description for k in keys})) + f" from {keys[0].source}")
+
+
+@_step("signature")
+def _check_signature(v):
+    """The signature, by one of the candidate keys."""
+    segments = v.segments
+    matched = verify_signature(f"{segments[0]}.{segments[1]}".encode("ascii"), v.signature, v.alg, v.keys)
+    if matched is None:
+        _fail(v.report, "signature", "bad_signature", "the signature does not verify with the issuer's key")
+    v.report.key_description = matched.description
+    v.report.passed("signature", "verified")
+
+
+@_step("expiry")
+def _check_expiry(v):
+    """exp: required, not reached (with the issuer's clock skew)."""
+    report, now, skew = v.report, v.now, v.issuer.clock_skew
+    try:
+        exp = _numeric_date(v.claims, "exp")
     except ValueError:
         _fail(report, "expiry", "invalid_claim", "exp is not a NumericDate")
     if exp is None:
         _fail(report, "expiry", "missing_claim", "exp is missing")
     if now >= exp + skew:
         _fail(report, "expiry", "expired", f"expired {int(now - exp)} s ago (clock skew {skew} s)")
+    v.exp = exp
     report.passed("expiry", f"expires in {int(exp - now)} s")
+
+
+@_step("not_before")
+def _check_not_before(v):
+    """nbf, when present: reached (with the issuer's clock skew)."""
+    report, now, skew = v.report, v.now, v.issuer.clock_skew
     try:
-        nbf = _numeric_date(claims, "nbf")
+        nbf = _numeric_date(v.claims, "nbf")
     except ValueError:
         _fail(report, "not_before", "invalid_claim", "nbf is not a NumericDate")
     if nbf is not None and nbf > now + skew:
         _fail(report, "not_before", "not_yet_valid", f"valid only in {int(nbf - now)} s (clock skew {skew} s)")
     report.passed("not_before", "absent" if nbf is None else "reached")
+
+
+@_step("issued_at")
+def _check_issued_at(v):
+    """iat, when present: not in the future, within the issuer's maximum age; without it, the lifetime is."""
+    report, now, issuer = v.report, v.now, v.issuer
+    skew, max_age = issuer.clock_skew, issuer.max_token_age
     try:
-        iat = _numeric_date(claims, "iat")
+        iat = _numeric_date(v.claims, "iat")
     except ValueError:
         _fail(report, "issued_at", "invalid_claim", "iat is not a NumericDate")
-    max_age = issuer.max_token_age
     if iat is not None:
         if iat > now + skew:
             _fail(report, "issued_at", "not_yet_valid", "iat is in the future")
@@ -410,52 +462,88 @@ def validate_subject_token(token, *, client=None, now=None, replay="consume"):
         report.passed("issued_at", f"issued {max(0, int(now - iat))} s ago (maximum {max_age} s)")
     else:
         # Without iat the remaining lifetime bounds the age.
-        if exp - now > max_age + skew:
+        if v.exp - now > max_age + skew:
             _fail(report, "issued_at", "too_old", f"no iat, and the token is valid for longer than the maximum age of {max_age} s")
         report.passed("issued_at", f"iat absent; remaining lifetime within {max_age} s")
+    v.iat = iat
 
-    # 8. Audience.
-    aud = claims.get("aud")
+
+@_step("audience")
+def _check_audience(v):
+    """aud contains CONSOLE_ISSUER or the issuer's alias."""
+    report, alias = v.report, v.issuer.alias
+    aud = v.claims.get("aud")
     if aud is None:
         _fail(report, "audience", "missing_claim", "aud is missing")
     audiences = [aud] if isinstance(aud, str) else aud
     if not isinstance(audiences, list) or not audiences or not all(isinstance(a, str) for a in audiences):
         _fail(report, "audience", "invalid_claim", "aud is not a string or a list of strings")
-    accepted = [project_settings.CONSOLE_ISSUER] + ([issuer.alias] if issuer.alias else [])
+    accepted = [project_settings.CONSOLE_ISSUER] + ([alias] if alias else [])
     if not any(a in accepted for a in audiences):
         _fail(report, "audience", "audience_mismatch",
-              f"aud must contain {project_settings.CONSOLE_ISSUER!r}" + (f" or the alias {issuer.alias!r}" if issuer.alias else ""))
+              f"aud must contain {project_settings.CONSOLE_ISSUER!r}" + (f" or the alias {alias!r}" if alias else ""))
     report.passed("audience", "contains " + " / ".join(repr(a) for a in accepted if a in audiences))
 
-    # 9. Subject.
+
+@_step("subject")
+def _check_subject(v):
+    """sub: a non-empty, printable string of bounded length."""
+    claims = v.claims
     if "sub" not in claims:
-        _fail(report, "subject", "missing_claim", "sub is missing")
+        _fail(v.report, "subject", "missing_claim", "sub is missing")
     problem = _subject_problem(claims["sub"])
     if problem:
-        _fail(report, "subject", "invalid_claim", problem)
-    report.passed("subject", claims["sub"])
+        _fail(v.report, "subject", "invalid_claim", problem)
+    v.report.passed("subject", claims["sub"])
 
-    # 10. Replay.
-    jti = claims.get("jti")
+
+@_step("replay")
+def _check_replay(v):
+    """jti: well-formed; required or checked for reuse when the issuer says so (see REPLAY_MODES)."""
+    report, issuer = v.report, v.issuer
+    jti = v.claims.get("jti")
     if jti is not None and (not isinstance(jti, str) or not jti or len(jti) > 255 or not _storable(jti)):
         _fail(report, "replay", "invalid_claim", "jti is not a string of 1 to 255 characters (Unicode text, no NUL)")
     if jti is None and issuer.require_jti:
         _fail(report, "replay", "missing_claim", "this issuer requires jti")
-    if jti is not None and issuer.reject_replayed_jti:
-        # Kept while the token could still be accepted: until exp, or until it becomes too old.
-        usable_until = min(exp, iat + max_age) if iat is not None else exp
-        report.replay = ReplayEntry("jti:%s:%s" % (issuer.pk, hashlib.sha256(jti.encode()).hexdigest()),
-                                    max(1, math.ceil(usable_until + skew - now)))
-        if replay == "defer":
-            report.passed("replay", "recorded with the issued token")
-        elif replay == "consume":
-            consume_replay(report)
-        else:
-            _replay_step(report, lambda store, entry: store.get(entry.key) is None,
-                         "first use of this jti (not recorded yet)")
-    else:
+    if jti is None or not issuer.reject_replayed_jti:
         report.passed("replay", "not checked for this issuer" if jti is not None else "no jti")
-    return report
+        return
+    # Kept while the token could still be accepted: until exp, or until it becomes too old.
+    exp, iat = v.exp, v.iat
+    usable_until = min(exp, iat + issuer.max_token_age) if iat is not None else exp
+    report.replay = ReplayEntry("jti:%s:%s" % (issuer.pk, hashlib.sha256(jti.encode()).hexdigest()),
+                                max(1, math.ceil(usable_until + issuer.clock_skew - v.now)))
+    if v.replay == "defer":
+        report.passed("replay", "recorded with the issued token")
+    elif v.replay == "consume":
+        consume_replay(report)
+    else:
+        _replay_step(report, lambda store, entry: store.get(entry.key) is None,
+                     "first use of this jti (not recorded yet)")
+
+
+#: The routine: each step's check, in the order of STEPS (a step without a check fails at import).
+_CHECKS = tuple(_STEP_CHECKS[name] for name, _ in STEPS)
+
+
+def validate_subject_token(token, *, client=None, now=None, replay="consume"):
+    """Verify ``token`` as a subject token; return the Report with verified claims.
+
+    Raises SubjectTokenRejected (with ``cause`` and the report) on any failure.
+    ``client`` is the application exchanging it (None: checked for no application,
+    as the console's token tests do). ``replay`` says what the replay step does with the
+    jti, when the issuer rejects reused ones: ``"consume"`` records it as used; ``"check"``
+    only looks it up (explanations and dry runs); ``"defer"`` leaves the step to the caller,
+    who must then call ``consume_replay(report)`` before issuing anything (the grant does,
+    inside the transaction that writes the issued token).
+    """
+    if replay not in REPLAY_MODES:
+        raise ValueError(f"replay must be one of {REPLAY_MODES}")
+    validation = _Validation(token, client, time.time() if now is None else now, replay)
+    for check in _CHECKS:
+        check(validation)
+    return validation.report
 
 
 def _replay_step(report, first_use, detail):

@@ -8,9 +8,11 @@ or ``CONSOLE_LOGIN_MAX_FAILURES_PER_USERNAME`` (50) failures fall in one window
 are answered 429 with ``Retry-After`` until the window ends, whether or not the password is
 right, so the answers stop confirming guesses. One address alone cannot lock an administrator
 out for others: its own, lower limit stops it first.
+
+The pages themselves live in the app (``exchange.admin``); the home page's data comes from
+``exchange.admin.dashboard``.
 """
 
-import datetime
 import time
 
 from django.contrib import admin, messages
@@ -18,58 +20,16 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UsernameField
-from django.db.models import Count
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
-from exchange.protocol import TOKEN_EXCHANGE
+
+from exchange import throttling
 
 #: The sign-in form's own cleaning of the username (strip, then NFKC when short enough to name a user).
 _USERNAME = UsernameField(max_length=150)
-
-#: Bars of the activity chart (server-rendered SVG: no script, no external assets).
-CHART_ROW_HEIGHT = 26
-CHART_LABEL_WIDTH = 190
-CHART_BAR_WIDTH = 300
-
-
-def exchange_activity(hours=24, now=None):
-    """Exchange events of the last ``hours``: successes, then rejections by cause (most first)."""
-    from exchange.models import ExchangeEvent
-    from exchange.subject_token import CAUSES
-
-    since = (now or timezone.now()) - datetime.timedelta(hours=hours)
-    rows = (
-        ExchangeEvent.objects.filter(created__gte=since)
-        .values("outcome", "cause").annotate(count=Count("id")).order_by("-count", "cause")
-    )
-    issued = sum(r["count"] for r in rows if r["outcome"] == ExchangeEvent.Outcome.ISSUED)
-    rejected = [r for r in rows if r["outcome"] == ExchangeEvent.Outcome.REJECTED]
-    bars = [{"label": "Issued", "count": issued, "kind": "ok", "title": "Tokens issued"}]
-    bars += [
-        {"label": r["cause"] or "rejected", "count": r["count"], "kind": "bad",
-         "title": CAUSES.get(r["cause"], r["cause"])}
-        for r in rejected
-    ]
-    peak = max([b["count"] for b in bars] + [1])
-    for index, bar in enumerate(bars):
-        bar["y"] = index * CHART_ROW_HEIGHT
-        bar["text_y"] = bar["y"] + CHART_ROW_HEIGHT // 2 + 5
-        bar["width"] = max(2 if bar["count"] else 0, round(CHART_BAR_WIDTH * bar["count"] / peak))
-        bar["count_x"] = CHART_LABEL_WIDTH + bar["width"] + 6
-    return {
-        "bars": bars,
-        "issued": issued,
-        "rejected": sum(r["count"] for r in rejected),
-        "height": len(bars) * CHART_ROW_HEIGHT,
-        "width": CHART_LABEL_WIDTH + CHART_BAR_WIDTH + 60,
-        "label_width": CHART_LABEL_WIDTH,
-        "bar_height": CHART_ROW_HEIGHT - 8,
-        "hours": hours,
-    }
 
 
 class ConsoleSite(admin.AdminSite):
@@ -81,26 +41,15 @@ class ConsoleSite(admin.AdminSite):
     site_url = None  # the console is the site
 
     def index(self, request, extra_context=None):
-        from exchange.models import Application, TrustedTokenIssuer
+        # Imported here to break a real cycle: exchange.admin registers its pages on admin.site, and
+        # admin.site's set-up imports this module (the project's default_site).
+        from exchange.admin import dashboard
 
-        context = {
-            "issuer_count": TrustedTokenIssuer.objects.count(),
-            "issuer_disabled_count": TrustedTokenIssuer.objects.filter(enabled=False).count(),
-            "application_count": Application.objects.count(),
-            "token_exchange_app_count": sum(
-                1 for grants in Application.objects.values_list("allowed_grant_types", flat=True)
-                if TOKEN_EXCHANGE in (grants or [])
-            ),
-            "activity": exchange_activity(),
-            **(extra_context or {}),
-        }
-        return super().index(request, context)
+        return super().index(request, {**dashboard.summary(), **(extra_context or {})})
 
     @method_decorator(sensitive_post_parameters())
     @method_decorator(login_not_required)
     def login(self, request, extra_context=None):
-        from exchange import throttling
-
         if request.method != "POST":
             return super().login(request, extra_context)
         # Counted as the form reads it (stripped, NFKC): " root" and "ｒｏｏｔ" are root's guesses too.

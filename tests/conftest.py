@@ -1,11 +1,19 @@
+"""Fixtures every folder uses: isolated state, keys, issuers A (PEM) and B (JWKS), applications, an exchange.
+
+The tree: one folder per concern (token_endpoint, subject_tokens, security, console, api, ops, commands,
+performance, docs, house, browser). A fixture lives in the conftest.py of the narrowest folder whose tests share
+it, or beside its tests when one module alone uses it; none takes a pytest-django fixture's name. Keys,
+certificates and tokens come from tests/factories.py, request helpers and assertions from tests/utils.py.
+"""
+
 import pytest
 from django.core.cache import cache
-from django.test import Client
 
 from exchange import flows, key_sources, signing
 from exchange.conf import exchange_settings
 
-from .utils import JWKSServer, basic_auth, certificate_pem, exchange_body, mint, post_form, private_key
+from .factories import certificate_pem, mint, private_key
+from .utils import JWKSServer, basic_auth, exchange_body, post_form
 
 
 @pytest.fixture(autouse=True)
@@ -19,11 +27,6 @@ def _isolated_state(settings, tmp_path):
     yield
     cache.clear()
     signing.reset()
-
-
-@pytest.fixture
-def client():
-    return Client(HTTP_HOST="localhost")
 
 
 @pytest.fixture
@@ -98,6 +101,6 @@ def auth(application):
 
 
 @pytest.fixture
-def token(pem_issuer, rsa_key):
+def subject_token(pem_issuer, rsa_key):
     """A valid subject token of ``pem_issuer``."""
     return mint(rsa_key, pem_issuer.issuer)

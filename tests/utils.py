@@ -1,147 +1,41 @@
-"""Test helpers: keys, subject-token minting, a real JWKS server on 127.0.0.1, request helpers."""
+"""Test helpers: request builders, token-endpoint assertions, a real JWKS server on 127.0.0.1.
+
+Keys, certificates and tokens are built in ``tests/factories.py``.
+"""
 
 import base64
-import datetime
 import json
+import socket
 import threading
 import time
-import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 import jwt
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import NameOID
 from django.conf import settings
 from jwt import PyJWKSet
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
+from exchange.models import AccessToken, ExchangeEvent
+from exchange.subject_token import CAUSES
+
+from .factories import public_jwk
+
+# The wire values written out, not imported from exchange.protocol: a typo there must fail the tests.
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 FORM = "application/x-www-form-urlencoded"
 
-_KEY_CACHE = {}
-
-
-def private_key(kind="rsa", name="default"):
-    """A private key, generated once per test session for each (kind, name)."""
-    marker = (kind, name)
-    if marker not in _KEY_CACHE:
-        if kind == "rsa":
-            _KEY_CACHE[marker] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        elif kind == "rsa1024":
-            _KEY_CACHE[marker] = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-        elif kind == "ec":
-            _KEY_CACHE[marker] = ec.generate_private_key(ec.SECP256R1())
-        elif kind == "ec384":
-            _KEY_CACHE[marker] = ec.generate_private_key(ec.SECP384R1())
-        elif kind == "ed25519":
-            _KEY_CACHE[marker] = ed25519.Ed25519PrivateKey.generate()
-        else:
-            raise ValueError(kind)
-    return _KEY_CACHE[marker]
-
-
-def default_alg(key):
-    if isinstance(key, rsa.RSAPrivateKey):
-        return "RS256"
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}[key.curve.name]
-    return "EdDSA"
-
-
-def certificate_for(key, *, days=365, not_before=None, common_name="Test issuer"):
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    start = not_before or now - datetime.timedelta(days=1)
-    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + datetime.timedelta(days=days))
-        .sign(key, algorithm)
-    )
-
-
-def certificate_pem(key, **kwargs):
-    return certificate_for(key, **kwargs).public_bytes(serialization.Encoding.PEM).decode("ascii")
-
-
-def certificate_der(key, **kwargs):
-    return certificate_for(key, **kwargs).public_bytes(serialization.Encoding.DER)
-
-
-def public_jwk(key, kid, **extra):
-    public = key.public_key()
-    if isinstance(public, rsa.RSAPublicKey):
-        jwk = RSAAlgorithm.to_jwk(public, as_dict=True)
-    elif isinstance(public, ec.EllipticCurvePublicKey):
-        jwk = ECAlgorithm.to_jwk(public, as_dict=True)
-    else:
-        jwk = OKPAlgorithm.to_jwk(public, as_dict=True)
-    jwk.pop("key_ops", None)
-    jwk["kid"] = kid
-    jwk.update(extra)
-    return jwk
-
-
-def b64url(data):
-    if isinstance(data, str):
-        data = data.encode()
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def claims_for(issuer, **overrides):
-    now = int(time.time())
-    claims = {
-        "iss": issuer,
-        "sub": "alice",
-        "aud": settings.CONSOLE_ISSUER,
-        "iat": now,
-        "exp": now + 300,
-        "jti": uuid.uuid4().hex,
-    }
-    for name, value in overrides.items():
-        if value is DROP:
-            claims.pop(name, None)
-        else:
-            claims[name] = value
-    return claims
-
-
-DROP = object()
-
-
-def mint(key, issuer="https://issuer.test", *, kid=None, alg=None, headers=None, **claims):
-    """A subject token signed by ``key`` with sensible default claims (override or DROP them)."""
-    header = {"typ": "JWT"}
-    if kid:
-        header["kid"] = kid
-    header.update(headers or {})
-    return jwt.encode(claims_for(issuer, **claims), key, algorithm=alg or default_alg(key), headers=header)
-
-
-def raw_token(header, claims, signature=b"sig"):
-    """A token assembled by hand (for shapes PyJWT refuses to produce)."""
-    segment = lambda value: value if isinstance(value, str) else b64url(json.dumps(value))  # noqa: E731
-    return f"{segment(header)}.{segment(claims)}.{b64url(signature)}"
-
 
 def basic_auth(client_id, client_secret):
-    from urllib.parse import quote_plus
-
+    """An HTTP Basic Authorization header value, form-encoding id and secret first (RFC 6749 §2.3.1)."""
     raw = f"{quote_plus(client_id)}:{quote_plus(client_secret)}".encode()
     return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
 def exchange_body(subject_token, **extra):
+    """A token-exchange form for ``subject_token`` (JWT in, access token out); None values are left out."""
     body = {
         "grant_type": TOKEN_EXCHANGE,
         "subject_token": subject_token,
@@ -219,9 +113,6 @@ class JWKSServer:
 
 def assert_subject_rejected(response, cause, *, issued_before=0):
     """A subject-token rejection: 400 invalid_request, the cause's fixed sentence, no token, the cause recorded."""
-    from exchange.models import AccessToken, ExchangeEvent
-    from exchange.subject_token import CAUSES
-
     body = assert_oauth_error(response, HTTPStatus.BAD_REQUEST, "invalid_request")
     assert body["error_description"] == CAUSES[cause], body
     assert AccessToken.objects.count() == issued_before
@@ -233,8 +124,6 @@ class RawServer:
     """A TCP server on 127.0.0.1 whose connections are handed to ``handle(conn)``: for misbehaving HTTP peers."""
 
     def __init__(self, handle):
-        import socket
-
         self.connections = 0
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))

@@ -1,4 +1,4 @@
-"""The management API: thin views over ``exchange.flows``, ``key_sources`` and ``subject_token``.
+"""The management API: thin views over ``exchange.flows`` (every change), ``key_sources`` and ``subject_token`` (reads).
 
 Authentication and permissions: ``permissions.py``. Errors: ``errors.py``.
 """
@@ -218,7 +218,7 @@ class TrustedTokenIssuerViewSet(
         if not issuer.jwks_uri:
             raise Conflict("This issuer uses certificates: there is no JWKS to refresh.")
         try:
-            keys = key_sources.refresh_jwks(issuer)
+            keys = flows.refresh_issuer_keys(issuer)
         except key_sources.KeySourceError as exc:
             raise Conflict(exc.detail) from None
         return Response(_keys_body(issuer, keys, None))
@@ -252,6 +252,9 @@ class TrustedTokenIssuerViewSet(
         flows.remove_certificate(cert)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+    def perform_destroy(self, instance):
+        flows.delete_trusted_token_issuer(instance)
+
 
 def _keys_body(issuer, keys, error):
     now = time.time()
@@ -273,8 +276,7 @@ def _keys_body(issuer, keys, error):
                 "source": key.source,
                 "not_before": key.not_before,
                 "not_after": key.not_after,
-                "current": (key.not_before is None or key.not_before.timestamp() <= now)
-                and (key.not_after is None or now <= key.not_after.timestamp()),
+                "current": key.valid_at(now),
             }
             for key in keys
         ],
@@ -353,7 +355,7 @@ class ApplicationViewSet(
         if getattr(token, "application_id", None) == instance.pk:
             raise Conflict("This is the application whose token authenticates this request; "
                            "delete it with other credentials.")
-        instance.delete()
+        flows.delete_application(instance)
 
     def partial_update(self, request, pk=None):
         application = self.get_object()

@@ -9,7 +9,7 @@ formatter writes a fixed set of record attributes plus simple ``extra`` values
 (never the request object, hence never a request body), and every handler
 carries ``RedactSecrets`` as a last line of defence: it redacts tokens, secrets
 and Authorization values in case a future log line or a third-party library
-logs one (tests/test_hostile_logging.py checks every logger at DEBUG level).
+logs one (tests/security/test_log_redaction.py checks every logger at DEBUG level).
 """
 
 import contextvars

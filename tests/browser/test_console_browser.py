@@ -14,7 +14,8 @@ from playwright.sync_api import expect
 
 from exchange.models import Application, TrustedTokenIssuer
 
-from ..utils import basic_auth, certificate_der, certificate_pem, exchange_body, mint, private_key
+from ..factories import certificate_der, certificate_pem, mint, private_key
+from ..utils import basic_auth, exchange_body
 from .conftest import shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]

@@ -2,8 +2,8 @@ import sys
 
 from django.core.management.base import CommandError
 
+from ...grant import client_may_exchange
 from ...models import Application
-from ...protocol import TOKEN_EXCHANGE
 from ...subject_token import explain_subject_token
 from ..base import ConsoleCommand
 
@@ -16,14 +16,16 @@ def printable(text):
 
 
 def client_check(client_id):
-    """(application or None, ok, detail) for --client-id: may this application exchange tokens at all?"""
+    """(application or None, ok, detail) for --client-id: may this application exchange tokens at all?
+
+    The answer is the grant's own client policy (``grant.client_may_exchange``), not a copy of it.
+    """
     application = Application.objects.filter(client_id=client_id).first()
     if application is None:
         return None, False, "no application has this client_id"
-    if application.client_type != Application.CLIENT_CONFIDENTIAL:
-        return application, False, f"{application.name} is a public client; token exchange needs a confidential client"
-    if not application.allows_grant_type(TOKEN_EXCHANGE):
-        return application, False, f"{application.name} is not allowed to use the Token Exchange grant"
+    refusal = client_may_exchange(application)
+    if refusal is not None:
+        return application, False, f"{application.name}: {refusal.description}"
     return application, True, f"{application.name} may use token exchange"
 
 

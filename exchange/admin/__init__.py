@@ -1,0 +1,24 @@
+"""The console's pages, registered on the admin site (the project's ``ConsoleSite``).
+
+One module per concern: ``base`` (the page renderer, the tabbed object page, History entries),
+``issuers`` (Connections and the New Connection wizard), ``applications`` (with *Try it out*),
+``records`` (tokens, signing keys, exchange events), ``dashboard`` (the home page's data), ``forms``.
+"""
+
+from django.contrib import admin
+
+from ..models import AccessToken, Application, ExchangeEvent, RefreshToken, SigningKey, TrustedTokenIssuer
+from .applications import ApplicationAdmin
+from .issuers import TrustedTokenIssuerAdmin
+from .records import AccessTokenAdmin, ExchangeEventAdmin, SigningKeyAdmin
+
+# django-oauth-toolkit registers its own admins for the (swapped) models; ours replace them.
+for model in (Application, AccessToken, RefreshToken):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+
+admin.site.register(TrustedTokenIssuer, TrustedTokenIssuerAdmin)
+admin.site.register(Application, ApplicationAdmin)
+admin.site.register(AccessToken, AccessTokenAdmin)
+admin.site.register(SigningKey, SigningKeyAdmin)
+admin.site.register(ExchangeEvent, ExchangeEventAdmin)

@@ -1,0 +1,264 @@
+"""Console forms: what administrators type, checked by the models' and flows' own rules.
+
+Forms only shape input (and keep what was typed); the rules themselves — unique
+names, no stray whitespace, JWKS URL policy, certificate checks, which
+application may use which grant — live on the models and in ``flows``.
+"""
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from .. import certificates, flows
+from ..conf import ASYMMETRIC_ALGORITHMS
+from ..models import Application, TrustedTokenIssuer, validate_jwks_uri
+
+PEM_FILE_TYPES = ".pem,.crt,.cer,.der"
+
+
+def add_flow_errors(form, exc, field_map=None):
+    """Put a flows ValidationError on the form's fields (unknown fields become non-field errors)."""
+    field_map = field_map or {}
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc)
+        return
+    for field, errors in exc.error_dict.items():
+        target = field_map.get(field, field)
+        form.add_error(target if target in form.fields else None, errors)
+
+
+class _NoStripMixin:
+    """Keep leading/trailing whitespace so the model can say it is there (instead of hiding it)."""
+
+    no_strip = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.no_strip:
+            if name in self.fields:
+                self.fields[name].strip = False
+
+
+class IssuerGeneralForm(_NoStripMixin, forms.ModelForm):
+    """Wizard step 1 and the General tab: name, issuer, alias (unique, no stray whitespace)."""
+
+    no_strip = ("name", "issuer", "alias")
+
+    class Meta:
+        model = TrustedTokenIssuer
+        fields = ("name", "issuer", "alias")
+        widgets = {
+            "name": forms.TextInput(attrs={"placeholder": "Enter a name for the trusted token issuer"}),
+            "issuer": forms.TextInput(attrs={"placeholder": "https://idp.example.com"}),
+            "alias": forms.TextInput(attrs={"placeholder": "https://console.example.com/oauth2/token"}),
+        }
+
+
+class CertificateInputMixin(forms.Form):
+    """A PEM certificate pasted or a PEM/DER file uploaded; cleaned to ``info`` (CertificateInfo)."""
+
+    pem = forms.CharField(
+        label=_("PEM certificate"), required=False, strip=False,
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 64, "spellcheck": "false",
+                                     "placeholder": "-----BEGIN CERTIFICATE-----"}),
+        help_text=_("Paste the certificate, or upload a file below."),
+    )
+    pem_file = forms.FileField(
+        label=_("Certificate file"), required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": PEM_FILE_TYPES}),
+        help_text=_("A .pem, .crt, .cer or .der file; DER files are converted to PEM for you."),
+    )
+
+    def clean_certificate(self):
+        """Turn the upload or the pasted text into PEM (kept in the form) and inspect it."""
+        upload = self.cleaned_data.get("pem_file")
+        text = self.cleaned_data.get("pem") or ""
+        try:
+            if upload is not None:
+                if upload.size > 64 * 1024:
+                    raise ValidationError(_("The file is too large for a certificate."), code="too_large")
+                pem = flows.certificate_to_pem(upload.read())
+                # Show the converted PEM in the text box: the upload itself is not kept between requests.
+                self.data = self.data.copy()
+                self.data[self.add_prefix("pem")] = pem
+                self.cleaned_data["pem"] = pem
+            elif text.strip():
+                pem = flows.certificate_to_pem(text)
+            else:
+                raise ValidationError(_("Paste a PEM certificate or upload a certificate file."), code="required")
+            info = certificates.inspect_pem(pem)
+        except certificates.CertificateError as exc:
+            raise ValidationError(str(exc), code="bad_certificate") from None
+        except ValidationError as exc:
+            raise ValidationError(exc.messages, code="bad_certificate") from None
+        self.cleaned_data["pem"] = info.pem
+        return info
+
+
+class IssuerCertificateForm(CertificateInputMixin):
+    """Wizard step 2: a JWKS endpoint or a PEM certificate."""
+
+    MODE_JWKS = "jwks"
+    MODE_PEM = "pem"
+
+    mode = forms.ChoiceField(
+        label=_("Mode of certificate configuration"),
+        choices=[(MODE_JWKS, _("JWKS endpoint")), (MODE_PEM, _("Use PEM certificate"))],
+        initial=MODE_JWKS, widget=forms.RadioSelect,
+    )
+    jwks_uri = forms.CharField(
+        label=_("JWKS endpoint URL"), required=False, strip=False, max_length=2048,
+        widget=forms.URLInput(attrs={"placeholder": "https://idp.example.com/.well-known/jwks.json", "size": 60}),
+        help_text=_("The console uses this URL to obtain the keys that verify tokens from this issuer."),
+    )
+
+    field_order = ("mode", "jwks_uri", "pem", "pem_file")
+
+    def clean_jwks_uri(self):
+        value = self.cleaned_data["jwks_uri"]
+        if self.data.get(self.add_prefix("mode")) != self.MODE_JWKS:
+            return ""
+        if not value:
+            raise ValidationError(_("Enter the JWKS endpoint URL."), code="required")
+        if value != value.strip():
+            raise ValidationError(_("Remove the leading or trailing whitespace."), code="whitespace")
+        forms.URLField(assume_scheme="https").clean(value)
+        validate_jwks_uri(value)
+        return value
+
+    def clean(self):
+        cleaned = super().clean()
+        self.info = None
+        if cleaned.get("mode") == self.MODE_PEM:
+            try:
+                self.info = self.clean_certificate()
+            except ValidationError as exc:
+                self.add_error("pem", exc)
+        return cleaned
+
+
+class AddCertificateForm(CertificateInputMixin):
+    """Certificates tab: one more certificate (e.g. the issuer's next key)."""
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            self.info = self.clean_certificate()
+        except ValidationError as exc:
+            self.info = None
+            self.add_error("pem", exc)
+        return cleaned
+
+
+class JwksUriForm(_NoStripMixin, forms.ModelForm):
+    no_strip = ("jwks_uri",)
+    jwks_uri = forms.URLField(
+        label=_("JWKS endpoint URL"), max_length=2048, assume_scheme="https",
+        widget=forms.URLInput(attrs={"size": 60}),
+    )
+
+    class Meta:
+        model = TrustedTokenIssuer
+        fields = ("jwks_uri",)
+
+
+class IssuerValidationForm(forms.ModelForm):
+    """Validation tab: algorithms, clock skew, maximum token age, replay protection."""
+
+    allowed_algorithms = forms.MultipleChoiceField(
+        label=_("Allowed signing algorithms"), choices=[(a, a) for a in ASYMMETRIC_ALGORITHMS],
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Tokens signed with any other algorithm are refused. none and HMAC are never accepted."),
+    )
+
+    class Meta:
+        model = TrustedTokenIssuer
+        fields = ("allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti",
+                  "required_type", "applications")
+        widgets = {"applications": forms.CheckboxSelectMultiple}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["applications"].queryset = Application.objects.order_by("name")
+        self.fields["applications"].label = _("Linked applications")
+
+
+class TestTokenForm(forms.Form):
+    token = forms.CharField(
+        label=_("Subject token (JWT)"),
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 80, "spellcheck": "false", "placeholder": "eyJ..."}),
+        help_text=_("Checked with the same code as the token endpoint. Nothing is issued and the jti is not consumed."),
+    )
+
+
+class ApplicationCreateForm(_NoStripMixin, forms.ModelForm):
+    no_strip = ("name",)
+
+    class Meta:
+        model = Application
+        fields = ("name", "application_type")
+        widgets = {"application_type": forms.RadioSelect}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["name"].required = True
+
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        if name != name.strip():
+            raise ValidationError(_("Remove the leading or trailing whitespace."), code="whitespace")
+        return name
+
+    def _post_clean(self):
+        pass  # validated by flows.create_application in the view
+
+
+class ApplicationGeneralForm(ApplicationCreateForm):
+    class Meta:
+        model = Application
+        fields = ("name", "allowed_scopes")
+
+
+class ProtocolForm(forms.Form):
+    """Protocol tab: allowed grant types and the access-token lifetime."""
+
+    allowed_grant_types = forms.MultipleChoiceField(
+        label=_("Allowed grant types"), required=False, choices=Application.GrantType.choices,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    access_token_lifetime = forms.IntegerField(
+        label=_("Access token lifetime (seconds)"), required=False, min_value=1,
+        help_text=_("Empty: the server default."),
+    )
+    allowed_audiences = forms.CharField(
+        label=_("Allowed audiences"), required=False, strip=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "spellcheck": "false"}),
+        help_text=_("One per line: the values a token request may name in audience or resource. "
+                    "Empty: requests may name none, and issued tokens are for this application (aud = client ID)."),
+    )
+
+    def clean_allowed_audiences(self):
+        return [line.strip() for line in self.cleaned_data["allowed_audiences"].splitlines() if line.strip()]
+
+    SPA_REASON = _(
+        "Token Exchange is not available for single-page applications: they are public clients "
+        "and cannot authenticate to the token endpoint."
+    )
+
+    def __init__(self, *args, application, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.application = application
+        # Shown, but disabled, for single-page applications; the model refuses it in any case.
+        self.token_exchange_disabled = application.application_type == Application.Type.SPA
+
+
+class TryItOutForm(forms.Form):
+    client_secret = forms.CharField(
+        label=_("Client secret"), strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+        help_text=_("The token endpoint authenticates the application; the secret is not stored by this page."),
+    )
+    subject_token = forms.CharField(
+        label=_("Subject token (JWT)"),
+        widget=forms.Textarea(attrs={"rows": 5, "cols": 80, "spellcheck": "false", "placeholder": "eyJ..."}),
+    )

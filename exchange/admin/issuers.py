@@ -1,0 +1,328 @@
+"""Connections: trusted token issuers — their list, the New Connection wizard and the page with tabs."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path
+from django.utils.html import format_html
+
+from .. import flows, key_sources
+from ..conf import exchange_settings
+from ..models import ExchangeEvent, IssuerCertificate, TrustedTokenIssuer
+from ..subject_token import CAUSES, explain_subject_token
+from . import forms
+from .base import ConsoleModelAdmin
+
+WIZARD_SESSION_KEY = "console:issuer_wizard"
+WIZARD_TEMPLATE = "admin/exchange/trustedtokenissuer/wizard.html"
+WIZARD_TITLE = "New trusted token issuer"
+GENERAL_FIELDS = ("name", "issuer", "alias")
+
+
+def _check_jwks(uri):
+    """The wizard's "Check": the keys the JWKS endpoint serves, or the exact problem with it."""
+    try:
+        keys = key_sources.parse_jwks(key_sources.fetch_jwks(uri))
+        if not keys:
+            raise key_sources.KeySourceError("The JWKS holds no usable signing keys.")
+    except key_sources.KeySourceError as exc:
+        return {"jwks_problem": exc.detail}
+    return {"jwks_keys": keys}
+
+
+def _finish_errors(form, exc):
+    """The creation's errors on step 2's form: step 1's fields named in sentences, the key source's on its field."""
+    step1 = {f: e for f, e in exc.message_dict.items() if f in GENERAL_FIELDS}
+    for field, errors in step1.items():
+        form.add_error(None, f"General settings — {field}: {' '.join(errors)}")
+    rest = {f: e for f, e in exc.message_dict.items() if f not in step1}
+    if rest:
+        key_field = "pem" if form.cleaned_data["mode"] == form.MODE_PEM else "jwks_uri"
+        forms.add_flow_errors(form, ValidationError(rest), {"certificates": key_field})
+
+
+class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
+    list_display = ("name", "issuer", "key_source_label", "enabled", "key_status")
+    list_display_links = ("name",)
+    list_filter = ("enabled",)
+    search_fields = ("name", "issuer", "alias")
+
+    tabs = (
+        ("general", "General"), ("certificates", "Certificates"), ("validation", "Validation"),
+        ("test", "Test a token"), ("activity", "Activity"),
+    )
+    detail_template = "admin/exchange/trustedtokenissuer/detail.html"
+    sensitive_parameters = ("token",)
+
+    def tab_views(self):
+        return {
+            "general": self.general_tab, "certificates": self.certificates_tab,
+            "validation": self.validation_tab, "test": self.test_tab, "activity": self.activity_tab,
+        }
+
+    @admin.display(description="Key source")
+    def key_source_label(self, obj):
+        return "JWKS endpoint" if obj.jwks_uri else "PEM certificates"
+
+    @admin.display(description="Last key fetch")
+    def key_status(self, obj):
+        if not obj.jwks_uri:
+            return "—"
+        if obj.key_fetch_error and (obj.keys_fetched_at is None or obj.key_fetch_failed_at > obj.keys_fetched_at):
+            return format_html('<span class="status-bad">{}</span>', obj.key_fetch_error)
+        if obj.keys_fetched_at:
+            return format_html('<span class="status-ok">ok, {}</span>', obj.keys_fetched_at.strftime("%Y-%m-%d %H:%M UTC"))
+        return "not fetched yet"
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("new/", view(self.templates_view), name="exchange_trustedtokenissuer_templates"),
+            path("new/trusted-token-issuer/", view(self.wizard_general_view),
+                 name="exchange_trustedtokenissuer_wizard_general"),
+            path("new/trusted-token-issuer/validate/", view(self.wizard_validate_view),
+                 name="exchange_trustedtokenissuer_wizard_validate"),
+            path("new/trusted-token-issuer/certificate/", view(self.wizard_certificate_view),
+                 name="exchange_trustedtokenissuer_wizard_certificate"),
+            path("<int:object_id>/enabled/", view(self.toggle_view), name="exchange_trustedtokenissuer_toggle"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Connections", **(extra_context or {})})
+
+    def add_view(self, request, form_url="", extra_context=None):
+        # Django's add form is replaced by the template cards and the wizard.
+        return HttpResponseRedirect(self.url("templates"))
+
+    # -- New Connection: template cards, then the two-step wizard ------------------
+
+    def _require_add(self, request):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+
+    def templates_view(self, request):
+        self._require_add(request)
+        return self.render_page(request, "admin/exchange/trustedtokenissuer/templates.html", "New Connection")
+
+    def _wizard(self, request):
+        return request.session.get(WIZARD_SESSION_KEY) or {"general": {}, "certificate": {}}
+
+    def _save_wizard(self, request, state):
+        request.session[WIZARD_SESSION_KEY] = state
+        request.session.modified = True
+
+    def _render_wizard(self, request, **context):
+        return self.render_page(request, WIZARD_TEMPLATE, WIZARD_TITLE, **context)
+
+    def wizard_general_view(self, request):
+        """Step 1: name, issuer, alias. What was typed is kept, valid or not: Previous/Next never lose input."""
+        self._require_add(request)
+        if request.method == "GET" and "new" in request.GET:
+            request.session.pop(WIZARD_SESSION_KEY, None)
+        state = self._wizard(request)
+        if request.method == "POST":
+            form = forms.IssuerGeneralForm(request.POST)
+            state["general"] = {k: request.POST.get(k, "") for k in GENERAL_FIELDS}
+            state["general_done"] = form.is_valid()
+            self._save_wizard(request, state)
+            if state["general_done"]:
+                return HttpResponseRedirect(self.url("wizard_certificate"))
+        elif state["general"]:
+            # Coming back (Previous, or after a failed Finish): show what was typed, and any problem with it.
+            form = forms.IssuerGeneralForm(state["general"])
+            form.is_valid()
+        else:
+            form = forms.IssuerGeneralForm()
+        return self._render_wizard(request, step=1, form=form)
+
+    def wizard_validate_view(self, request):
+        """Step 1's errors as JSON, for inline validation while typing (the same form as Next)."""
+        self._require_add(request)
+        if request.method != "POST":
+            return JsonResponse({"error": "POST only"}, status=405)
+        form = forms.IssuerGeneralForm(request.POST)
+        form.is_valid()
+        return JsonResponse({"errors": {field: list(errors) for field, errors in form.errors.items()}})
+
+    def wizard_certificate_view(self, request):
+        """Step 2: the key source. Previous, Check (JWKS) or Finish (create, once a certificate was shown)."""
+        self._require_add(request)
+        state = self._wizard(request)
+        if not state.get("general_done"):
+            messages.info(request, "Complete the general settings first.")
+            return HttpResponseRedirect(self.url("wizard_general"))
+        context = {"step": 2, "general": state["general"]}
+        if request.method != "POST":
+            form = forms.IssuerCertificateForm(initial=state.get("certificate") or {"mode": "jwks"})
+            return self._render_wizard(request, form=form, **context)
+        form = forms.IssuerCertificateForm(request.POST, request.FILES)
+        valid = form.is_valid()
+        self._remember_certificate(request, state, form)
+        action = request.POST.get("action", "finish")
+        if action == "previous":
+            return HttpResponseRedirect(self.url("wizard_general"))
+        if valid:
+            response = self._wizard_action(request, state, form, action, context)
+            if response is not None:
+                return response
+        return self._render_wizard(request, form=form, **context)
+
+    def _remember_certificate(self, request, state, form):
+        """Keep step 2's input in the session (form.data holds the converted PEM when a file was uploaded)."""
+        state["certificate"] = {k: form.data.get(k, "") for k in ("mode", "jwks_uri", "pem")}
+        if getattr(form, "info", None) is not None:
+            state["certificate"]["pem"] = form.info.pem
+        self._save_wizard(request, state)
+
+    def _wizard_action(self, request, state, form, action, context):
+        """A valid step 2: show the certificate, then check the JWKS or finish. A response, or None to show the page."""
+        newly_shown = False
+        if form.cleaned_data["mode"] == form.MODE_PEM:
+            newly_shown = self._show_certificate(request, state, form, context)
+        if action == "check" and form.cleaned_data["mode"] == form.MODE_JWKS:
+            context.update(_check_jwks(form.cleaned_data["jwks_uri"]))
+        elif action == "finish" and newly_shown:
+            # A certificate is saved only after its details were shown once.
+            context["review_notice"] = True
+        elif action == "finish":
+            return self._wizard_finish(request, state, form)
+        return None
+
+    def _show_certificate(self, request, state, form, context):
+        """Show the certificate's details; True when they were not shown before (its first review)."""
+        context["certificate"] = form.info
+        newly_shown = state.get("reviewed") != form.info.fingerprint
+        state["reviewed"] = form.info.fingerprint
+        self._save_wizard(request, state)
+        return newly_shown
+
+    def _wizard_finish(self, request, state, form):
+        """Create the issuer (one flow, one LogEntry); None, with the errors on the form, when it is refused."""
+        general, pem_mode = state["general"], form.cleaned_data["mode"] == form.MODE_PEM
+        try:
+            trusted = flows.create_trusted_token_issuer(
+                name=general["name"], issuer=general["issuer"], alias=general.get("alias", ""),
+                jwks_uri="" if pem_mode else form.cleaned_data["jwks_uri"],
+                certificates=[form.info.pem] if pem_mode else [],
+            )
+        except ValidationError as exc:
+            _finish_errors(form, exc)
+            return None
+        self.log_addition(request, trusted, [{"added": {}}])
+        request.session.pop(WIZARD_SESSION_KEY, None)
+        messages.success(request, f"Trusted token issuer “{trusted.name}” created.")
+        return HttpResponseRedirect(self.url("change", trusted.pk))
+
+    # -- The issuer page's tabs ---------------------------------------------------------
+
+    def _settings_tab(self, request, trusted, form_class, tab, done):
+        """A tab that edits some of the issuer's fields through flows.update_trusted_token_issuer."""
+        if request.method != "POST":
+            return form_class(instance=trusted)
+        form = form_class(request.POST, instance=TrustedTokenIssuer.objects.get(pk=trusted.pk))
+        return self.save_tab(
+            request, trusted, form, tab, done,
+            lambda data: flows.update_trusted_token_issuer(trusted, **{f: data[f] for f in form.Meta.fields}),
+        ) or form
+
+    def general_tab(self, request, trusted):
+        form = self._settings_tab(request, trusted, forms.IssuerGeneralForm, "general", "Trusted token issuer updated.")
+        return form if isinstance(form, HttpResponseRedirect) else {"form": form}
+
+    def certificates_tab(self, request, trusted):
+        actions = {"remove": self._remove_certificate, "add": self._add_certificate,
+                   "jwks": self._update_jwks, "check": self._fetch_keys}
+        action = actions.get(request.POST.get("action")) if request.method == "POST" else None
+        context = {"add_form": forms.AddCertificateForm(), "jwks_form": forms.JwksUriForm(instance=trusted)}
+        if action is not None:
+            answer = action(request, trusted)
+            if isinstance(answer, HttpResponseRedirect):
+                return answer
+            context.update(answer)
+        return {**context, "certificates": trusted.certificates.all()}
+
+    def _remove_certificate(self, request, trusted):
+        cert = get_object_or_404(IssuerCertificate, pk=request.POST.get("certificate"), trusted_issuer=trusted)
+        try:
+            flows.remove_certificate(cert)
+        except ValidationError as exc:
+            messages.error(request, flows.first_error(exc).removeprefix("certificates: "))
+        else:
+            self.log_related(request, trusted, "deleted", cert)
+            messages.success(request, "Certificate removed.")
+        return self.redirect_tab(trusted, "certificates")
+
+    def _add_certificate(self, request, trusted):
+        form = forms.AddCertificateForm(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                cert = flows.add_certificate(trusted, form.info.pem)
+            except ValidationError as exc:
+                forms.add_flow_errors(form, exc, {"certificates": "pem"})
+            else:
+                self.log_related(request, trusted, "added", cert)
+                messages.success(request, "Certificate added.")
+                return self.redirect_tab(trusted, "certificates")
+        return {"add_form": form}
+
+    def _update_jwks(self, request, trusted):
+        form = forms.JwksUriForm(request.POST, instance=TrustedTokenIssuer.objects.get(pk=trusted.pk))
+        saved = self.save_tab(
+            request, trusted, form, "certificates", "JWKS endpoint updated.",
+            lambda data: flows.update_trusted_token_issuer(trusted, jwks_uri=data["jwks_uri"]),
+        )
+        return saved or {"jwks_form": form}
+
+    def _fetch_keys(self, request, trusted):
+        if not trusted.jwks_uri:
+            return {}
+        try:
+            return {"jwks_keys": key_sources.refresh_jwks(trusted)}
+        except key_sources.KeySourceError as exc:
+            return {"jwks_problem": exc.detail}
+
+    def validation_tab(self, request, trusted):
+        form = self._settings_tab(request, trusted, forms.IssuerValidationForm, "validation",
+                                  "Validation settings updated.")
+        if isinstance(form, HttpResponseRedirect):
+            return form
+        defaults = {
+            "allowed_algorithms": ", ".join(exchange_settings.DEFAULT_ALLOWED_ALGORITHMS),
+            "clock_skew": exchange_settings.DEFAULT_CLOCK_SKEW_SECONDS,
+            "max_token_age": exchange_settings.DEFAULT_MAX_TOKEN_AGE_SECONDS,
+        }
+        return {"form": form, "defaults": defaults}
+
+    def test_tab(self, request, trusted):
+        report = None
+        if request.method == "POST":
+            form = forms.TestTokenForm(request.POST)
+            if form.is_valid():
+                report = explain_subject_token(form.cleaned_data["token"])
+        else:
+            form = forms.TestTokenForm()
+        other_issuer = report is not None and report.issuer is not None and report.issuer.pk != trusted.pk
+        return {"form": form, "report": report, "other_issuer": other_issuer, "causes": CAUSES}
+
+    def activity_tab(self, request, trusted):
+        if request.method == "POST":
+            raise PermissionDenied
+        events = ExchangeEvent.objects.filter(trusted_issuer=trusted).select_related("application")[:50]
+        return {"events": events, "causes": CAUSES}
+
+    def toggle_view(self, request, object_id):
+        """Disable or enable (after a confirmation page); written to the issuer's History."""
+        trusted = get_object_or_404(TrustedTokenIssuer, pk=object_id)
+        if not self.has_change_permission(request, trusted):
+            raise PermissionDenied
+        if request.method == "POST":
+            flows.set_issuer_enabled(trusted, not trusted.enabled)
+            self.log_change(request, trusted, "Enabled." if trusted.enabled else "Disabled.")
+            messages.success(request, f"Trusted token issuer {'enabled' if trusted.enabled else 'disabled'}.")
+            return HttpResponseRedirect(self.url("change", trusted.pk))
+        return self.render_page(
+            request, "admin/exchange/trustedtokenissuer/toggle_confirm.html",
+            ("Disable" if trusted.enabled else "Enable") + f" {trusted.name}?", original=trusted,
+        )
