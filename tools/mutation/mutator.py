@@ -201,9 +201,12 @@ def mutants_of(path, source):
     finder.visit(tree)
     valid = []
     for mutant in finder.found:
-        try:
-            compile(mutant.apply(source), path, "exec")
-        except SyntaxError:
-            continue
+        # One line replaced by a parenthesized expression or by ``pass`` always parses; several lines
+        # joined by a backslash continuation may not.
+        if mutant.start[0] != mutant.end[0]:
+            try:
+                compile(mutant.apply(source), path, "exec")
+            except SyntaxError:
+                continue
         valid.append(mutant)
     return sorted(valid, key=lambda m: (m.start, m.kind, m.after))

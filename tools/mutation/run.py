@@ -41,24 +41,24 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The tests that concern each module, by file name (found anywhere under tests/), quickest to fail first.
 TESTS = {
     "exchange/subject_token.py": (
-        "test_subject_token_explanations.py", "test_mutation_survivors.py", "test_hostile_subject_tokens.py",
-        "test_issuer_trust.py", "test_explain_token.py", "test_exchange.py", "test_hostile_vectors.py",
+        "test_explanations.py", "test_mutation_survivors.py", "test_subject_tokens.py", "test_issuer_trust.py",
+        "test_explain_token.py", "test_exchange.py", "test_wycheproof_vectors.py",
     ),
     "exchange/client_auth.py": (
         "test_client_credentials.py", "test_mutation_survivors.py", "test_client_auth.py", "test_client_secrets.py",
-        "test_hostile_requests.py", "test_exchange.py",
+        "test_requests.py", "test_exchange.py",
     ),
     "exchange/key_sources.py": (
-        "test_jwks_keys.py", "test_mutation_survivors.py", "test_jwks_faults.py", "test_hostile_cache.py",
-        "test_hostile_subject_tokens.py", "test_rotation.py",
+        "test_jwks_keys.py", "test_mutation_survivors.py", "test_jwks_faults.py", "test_shared_cache.py",
+        "test_subject_tokens.py", "test_rotation.py",
     ),
     "exchange/certificates.py": (
-        "test_certificate_messages.py", "test_mutation_survivors.py", "test_models.py", "test_hostile_subject_tokens.py",
-        "test_api_issuers.py", "test_console_forms.py", "test_hostile_vectors.py",
+        "test_certificate_messages.py", "test_mutation_survivors.py", "test_models.py", "test_subject_tokens.py",
+        "test_issuers.py", "test_forms.py", "test_wycheproof_vectors.py",
     ),
     "exchange/grant.py": (
-        "test_mutation_survivors.py", "test_token_request.py", "test_exchange.py", "test_exchange_path.py",
-        "test_hostile_requests.py", "test_hostile_audit.py", "test_client_auth.py",
+        "test_grant_checks.py", "test_mutation_survivors.py", "test_token_request.py", "test_exchange.py", "test_exchange_path.py",
+        "test_requests.py", "test_catalogue_gaps.py", "test_client_auth.py",
     ),
 }
 DEFAULT_SAMPLE = 20

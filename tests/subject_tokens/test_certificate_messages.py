@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x
 from exchange import certificates
 from exchange.certificates import CertificateError, algorithms_for_key, describe_key, inspect_pem
 
-from .utils import certificate_for, certificate_pem, private_key
+from ..factories import certificate_for, certificate_pem, private_key
 
 MARKER_PRIMES = (3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97,
                  101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167)

@@ -17,7 +17,8 @@ from exchange import certificates, client_auth, flows, key_sources
 from exchange.models import ExchangeEvent
 from exchange.subject_token import SubjectTokenRejected, validate_subject_token
 
-from .utils import DROP, certificate_for, certificate_pem, exchange_body, mint, post_form, private_key
+from ..factories import DROP, certificate_for, certificate_pem, mint, private_key
+from ..utils import exchange_body, post_form
 
 
 # -- subject tokens: jti -------------------------------------------------------------------------
@@ -94,9 +95,9 @@ def test_authentication_without_a_secret_still_names_the_application():
     assert result.credentials.method == "none"
 
 
-def test_audit_names_the_application_when_no_secret_is_sent(client, application, token):
+def test_audit_names_the_application_when_no_secret_is_sent(client, application, subject_token):
     """The rejected exchange's audit row says which application asked, although it sent no secret."""
-    response = post_form(client, "/oauth2/token", exchange_body(token, client_id=application.client_id))
+    response = post_form(client, "/oauth2/token", exchange_body(subject_token, client_id=application.client_id))
     assert response.status_code == 401
     event = ExchangeEvent.objects.get()
     assert (event.outcome, event.cause, event.application_id) == ("rejected", "invalid_client", application.pk)

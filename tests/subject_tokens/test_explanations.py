@@ -17,7 +17,7 @@ from exchange.subject_token import (
     CAUSES, FOREIGN_TYPES, STEPS, SubjectTokenRejected, explain_subject_token, validate_subject_token,
 )
 
-from .utils import DROP, certificate_pem, mint, private_key, raw_token
+from ..factories import DROP, certificate_pem, mint, private_key, raw_token
 
 NOW = int(time.time())
 SKEW = 60  # DEFAULT_CLOCK_SKEW_SECONDS

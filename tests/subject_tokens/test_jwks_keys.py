@@ -9,7 +9,8 @@ import pytest
 from exchange import flows, key_sources
 from exchange.key_sources import KeySourceError, fetch_jwks, forbidden_peer, parse_jwks
 
-from .utils import JWKSServer, certificate_pem, private_key, public_jwk
+from ..factories import certificate_pem, private_key, public_jwk
+from ..utils import JWKSServer
 
 
 def _message(call, *args):
