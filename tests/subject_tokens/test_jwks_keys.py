@@ -3,6 +3,7 @@ administrators read about a fetch, and what the caches serve (mutation testing f
 docs/testing.md)."""
 
 import json
+import time
 
 import pytest
 
@@ -220,3 +221,34 @@ def test_pem_keys_are_parsed_once_and_skip_unusable_certificates(db):
     assert first.algorithms == frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
     assert first.not_before is not None and first.not_after is not None
     assert key_sources.pem_keys(issuer)[0] is first
+
+
+def test_the_configured_milliseconds_are_the_fetch_limits(server, monkeypatch, settings):
+    settings.TOKEN_EXCHANGE = {"JWKS_CONNECT_TIMEOUT_MS": 1500, "JWKS_READ_TIMEOUT_MS": 700, "JWKS_TOTAL_TIMEOUT_MS": 2500}
+    seen = {}
+    real_timeout, real_watchdog = key_sources.urllib3.Timeout, key_sources._Watchdog
+
+    def timeout(**limits):
+        seen.update(limits)
+        return real_timeout(**limits)
+
+    class Watchdog(real_watchdog):
+        def __init__(self, seconds):
+            seen["total"] = seconds
+            super().__init__(seconds)
+
+    monkeypatch.setattr(key_sources.urllib3, "Timeout", timeout)
+    monkeypatch.setattr(key_sources, "_Watchdog", Watchdog)
+    assert fetch_jwks(server.url) == {"keys": []}
+    assert seen == {"connect": 1.5, "read": 0.7, "total": 2.5}
+
+
+def test_the_deadline_alone_makes_the_watchdog_pass():
+    """Between the deadline and the timer's firing (a busy worker), reads already count as too late."""
+    watchdog = key_sources._Watchdog(30)
+    try:
+        assert not watchdog.passed
+        watchdog.deadline = time.monotonic() - 0.001
+        assert watchdog.passed and not watchdog.expired
+    finally:
+        watchdog.cancel()

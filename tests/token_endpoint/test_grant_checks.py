@@ -12,7 +12,7 @@ from exchange.grant import ExchangeError, ExchangeRequest
 from exchange.models import ExchangeEvent
 from exchange.protocol import ACCESS_TOKEN_TYPE, JWT_TYPE, MANAGE_SCOPE
 
-from ..factories import mint
+from ..factories import DROP, mint
 from ..utils import basic_auth, exchange_body, post_form
 
 
@@ -140,3 +140,9 @@ def test_two_authentication_methods_are_refused_by_name(client, application, sub
                          HTTP_AUTHORIZATION=basic_auth(application.client_id, application.raw_secret))
     assert response.json() == {"error": "invalid_request",
                                "error_description": "The client must not use more than one authentication method."}
+
+
+def test_a_jti_less_subject_token_is_exchanged_and_recorded_without_one(exchange, pem_issuer, rsa_key):
+    response = exchange(mint(rsa_key, pem_issuer.issuer, jti=DROP))
+    assert response.status_code == HTTPStatus.OK, response.content
+    assert ExchangeEvent.objects.get().subject_jti == ""
