@@ -2,12 +2,14 @@
 administrators read about a fetch, and what the caches serve (mutation testing found these unpinned:
 docs/testing.md)."""
 
+import datetime
 import json
 import time
 
 import pytest
 
 from exchange import flows, key_sources
+from exchange.registry import registry
 from exchange.key_sources import KeySourceError, fetch_jwks, forbidden_peer, parse_jwks
 
 from ..factories import certificate_pem, private_key, public_jwk
@@ -93,6 +95,7 @@ def test_the_key_count_bound():
     ("[::1]", "::1", False),
     ("LOCALHOST", "127.0.0.1", False),
     ("10.0.0.1", "127.0.0.1", True),
+    ("XLOCALHOST", "127.0.0.1", True),  # only exactly localhost (brackets stripped, nothing else)
 ])
 def test_forbidden_peers(url_host, peer, forbidden, settings):
     settings.TOKEN_EXCHANGE = {"JWKS_ALLOW_PRIVATE_ADDRESSES": False}
@@ -252,3 +255,41 @@ def test_the_deadline_alone_makes_the_watchdog_pass():
         assert watchdog.passed and not watchdog.expired
     finally:
         watchdog.cancel()
+
+
+def test_the_in_process_memo_spares_shared_cache_reads(jwks_issuer, monkeypatch):
+    key_sources.jwks_keys(jwks_issuer, "k1")  # fetched
+    key_sources.jwks_keys(jwks_issuer, "k1")  # read from the shared cache once, then remembered
+    reads = []
+    real_get = key_sources.cache.get
+    monkeypatch.setattr(key_sources.cache, "get", lambda *args: reads.append(args) or real_get(*args))
+    assert [k.kid for k in key_sources.jwks_keys(jwks_issuer, "k1")] == ["k1"]
+    assert [k.kid for k in key_sources.jwks_keys(jwks_issuer)] == ["k1"]
+    assert reads == []
+
+
+def test_an_issuer_read_from_the_database_sees_its_certificates_change(db):
+    issuer = flows.create_trusted_token_issuer(
+        name="P", issuer="https://p.test", certificates=[certificate_pem(private_key("rsa", "issuer-a"))])
+    assert len(key_sources.pem_keys(issuer)) == 1
+    flows.add_certificate(issuer, certificate_pem(private_key("rsa", "next")))
+    assert len(key_sources.pem_keys(issuer)) == 2
+
+
+def test_a_registry_issuer_keeps_its_keys_on_the_instance(pem_issuer):
+    issuer = registry.issuer(pem_issuer.issuer)
+    keys = key_sources.pem_keys(issuer)
+    key_sources._pem_cache.clear()
+    assert key_sources.pem_keys(issuer) is keys
+
+
+def test_an_expired_certificate_still_gives_its_key_with_its_window(db):
+    """The window is checked per token (valid_at), so the refusal can say the certificate expired."""
+    key = private_key("rsa", "issuer-a")
+    issuer = flows.create_trusted_token_issuer(name="P", issuer="https://p.test", certificates=[certificate_pem(key)])
+    issuer.certificates.all().delete()
+    issuer.certificates.create(pem=certificate_pem(key, not_before=datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc),
+                                                   days=30), fingerprint="expired")
+    (expired,) = key_sources.pem_keys(issuer)
+    assert expired.not_after == datetime.datetime(2020, 1, 31, tzinfo=datetime.timezone.utc)
+    assert not expired.valid_at(time.time()) and expired.valid_at(expired.not_after.timestamp())

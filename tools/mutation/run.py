@@ -50,7 +50,7 @@ TESTS = {
     ),
     "exchange/key_sources.py": (
         "test_jwks_keys.py", "test_mutation_survivors.py", "test_jwks_faults.py", "test_shared_cache.py",
-        "test_subject_tokens.py", "test_rotation.py",
+        "test_subject_tokens.py", "test_rotation.py", "test_metrics.py",
     ),
     "exchange/certificates.py": (
         "test_certificate_messages.py", "test_mutation_survivors.py", "test_models.py", "test_subject_tokens.py",
@@ -89,7 +89,8 @@ class Slot:
     busy: Task | None = None
     pid: int = 0
     started: float = 0.0
-    deadline: float = 0.0
+    deadline: float = 0.0  # monotonic time: a backstop only
+    cpu_limit: float = 0.0  # CPU seconds: the timeout, unaffected by how loaded the machine is
     originals: dict = field(default_factory=dict)
 
 
@@ -277,13 +278,24 @@ def run_tasks(tasks, slots, log_dir, timeouts, report):
                 os.waitpid(slot.pid, 0)
 
 
+def _cpu_seconds(pid):
+    """CPU time used so far by the test run ``pid`` and the children it waited for (Linux /proc), or 0."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def _run_queue(queue, slots, log_dir, timeouts, report):
     while queue or any(slot.busy for slot in slots):
         for slot in slots:
             if slot.busy is None and queue:
                 task = queue.pop(0)
                 _start(slot, task, log_dir)
-                slot.deadline = slot.started + timeouts.get(task.path, 3600)
+                slot.cpu_limit, wall = timeouts.get(task.path, (3600.0, 3600.0))
+                slot.deadline = slot.started + wall
         time.sleep(0.1)
         for slot in slots:
             if slot.busy is None:
@@ -291,7 +303,7 @@ def _run_queue(queue, slots, log_dir, timeouts, report):
             pid, status, usage = os.wait4(slot.pid, os.WNOHANG)
             if pid:
                 report(_finish(slot, status, usage, False))
-            elif time.monotonic() > slot.deadline:
+            elif time.monotonic() > slot.deadline or _cpu_seconds(slot.pid) > slot.cpu_limit:
                 os.killpg(slot.pid, signal.SIGKILL)
                 _, _, usage = os.wait4(slot.pid, 0)
                 report(_finish(slot, 0, usage, True))
@@ -383,7 +395,8 @@ def main(argv=None):
             print(f"  baseline {task.path}: {task.outcome} in {task.seconds:.0f} s ({task.cpu:.1f} s CPU)", flush=True)
             if task.outcome != "survived":
                 failures.append(task)
-            timeouts[task.path] = max(60.0, 3 * task.seconds + 30)
+            # Timeouts in CPU seconds (a loaded machine slows every run alike), with a generous wall-clock backstop.
+            timeouts[task.path] = (3 * task.cpu + 20, max(900.0, 10 * task.seconds))
 
         run_tasks([Task(path) for path in modules if chosen[path]], slots, log_dir, {}, baseline_done)
         if failures:
