@@ -168,3 +168,5 @@ def test_uploads():
     assert inspect_pem(der).fingerprint == inspect_pem(pem).fingerprint
     assert _refused(certificates.der_to_pem, b"\x30\x03\x02\x01\x00") == "The file is neither a PEM nor a DER certificate."
     assert _refused(inspect_pem, b"not a certificate") == "The file is neither a PEM nor a DER certificate."
+    # Only a UTF-8 byte order mark and whitespace may come before the PEM; any other byte makes it no PEM.
+    assert _refused(inspect_pem, b"X" + pem.encode("ascii")) == "The file is neither a PEM nor a DER certificate."

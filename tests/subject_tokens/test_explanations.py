@@ -17,7 +17,7 @@ from exchange.subject_token import (
     CAUSES, FOREIGN_TYPES, STEPS, SubjectTokenRejected, explain_subject_token, validate_subject_token,
 )
 
-from ..factories import DROP, certificate_pem, mint, private_key, raw_token
+from ..factories import DROP, certificate_pem, mint, private_key, public_jwk, raw_token
 
 NOW = int(time.time())
 SKEW = 60  # DEFAULT_CLOCK_SKEW_SECONDS
@@ -333,3 +333,24 @@ def test_a_kid_is_required_to_match_only_for_jwks_issuers(db):
 def test_settings_defaults_used_here():
     assert (exchange_settings.SUBJECT_TOKEN_MAX_BYTES, exchange_settings.MAX_SUBJECT_LENGTH) == (MAX_BYTES, 255)
     assert (exchange_settings.DEFAULT_CLOCK_SKEW_SECONDS, exchange_settings.DEFAULT_MAX_TOKEN_AGE_SECONDS) == (SKEW, MAX_AGE)
+
+
+def test_at_most_ten_keys_are_tried(db, jwks_server):
+    """A token without kid is tried against at most ten candidate keys: the eleventh never verifies."""
+    keys = [private_key("ec", f"many-{i}") for i in range(11)]
+    jwks_server.document = {"keys": [public_jwk(key, None) for key in keys]}
+    for member in jwks_server.document["keys"]:
+        del member["kid"]
+    flows.create_trusted_token_issuer(name="Many", issuer="https://many.test", jwks_uri=jwks_server.url)
+    assert explain_subject_token(mint(keys[9], "https://many.test"), now=time.time()).ok
+    report = explain_subject_token(mint(keys[10], "https://many.test"), now=time.time())
+    assert report.cause == "bad_signature"
+
+
+def test_the_earliest_numeric_date_is_accepted(pem_issuer):
+    assert explain_subject_token(_signed(nbf=0), now=NOW).ok
+
+
+def test_a_replay_entry_lasts_at_least_a_second(pem_issuer):
+    report = validate_subject_token(_signed(exp=NOW - SKEW + 1), now=NOW, replay="defer")
+    assert report.replay.lifetime == 1
