@@ -122,3 +122,9 @@ def test_every_listed_equivalent_mutant_still_exists():
     rows = run.read_equivalents()
     produced = {run.equivalence_key(m) for path in run.TESTS for m in mutants_of(path, (run.ROOT / path).read_text())}
     assert sorted(rows - produced) == []
+
+
+def test_the_same_change_twice_in_a_function_is_numbered():
+    first, second = mutants_of("x.py", "def f():\n    a = ''\n    b = ''\n")
+    assert (first.name, second.name) == ("'' → 'XXXX'", "'' → 'XXXX' #2")
+    assert run.equivalence_key(second) == ("x.py", "f", "'' → 'XXXX' #2")

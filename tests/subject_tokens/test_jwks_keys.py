@@ -293,3 +293,12 @@ def test_an_expired_certificate_still_gives_its_key_with_its_window(db):
     (expired,) = key_sources.pem_keys(issuer)
     assert expired.not_after == datetime.datetime(2020, 1, 31, tzinfo=datetime.timezone.utc)
     assert not expired.valid_at(time.time()) and expired.valid_at(expired.not_after.timestamp())
+
+
+def test_a_failure_in_another_process_ends_the_wait_at_once(jwks_issuer, settings):
+    settings.TOKEN_EXCHANGE = {"JWKS_TOTAL_TIMEOUT_MS": 5000}
+    key = key_sources._cache_key(jwks_issuer)
+    key_sources.cache.set(f"{key}:error", "The JWKS endpoint answered HTTP 500.", 60)
+    started = time.monotonic()
+    assert key_sources._wait_for_fetch(key) is None
+    assert time.monotonic() - started < 2.5  # not the 5 s deadline

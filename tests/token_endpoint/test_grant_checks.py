@@ -132,6 +132,7 @@ def test_a_refused_subject_token_is_recorded_with_its_issuer_and_cause(exchange,
     event = ExchangeEvent.objects.get()
     assert (event.outcome, event.cause, event.trusted_issuer_id, event.application_id) == (
         "rejected", "audience_mismatch", pem_issuer.pk, application.pk)
+    assert (event.subject, event.subject_jti) == ("", "")
 
 
 def test_two_authentication_methods_are_refused_by_name(client, application, subject_token):

@@ -19,7 +19,7 @@ calls (declarations and what a log line says, not behaviour a test pins).
 
 import ast
 import copy
-from dataclasses import dataclass
+import dataclasses
 
 KINDS = ("comparison", "boolean", "raise", "return", "constant", "condition")
 
@@ -37,7 +37,7 @@ def shorten(text):
     return text if len(text) <= _SHOWN else text[:_SHOWN - 1] + "…"
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Mutant:
     """One change: ``replacement`` instead of the source between ``start`` and ``end`` ((line, byte column))."""
 
@@ -49,6 +49,12 @@ class Mutant:
     start: tuple
     end: tuple
     replacement: str
+    occurrence: int = 1  # the same change in the same function, counted in source order
+
+    @property
+    def name(self):
+        """How docs/testing.md names the mutation: ``before → after``, with ``#n`` from the second time on."""
+        return f"{self.before} → {self.after}" + (f" #{self.occurrence}" if self.occurrence > 1 else "")
 
     @property
     def line(self):
@@ -56,7 +62,7 @@ class Mutant:
 
     @property
     def label(self):
-        return f"{self.path}:{self.line} [{self.kind}] {self.before} → {self.after}"
+        return f"{self.path}:{self.line} [{self.kind}] {self.name}"
 
     def apply(self, source):
         """The mutated module source (a str); line numbers are unchanged."""
@@ -209,4 +215,10 @@ def mutants_of(path, source):
             except SyntaxError:
                 continue
         valid.append(mutant)
-    return sorted(valid, key=lambda m: (m.start, m.kind, m.after))
+    counts = {}
+    numbered = []
+    for mutant in sorted(valid, key=lambda m: (m.start, m.kind, m.after)):
+        same = (mutant.function, mutant.before, mutant.after)
+        counts[same] = counts.get(same, 0) + 1
+        numbered.append(dataclasses.replace(mutant, occurrence=counts[same]))
+    return numbered

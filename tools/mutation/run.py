@@ -169,7 +169,7 @@ def read_equivalents(doc=ROOT / EQUIVALENTS_DOC):
 
 
 def equivalence_key(mutant):
-    return (mutant.path, mutant.function, f"{mutant.before} → {mutant.after}")
+    return (mutant.path, mutant.function, mutant.name)
 
 
 def sample(path, size, seed, pattern=None):
