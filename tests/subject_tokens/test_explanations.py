@@ -14,7 +14,7 @@ from django.conf import settings
 from exchange import flows
 from exchange.conf import exchange_settings
 from exchange.subject_token import (
-    CAUSES, FOREIGN_TYPES, STEPS, SubjectTokenRejected, explain_subject_token, validate_subject_token,
+    CAUSES, FOREIGN_TYPES, STEPS, SubjectTokenRejected, consume_replay, explain_subject_token, validate_subject_token,
 )
 
 from ..factories import DROP, certificate_pem, mint, private_key, public_jwk, raw_token
@@ -156,6 +156,8 @@ REFUSALS = {
                                      ("subject", "invalid_claim", "sub contains control or formatting characters")),
     "sub with a format character": (_signed(sub="al\u200bice"),
                                     ("subject", "invalid_claim", "sub contains control or formatting characters")),
+    "sub with a lone surrogate": (_signed(sub="al\ud800ice"),
+                                  ("subject", "invalid_claim", "sub contains control or formatting characters")),
     "jti a number": (_signed(jti=5),
                      ("replay", "invalid_claim", "jti is not a string of 1 to 255 characters (Unicode text, no NUL)")),
     "jti empty": (_signed(jti=""),
@@ -180,6 +182,7 @@ def test_each_refusal_is_explained_at_its_step(pem_issuer, name):
     assert all(s.ok is True for s in report.steps[:names.index(step)])
     assert [s.label for s in report.steps] == [label for _, label in LABELS]
     assert report.as_dict()["description"] == CLIENT_SENTENCES[expected[1]]
+    assert report.key_description == ("" if step in names[:names.index("signature") + 1] else "RSA 2048")
 
 
 @pytest.mark.parametrize("typ", sorted(FOREIGN_TYPES) + ["application/DPoP+JWT"])
@@ -291,7 +294,9 @@ def test_a_certificate_outside_its_validity_is_named(pem_issuer):
 
 def test_a_replayed_jti_is_named(pem_issuer):
     token = _signed()
-    validate_subject_token(token, now=NOW)
+    first = validate_subject_token(token, now=NOW)
+    assert [s.detail for s in first.steps if s.name == "replay"] == ["first use of this jti"]
+    assert first.key_description == "RSA 2048"
     report = explain_subject_token(token, now=NOW)
     assert _failure(report) == ("replay", "replayed", "this jti was already exchanged")
     with pytest.raises(SubjectTokenRejected) as caught:
@@ -354,3 +359,11 @@ def test_the_earliest_numeric_date_is_accepted(pem_issuer):
 def test_a_replay_entry_lasts_at_least_a_second(pem_issuer):
     report = validate_subject_token(_signed(exp=NOW - SKEW + 1), now=NOW, replay="defer")
     assert report.replay.lifetime == 1
+
+
+def test_a_deferred_replay_step_is_replaced_when_consumed(pem_issuer):
+    report = validate_subject_token(_signed(), now=NOW, replay="defer")
+    consume_replay(report)
+    assert [(s.name, s.ok, s.detail) for s in report.steps if s.name == "replay"] == [
+        ("replay", True, "first use of this jti")]
+    assert [s.name for s in report.steps] == [n for n, _ in LABELS]
