@@ -23,13 +23,10 @@ grant (through DOT) work on them as on any other token.
 Nothing here keeps request state between calls: it lives on ``ExchangeRequest``.
 """
 
-import datetime
 import json
 import logging
-import uuid
 
 from django.http import HttpResponse
-from django.utils import timezone
 from oauth2_provider.oauth2_validators import _parse_and_validate_uri
 from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
@@ -40,11 +37,10 @@ from . import client_auth, signing, storage
 from .models import AccessToken
 from .protocol import ACCESS_TOKEN_TYPE, JWT_TYPE, MANAGE_SCOPE, REFRESH_TOKEN, TOKEN_EXCHANGE
 from .registry import registry
-from .subject_token import SubjectTokenRejected, consume_replay, validate_subject_token
+from .subject_token import SUBJECT_TOKEN_TYPES, SubjectTokenRejected, consume_replay, validate_subject_token
 
 log = logging.getLogger(__name__)
 
-SUBJECT_TOKEN_TYPES = (JWT_TYPE, ACCESS_TOKEN_TYPE)
 REQUESTED_TOKEN_TYPES = (ACCESS_TOKEN_TYPE, JWT_TYPE)
 
 
@@ -83,7 +79,7 @@ class ExchangeRequest:
         self.client = None  # the application, once named (kept for the audit trail)
         self.scopes = []
         self.requested_token_type = ACCESS_TOKEN_TYPE
-        self.audience = None
+        self.audience = None  # the requested audiences and resources (a list), once checked
         self.resources = []
         self.issuer = None  # the trusted issuer, once the subject token named one
         self.subject = None
@@ -167,7 +163,7 @@ def check_targets(request):
         if _parse_and_validate_uri(resource) is None:
             raise ExchangeError("invalid_target", f"The resource '{resource}' is not a valid resource indicator: "
                                                   "it must be an absolute URI with a scheme and host.")
-    request.audience = targets[0] if len(targets) == 1 else (targets or None)
+    request.audience = targets or None
     request.resources = resources
 
 
@@ -186,7 +182,8 @@ def check_scope(request):
 def check_subject_token(request, subject_token):
     """The subject token (subject_token.py); its jti is recorded as used with the issued token, see issue()."""
     try:
-        report = validate_subject_token(subject_token, client=request.client, replay="defer")
+        report = validate_subject_token(subject_token, client=request.client, replay="defer",
+                                        token_type=request.param("subject_token_type"))
     except SubjectTokenRejected as exc:
         request.issuer = exc.report.issuer
         raise ExchangeError("invalid_request", exc.description, cause=exc.cause) from None
@@ -206,29 +203,34 @@ def validate_token_request(request):
 
 
 def issue(request):
-    """Sign the access token (+ a refresh token), write the rows; the token response body."""
+    """Sign the access token (+ a refresh token), write the rows; the token response body.
+
+    The AccessToken row is written from the claims the JWT is signed with (storage.access_token_row),
+    so introspection and refresh read back exactly what the token says.
+    """
     client = request.client
     lifetime = client.token_lifetime
     scope = " ".join(request.scopes)
-    jti = uuid.uuid4().hex
-    access_token = signing.issue_access_token(
+    claims = signing.new_access_token_claims(
         sub=request.subject, client_id=client.client_id, scope=scope,
-        audience=request.audience or client.client_id, lifetime=lifetime, jti=jti,
+        audience=request.audience or [client.client_id], lifetime=lifetime,
         subject_issuer=request.issuer.issuer,
     )
+    access_token = signing.sign(claims)
     refresh_token = None
     if client.allows_grant_type(REFRESH_TOKEN):
         refresh_token = (oauth2_settings.REFRESH_TOKEN_GENERATOR or random_token_generator)(request)
     try:
         access_token_id = storage.save_issued(
-            application=client, access_token=access_token, refresh_token=refresh_token,
-            expires=timezone.now() + datetime.timedelta(seconds=lifetime), scope=scope, resource=request.resources,
-            subject=request.subject, trusted_issuer=request.issuer, issued_jti=jti, subject_jti=request.subject_jti,
-            first=lambda: consume_replay(request.report),
+            application=client, access_token=access_token, claims=claims, refresh_token=refresh_token,
+            resource=request.resources, subject=request.subject, trusted_issuer=request.issuer,
+            subject_jti=request.subject_jti, first=lambda: consume_replay(request.report),
         )
     except SubjectTokenRejected as exc:  # replayed since the check, or the replay store went away
         raise ExchangeError("invalid_request", exc.description, cause=exc.cause) from None
-    body = {"access_token": access_token, "expires_in": lifetime, "token_type": "Bearer", "scope": scope}
+    body = {"access_token": access_token, "expires_in": lifetime, "token_type": "Bearer"}
+    if scope:  # RFC 6749 §5.1: scope is omitted when none was granted, never sent empty
+        body["scope"] = scope
     if refresh_token is not None:
         body["refresh_token"] = refresh_token
     body["issued_token_type"] = request.requested_token_type

@@ -361,6 +361,9 @@ class AccessToken(AbstractAccessToken):
         TrustedTokenIssuer, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     jti = models.CharField(max_length=64, blank=True)
+    # The aud claim of the issued JWT, always as a list: introspection and refresh read it from here,
+    # so what they say is what the token says. Empty on rows written before it existed.
+    audience = models.JSONField(_("audience"), default=list, blank=True)
 
     class Meta(AbstractAccessToken.Meta):
         swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"

@@ -10,13 +10,38 @@
 import logging
 import uuid
 
-from oauthlib.oauth2.rfc6749 import errors
+from django.utils import timezone
+from oauth2_provider.models import refresh_token_expire_timedelta
 from oauth2_provider.oauth2_validators import OAuth2Validator as DOTValidator
+from oauthlib.oauth2.rfc6749 import errors
 
 from . import client_auth, storage
 from .registry import registry
 
 log = logging.getLogger(__name__)
+
+
+def refresh_token_expires(refresh_token):
+    """When a live refresh token stops refreshing (``REFRESH_TOKEN_EXPIRE_SECONDS`` after its access
+    token expires, as DOT enforces it), or None when refresh tokens do not age-expire."""
+    delta = refresh_token_expire_timedelta()
+    return refresh_token.access_token.expires + delta if delta else None
+
+
+def refresh_token_is_live(refresh_token, now=None):
+    """Whether ``refresh_token`` (a row) would still be honoured by the refresh_token grant.
+
+    Not revoked, paired with its access token (DOT's rule for a live refresh token), not past
+    ``refresh_token_expires``, of a usable application and, for an exchanged token, of an enabled
+    issuer. Introspection reports refresh tokens by this; ``validate_refresh_token`` adds the issuer rule.
+    """
+    if refresh_token.revoked is not None or refresh_token.access_token is None:
+        return False
+    expires = refresh_token_expires(refresh_token)
+    if expires is not None and expires <= (now or timezone.now()):
+        return False
+    issuer = refresh_token.trusted_issuer
+    return refresh_token.application.is_usable(None) and (issuer is None or issuer.enabled)
 
 
 def _body_value(request, name):
@@ -85,6 +110,10 @@ class OAuth2Validator(DOTValidator):
         Our access tokens are JWTs themselves: check them like any other access token."""
         return self.validate_bearer_token(token, scopes, request)
 
+    def refresh_id_token(self, request):
+        """A refresh issues an ID token only for a local user: an exchanged subject has none (DOT would 500)."""
+        return request.user is not None
+
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             return False
@@ -99,15 +128,19 @@ class OAuth2Validator(DOTValidator):
         }
 
     def _create_access_token(self, expires, request, token, source_refresh_token=None):
-        """DOT's access token, written by storage.py (the one writer of AccessToken rows)."""
+        """DOT's access token, written by storage.py (the one writer of AccessToken rows).
+
+        The row is written from the claims the token was signed with (signing.access_token_generator
+        leaves them on the request), not from DOT's ``expires``: introspection then reports what the
+        token says, to the second.
+        """
         id_token = token.get("id_token", None)
         if id_token:
             id_token = self._load_id_token(id_token)
         return storage.create_access_token(
             user=request.user, application=request.client, id_token=id_token or None,
-            source_refresh_token=source_refresh_token, token=token["access_token"], expires=expires,
-            scope=token["scope"], resource=getattr(request, "resource", []),
-            jti=getattr(request, "issued_jti", "") or "", **self._provenance(request),
+            source_refresh_token=source_refresh_token, token=token["access_token"], claims=request.issued_claims,
+            resource=getattr(request, "resource", []), **self._provenance(request),
         )
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):

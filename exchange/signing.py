@@ -30,6 +30,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, get_default_algorithms
+from oauthlib.oauth2.rfc6749 import errors
 
 from .conf import exchange_settings, project_settings
 from .models import Application, SigningKey
@@ -81,7 +82,9 @@ def thumbprint(public_key):
 
 
 def public_jwk(public_key, kid, algorithm):
+    """The published JWK of a signing key: ``use`` ``sig``, and no ``key_ops`` (RFC 7517 §4.3: not both)."""
     jwk = _jwk_dict(public_key)
+    jwk.pop("key_ops", None)  # PyJWT adds ["verify"]
     jwk.update({"kid": kid, "alg": algorithm, "use": "sig"})
     return jwk
 
@@ -300,57 +303,132 @@ def subject_identifier(subject_issuer, sub):
     return {"format": "iss_sub", "iss": subject_issuer, "sub": sub}
 
 
-def issue_access_token(*, sub, client_id, scope, audience, lifetime, jti=None, now=None, subject_issuer=None):
-    """Sign an access token. Claims: iss, sub, aud, client_id, scope, iat, exp, jti.
+def audience_claim(audiences):
+    """The ``aud`` claim for a list of audiences: a string when there is one (RFC 7519 §4.1.3)."""
+    return audiences[0] if len(audiences) == 1 else list(audiences)
 
-    A token exchanged for a third party's subject also carries ``sub_id`` (RFC 9493
-    ``iss_sub``) naming the trusted issuer's ``iss`` beside its ``sub``: two issuers'
-    ``sub: "admin"`` give the same ``sub`` but never the same ``sub_id``, so resource
-    servers can tell them apart (identify by ``sub_id``, never by ``sub`` alone).
+
+def access_token_claims(*, sub, client_id, scope, audience, iat, exp, jti, subject_issuer=None):
+    """The claims of an access token we issue: the one function behind both the JWT and its introspection.
+
+    ``audience`` is a non-empty list. ``scope`` is omitted when empty: no scope was granted, and an
+    empty ``scope`` claim is refused by RFC 9068 validators (RFC 6749 §3.3 defines no empty scope).
+    A token exchanged for a third party's subject also carries ``sub_id`` (RFC 9493 ``iss_sub``)
+    naming the trusted issuer's ``iss`` beside its ``sub``: two issuers' ``sub: "admin"`` give the
+    same ``sub`` but never the same ``sub_id``, so resource servers can tell them apart (identify
+    by ``sub_id``, never by ``sub`` alone).
     """
-    key = active_key()
-    now = int(time.time() if now is None else now)
     claims = {
         "iss": project_settings.CONSOLE_ISSUER,
         "sub": sub,
-        "aud": audience,
+        "aud": audience_claim(audience),
         "client_id": client_id,
-        "scope": scope,
-        "iat": now,
-        "exp": now + int(lifetime),
-        "jti": jti or uuid.uuid4().hex,
     }
+    if scope:
+        claims["scope"] = scope
+    claims.update({"iat": int(iat), "exp": int(exp), "jti": jti})
     if subject_issuer is not None:
         claims["sub_id"] = subject_identifier(subject_issuer, sub)
-    return _compact_jws(key, claims)
+    return claims
+
+
+def new_access_token_claims(*, sub, client_id, scope, audience, lifetime, jti=None, now=None, subject_issuer=None):
+    """The claims of a new access token: issued now (``now``, Unix time), valid for ``lifetime`` seconds."""
+    now = int(time.time() if now is None else now)
+    if isinstance(audience, str):
+        audience = [audience]
+    return access_token_claims(
+        sub=sub, client_id=client_id, scope=scope, audience=list(audience), iat=now, exp=now + int(lifetime),
+        jti=jti or uuid.uuid4().hex, subject_issuer=subject_issuer,
+    )
+
+
+def sign(claims):
+    """The compact JWS of ``claims`` with the active signing key (``typ`` ``at+jwt``)."""
+    return _compact_jws(active_key(), claims)
+
+
+def issue_access_token(**kwargs):
+    """Sign a new access token (arguments as ``new_access_token_claims``); the JWT."""
+    return sign(new_access_token_claims(**kwargs))
+
+
+def stored_audience(row):
+    """The audiences of an AccessToken row: as issued, or, for rows older than the column, as they were derived."""
+    if row.audience:
+        return list(row.audience)
+    return list(row.resource or []) or [row.application.client_id]
+
+
+def row_claims(row):
+    """The claims of the JWT an AccessToken row was written for, rebuilt from the row (introspection).
+
+    The row was written from the same claims (storage.access_token_row), so this equals the token.
+    """
+    issuer = row.trusted_issuer if row.subject and row.trusted_issuer_id else None
+    return access_token_claims(
+        sub=row.subject or (str(row.user.pk) if row.user_id else row.application.client_id),
+        client_id=row.application.client_id, scope=row.scope, audience=stored_audience(row),
+        iat=row.created.timestamp(), exp=row.expires.timestamp(), jti=row.jti or None,
+        subject_issuer=issuer.issuer if issuer is not None else None,
+    )
+
+
+def _requested_resources(request):
+    """The RFC 8707 ``resource`` values of a DOT token request (oauthlib keeps only the last; the body has all)."""
+    values = [value for key, value in (getattr(request, "decoded_body", None) or []) if key == "resource" and value]
+    if not values and isinstance(getattr(request, "resource", None), str) and request.resource:
+        values = [request.resource]
+    return values
+
+
+def _dot_audience(request):
+    """``aud`` of a token DOT issues: the requested resources, else what the refreshed token had, else the client.
+
+    A refresh keeps the original token's audience (audience and resource of the exchange); a
+    ``resource`` sent with the refresh may only narrow it. Resources requested with the other
+    grants must be audiences the application allows, as for the exchange (grant.check_targets).
+    """
+    client = request.client
+    refresh = getattr(request, "refresh_token_instance", None)
+    original = refresh.access_token if refresh is not None else None
+    resources = _requested_resources(request)
+    if resources:
+        if refresh is not None:
+            allowed = stored_audience(original) if original is not None else []
+        else:
+            allowed = client.allowed_audiences or []
+        if any(value not in allowed for value in resources):
+            raise errors.CustomOAuth2Error(
+                error="invalid_target", description="The requested resource is not allowed for this client.",
+                request=request,
+            )
+        return resources
+    if original is not None:
+        return stored_audience(original)
+    return [client.client_id]
 
 
 def access_token_generator(request, refresh_token=False):
     """DOT's ACCESS_TOKEN_GENERATOR: every access token this server issues is a signed JWT.
 
-    The subject is the exchanged external ``sub`` (set by the grant, or carried by
-    the refresh token being used), with ``sub_id`` naming its issuer; otherwise the
-    resource owner, otherwise the client.
+    The subject is the resource owner, otherwise the client; a refresh of an exchanged token
+    keeps its external ``sub`` and ``sub_id`` (carried by the refresh token), its audience and
+    its scope (oauthlib takes the original scopes when none are asked). The claims are left on
+    the request (``issued_claims``): the validator writes the AccessToken row from them.
     """
-    subject = getattr(request, "exchange_subject", None)
     refresh = getattr(request, "refresh_token_instance", None)
-    if subject is None and refresh is not None and getattr(refresh, "subject", ""):
-        subject = refresh.subject
-        request.exchange_subject = subject
-        request.exchange_issuer = refresh.trusted_issuer
-    issuer = getattr(request, "exchange_issuer", None) if subject is not None else None
+    subject, issuer = None, None
+    if refresh is not None and getattr(refresh, "subject", ""):
+        subject, issuer = refresh.subject, refresh.trusted_issuer
+        request.exchange_subject, request.exchange_issuer = subject, issuer
     if subject is None:
         user = getattr(request, "user", None)
         subject = str(user.pk) if getattr(user, "pk", None) is not None else request.client.client_id
-    jti = uuid.uuid4().hex
-    request.issued_jti = jti
-    audience = getattr(request, "exchange_audience", None) or request.client.client_id
-    return issue_access_token(
-        sub=subject,
-        client_id=request.client.client_id,
-        scope=" ".join(request.scopes or []),
-        audience=audience,
-        lifetime=request.expires_in,
-        jti=jti,
+    claims = new_access_token_claims(
+        sub=subject, client_id=request.client.client_id, scope=" ".join(request.scopes or []),
+        audience=_dot_audience(request), lifetime=request.expires_in,
         subject_issuer=issuer.issuer if issuer is not None else None,
     )
+    request.issued_claims = claims
+    return sign(claims)

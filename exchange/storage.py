@@ -13,6 +13,7 @@ request id, client id and issuer snapshots, the audit log line; metrics.py: the
 exchange counter) is done here explicitly, with the same functions.
 """
 
+import datetime
 import hashlib
 import uuid
 from types import SimpleNamespace
@@ -109,20 +110,30 @@ def _token_columns(raw_token):
     return {"token": stored, "token_checksum": checksum}
 
 
-def access_token_row(*, token, application_id, expires, scope, resource, subject, trusted_issuer, jti="",
-                     user_id=None, id_token_id=None, source_refresh_token_id=None):
+def _utc(seconds):
+    return datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+
+
+def access_token_row(*, token, claims, application_id, resource, subject, trusted_issuer, user_id=None,
+                     id_token_id=None, source_refresh_token_id=None):
     """The columns of a new AccessToken row: the one place that says what an issued access token stores.
 
     Every access token is written from this row (the exchange's ``save_issued``; DOT's other grants
-    and refresh through ``create_access_token``): a new column is added here, once. ``subject`` and
+    and refresh through ``create_access_token``): a new column is added here, once. What the JWT
+    says is taken from its ``claims`` (signing.access_token_claims): ``aud`` → ``audience``,
+    ``scope``, ``iat`` → ``created``, ``exp`` → ``expires``, ``jti``; introspection rebuilds the
+    claims from these columns (signing.row_claims), so both always agree. ``subject`` and
     ``trusted_issuer`` are the provenance of an exchanged token (empty/None for the other grants).
     """
+    aud = claims["aud"]
     return {
         **_token_columns(token), "subject": subject or "",
         "trusted_issuer_id": trusted_issuer.pk if trusted_issuer is not None else None,
-        "user_id": user_id, "application_id": application_id, "expires": expires, "scope": scope,
-        "resource": resource, "jti": jti or "", "id_token_id": id_token_id,
-        "source_refresh_token_id": source_refresh_token_id,
+        "user_id": user_id, "application_id": application_id, "expires": _utc(claims["exp"]),
+        "created": _utc(claims["iat"]), "updated": _utc(claims["iat"]), "scope": claims.get("scope", ""),
+        "resource": resource,
+        "audience": [aud] if isinstance(aud, str) else list(aud), "jti": claims["jti"],
+        "id_token_id": id_token_id, "source_refresh_token_id": source_refresh_token_id,
     }
 
 
@@ -153,7 +164,7 @@ def _write(model, row, relations):
     for name, value in relations.items():
         setattr(instance, name, value)
     for field in model._meta.concrete_fields:
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        if (getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)) and field.attname not in row:
             setattr(instance, field.attname, now)
     instance.pk = pk
     instance._state.adding = False
@@ -205,8 +216,8 @@ def _announce(event):
     metrics.exchange_recorded(event.outcome, event.cause, event.trusted_issuer)
 
 
-def save_issued(*, application, access_token, refresh_token, expires, scope, resource, subject, trusted_issuer,
-                issued_jti, subject_jti, first=None):
+def save_issued(*, application, access_token, claims, refresh_token, resource, subject, trusted_issuer,
+                subject_jti, first=None):
     """Write the AccessToken (+ RefreshToken) and the ``issued`` ExchangeEvent in one transaction.
 
     A token is issued only if its audit row is written with it. ``first()``, when given, runs
@@ -219,8 +230,8 @@ def save_issued(*, application, access_token, refresh_token, expires, scope, res
     connection = connections[using]
     now = timezone.now()
     access = prepare(connection, AccessToken, access_token_row(
-        token=access_token, application_id=application.pk, expires=expires, scope=scope, resource=resource,
-        subject=subject, trusted_issuer=trusted_issuer, jti=issued_jti,
+        token=access_token, claims=claims, application_id=application.pk, resource=resource,
+        subject=subject, trusted_issuer=trusted_issuer,
     ), now=now)
     refresh = None
     if refresh_token is not None:
@@ -229,7 +240,7 @@ def save_issued(*, application, access_token, refresh_token, expires, scope, res
             subject=subject, trusted_issuer=trusted_issuer,
         ), now=now)
     event = _event(outcome=ExchangeEvent.Outcome.ISSUED.value, cause="", application=application,
-                   trusted_issuer=trusted_issuer, subject=subject, subject_jti=subject_jti, issued_jti=issued_jti)
+                   trusted_issuer=trusted_issuer, subject=subject, subject_jti=subject_jti, issued_jti=claims["jti"])
     event_insert = prepare(connection, ExchangeEvent, vars(event), now=now)
     with transaction.atomic(using=using), connection.cursor() as cursor:
         if first is not None:

@@ -11,7 +11,8 @@ cause code and the same report.
 3. ``iss`` (unverified, only to pick the issuer) → a registered, enabled issuer that
    the requesting application may exchange (its links, see ``TrustedTokenIssuer.applications``)
    ``typ``: never another JWT kind's type (nor an ``events`` claim: a SET or logout token);
-   the issuer's required type when it names one
+   the issuer's required type when it names one; what the token says it is (an ``at+jwt``
+   access token, an ID token) against the declared ``subject_token_type``
 4. ``alg`` in that issuer's allow-list (never ``none``, never HS*)
 5. a key from that issuer's own key source (JWKS by ``kid``, or its certificates)
 6. signature
@@ -38,6 +39,7 @@ from . import key_sources
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings, project_settings
 from .models import normalize_token_type
 from .ops import metrics
+from .protocol import ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TYPE
 from .registry import registry
 from .shared_cache import shared_store
 
@@ -51,6 +53,8 @@ CAUSES = {
     "issuer_disabled": "The subject token's issuer is disabled.",
     "issuer_not_allowed": "The subject token's issuer is not trusted for this client.",
     "wrong_type": "The subject token's type (typ) is not accepted.",
+    "id_token_as_access_token": f"The subject token is an ID token; send it with subject_token_type {ID_TOKEN_TYPE}.",
+    "type_mismatch": "The subject token is not of the given subject_token_type.",
     "algorithm_not_allowed": "The subject token's signing algorithm is not allowed for its issuer.",
     "key_source_unavailable": "The signing keys of the subject token's issuer could not be retrieved.",
     "unknown_key": "No signing key of the subject token's issuer matches the token.",
@@ -90,6 +94,10 @@ FOREIGN_TYPES = frozenset({
 })
 
 STEP_LABELS = dict(STEPS)
+
+#: The subject_token_type values (RFC 8693 §3) a subject token may be declared as, and their short names.
+TOKEN_TYPE_NAMES = {JWT_TYPE: "a JWT", ACCESS_TOKEN_TYPE: "an access token", ID_TOKEN_TYPE: "an ID token"}
+SUBJECT_TOKEN_TYPES = tuple(TOKEN_TYPE_NAMES)
 
 _SEGMENT = re.compile(r"\A[A-Za-z0-9_-]*\Z")
 #: JSON may escape a lone surrogate ("\ud800"): such a string cannot be encoded, so no database, hash or page takes it.
@@ -263,12 +271,14 @@ class _Validation:
     it raises through ``_fail``, which completes the report.
     """
 
-    __slots__ = ("report", "token", "client", "now", "replay", "segments", "header", "claims", "signature",
+    __slots__ = ("report", "token", "client", "now", "replay", "token_type", "segments", "header", "claims",
+                 "signature",
                  "alg", "kid", "issuer", "keys", "exp", "iat")
 
-    def __init__(self, token, client, now, replay):
+    def __init__(self, token, client, now, replay, token_type=None):
         self.report = Report()
         self.token, self.client, self.now, self.replay = token, client, now, replay
+        self.token_type = token_type
 
 
 _STEP_CHECKS = {}
@@ -347,9 +357,39 @@ def _check_issuer(v):
     report.passed("issuer", issuer.name)
 
 
+#: Claims only an OpenID Connect ID token carries (OIDC Core §2, §3.1.3.6, §3.3.2.11); never in an
+#: RFC 9068 access token. ``auth_time``, ``acr`` and ``amr`` are not among them: RFC 9068 §2.2.1 puts
+#: them in access tokens too.
+ID_TOKEN_CLAIMS = ("nonce", "at_hash", "c_hash", "s_hash")
+
+
+def says_id_token(header, claims):
+    """Whether a JWT says it is an OpenID Connect ID token (and not an RFC 9068 access token).
+
+    It does when its ``typ`` is not ``at+jwt`` and it carries a claim only ID tokens carry, or an
+    ``azp`` that its ``aud`` contains (an ID token's audience is the client it was issued to, OIDC
+    Core §2; an access token names the resource servers). Tokens that say neither are taken as
+    what the client declares.
+    """
+    typ = header.get("typ")
+    if isinstance(typ, str) and normalize_token_type(typ) == "at+jwt":
+        return False
+    if any(name in claims for name in ID_TOKEN_CLAIMS):
+        return True
+    azp, aud = claims.get("azp"), claims.get("aud")
+    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    return isinstance(azp, str) and azp in audiences
+
+
 @_step("type")
 def _check_type(v):
-    """Never another kind of JWT; the issuer's required type when it names one."""
+    """Never another kind of JWT; the issuer's required type; the token's own kind against the declared one.
+
+    ``token_type`` is the request's ``subject_token_type`` (RFC 8693 §3), None when none is declared
+    (the console's and the API's token tests). An access token says so with ``typ`` ``at+jwt``
+    (RFC 9068 §2.1); an ID token by ``says_id_token``. Declared ``access_token``, an ID token is
+    refused; declared ``id_token``, an ``at+jwt`` access token is; ``jwt`` takes either kind.
+    """
     report, issuer = v.report, v.issuer
     typ = v.header.get("typ")
     if typ is not None and not isinstance(typ, str):
@@ -361,7 +401,13 @@ def _check_type(v):
         _fail(report, "type", "wrong_type", "an events claim makes it a security event or logout token")
     if issuer.required_type and typ_value != normalize_token_type(issuer.required_type):
         _fail(report, "type", "wrong_type", f"this issuer's tokens must have typ {issuer.required_type!r}")
-    report.passed("type", f"typ {typ}" if typ else "typ absent (not required)")
+    if v.token_type == ACCESS_TOKEN_TYPE and says_id_token(v.header, v.claims):
+        _fail(report, "type", "id_token_as_access_token",
+              "it is an ID token (an ID-token claim, or azp within aud) sent as an access token")
+    if v.token_type == ID_TOKEN_TYPE and typ_value == "at+jwt":
+        _fail(report, "type", "type_mismatch", "typ at+jwt makes it an access token, sent as an ID token")
+    detail = f"typ {typ}" if typ else "typ absent (not required)"
+    report.passed("type", detail + (f"; sent as {TOKEN_TYPE_NAMES[v.token_type]}" if v.token_type else ""))
 
 
 @_step("algorithm")
@@ -527,7 +573,7 @@ def _check_replay(v):
 _CHECKS = tuple(_STEP_CHECKS[name] for name, _ in STEPS)
 
 
-def validate_subject_token(token, *, client=None, now=None, replay="consume"):
+def validate_subject_token(token, *, client=None, now=None, replay="consume", token_type=None):
     """Verify ``token`` as a subject token; return the Report with verified claims.
 
     Raises SubjectTokenRejected (with ``cause`` and the report) on any failure.
@@ -536,11 +582,15 @@ def validate_subject_token(token, *, client=None, now=None, replay="consume"):
     jti, when the issuer rejects reused ones: ``"consume"`` records it as used; ``"check"``
     only looks it up (explanations and dry runs); ``"defer"`` leaves the step to the caller,
     who must then call ``consume_replay(report)`` before issuing anything (the grant does,
-    inside the transaction that writes the issued token).
+    inside the transaction that writes the issued token). ``token_type`` is the declared
+    ``subject_token_type`` (a URN of SUBJECT_TOKEN_TYPES), compared with what the token says
+    it is in the type step; None declares nothing.
     """
     if replay not in REPLAY_MODES:
         raise ValueError(f"replay must be one of {REPLAY_MODES}")
-    validation = _Validation(token, client, time.time() if now is None else now, replay)
+    if token_type is not None and token_type not in SUBJECT_TOKEN_TYPES:
+        raise ValueError(f"token_type must be one of {SUBJECT_TOKEN_TYPES}")
+    validation = _Validation(token, client, time.time() if now is None else now, replay, token_type)
     for check in _CHECKS:
         check(validation)
     return validation.report
@@ -579,9 +629,9 @@ def consume_replay(report):
         _replay_step(report, lambda store, entry: store.add(entry.key, 1, entry.lifetime), "first use of this jti")
 
 
-def explain_subject_token(token, *, client=None, now=None):
+def explain_subject_token(token, *, client=None, now=None, token_type=None):
     """Like validate_subject_token, but returns the report instead of raising, and consumes nothing."""
     try:
-        return validate_subject_token(token, client=client, now=now, replay="check")
+        return validate_subject_token(token, client=client, now=now, replay="check", token_type=token_type)
     except SubjectTokenRejected as exc:
         return exc.report

@@ -8,22 +8,25 @@ token-exchange grant is answered by grant.py from start to end; the other grants
 """
 
 import hashlib
+import json
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider import views as dot_views
-from oauth2_provider.models import get_access_token_model
 
 from . import grant, signing, throttling
 from .conf import project_settings
-from .protocol import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN, TOKEN_EXCHANGE
+from .models import AccessToken, RefreshToken
+from .oauth2_validators import refresh_token_expires, refresh_token_is_live
+from .protocol import CLIENT_CREDENTIALS, MANAGE_SCOPE, REFRESH_TOKEN, TOKEN_EXCHANGE
 
 #: Parameters that RFC 8693 / RFC 8707 allow to repeat.
 REPEATABLE = {"audience", "resource"}
@@ -64,6 +67,33 @@ def request_shape_problem(request):
     return None
 
 
+def client_challenge(request, bearer=False):
+    """The ``WWW-Authenticate`` of a failed client authentication (RFC 6749 §5.2).
+
+    Basic, the scheme clients authenticate with here; Bearer when ``bearer`` (an endpoint that
+    also takes a bearer token, as DOT's introspection does) and the client sent one, so the
+    challenge matches the scheme the client used.
+    """
+    authorization = request.META.get("HTTP_AUTHORIZATION", "")
+    if bearer and authorization[:7].lower() == "bearer ":
+        return 'Bearer realm="oauth2", error="invalid_token"'
+    return 'Basic realm="oauth2", error="invalid_client"'
+
+
+def drop_empty_scope(response):
+    """Remove ``"scope": ""`` from a token response of oauthlib's grants (it always writes the member).
+
+    RFC 6749 §3.3 defines no empty scope; clients parse ``""`` as the scope ``[""]``.
+    """
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return
+    if isinstance(body, dict) and body.get("scope") == "":
+        del body["scope"]
+        response.content = json.dumps(body)
+
+
 class ThrottledClientAuthMixin:
     """Refuse (429) clients and addresses with too many failed client authentications; count failures.
 
@@ -95,7 +125,7 @@ class ThrottledClientAuthMixin:
                 {"Retry-After": str(wait)},
             )
         response = super().dispatch(request, *args, **kwargs)
-        if response.status_code in (401, 403):  # introspection answers a failed client authentication with 403
+        if response.status_code in (401, 403):
             throttling.record_failure(client_id, address)
         return response
 
@@ -124,8 +154,14 @@ class TokenView(ThrottledClientAuthMixin, _TokenViewBase):
                 response = super().post(request, *args, **kwargs)  # the other grants: DOT and oauthlib
             finally:  # DOT's post marks only password and client_secret sensitive; ours is a superset
                 request.sensitive_post_parameters = self.sensitive_parameters
+            if response.status_code >= 400 and not response["Content-Type"].startswith("application/json"):
+                # an error raised while the token is made or saved (e.g. invalid_target) comes without headers
+                response["Content-Type"] = "application/json"
+                response["Cache-Control"] = "no-store"
         if response.status_code == 401:
-            response["WWW-Authenticate"] = 'Basic realm="oauth2", error="invalid_client"'
+            response["WWW-Authenticate"] = client_challenge(request)
+        elif response.status_code == 200 and request.POST.get("grant_type") != TOKEN_EXCHANGE:
+            drop_empty_scope(response)
         return response
 
     def http_method_not_allowed(self, request, *args, **kwargs):
@@ -135,45 +171,72 @@ class TokenView(ThrottledClientAuthMixin, _TokenViewBase):
     options = http_method_not_allowed
 
 
+def find_token(token_value):
+    """Our AccessToken or RefreshToken row for ``token_value`` (looked up by checksum), or None."""
+    try:
+        checksum = hashlib.sha256(token_value.encode("utf-8")).hexdigest()
+    except UnicodeEncodeError:
+        return None
+    access = (
+        AccessToken.objects.select_related("application", "user", "trusted_issuer")
+        .filter(token_checksum=checksum).first()
+    )
+    if access is not None:
+        return access
+    return (
+        RefreshToken.objects.select_related("application", "user", "trusted_issuer", "access_token")
+        .filter(token_checksum=checksum, revoked=None).first()
+    )
+
+
+def introspection_answer(token):
+    """The RFC 7662 §2.2 answer about ``token`` (an AccessToken or RefreshToken row, or None).
+
+    An access token is described by the claims its JWT carries, rebuilt from its row
+    (signing.row_claims: the same function that built the JWT), plus ``token_type``; a refresh
+    token by its client, subject, scope and times (no ``aud``: it is presented only to this
+    server). Anything else, or a token no longer honoured, is ``{"active": false}``.
+    """
+    if isinstance(token, AccessToken) and token.application_id and token.is_valid():
+        data = {"active": True, **signing.row_claims(token), "token_type": "Bearer"}
+    elif isinstance(token, RefreshToken) and refresh_token_is_live(token):
+        access = token.access_token
+        data = {"active": True, "iss": project_settings.CONSOLE_ISSUER,
+                "sub": token.subject or (str(token.user.pk) if token.user_id else token.application.client_id),
+                "client_id": token.application.client_id}
+        if access.scope:
+            data["scope"] = access.scope
+        data["iat"] = int(token.created.timestamp())
+        expires = refresh_token_expires(token)
+        if expires is not None:
+            data["exp"] = int(expires.timestamp())
+        if token.subject and token.trusted_issuer_id:
+            data["sub_id"] = signing.subject_identifier(token.trusted_issuer.issuer, token.subject)
+    else:
+        return {"active": False}
+    if token.user_id:
+        data["username"] = token.user.get_username()
+    return data
+
+
 class IntrospectView(ThrottledClientAuthMixin, dot_views.IntrospectTokenView):
-    """RFC 7662 introspection (client-authenticated), reporting the exchanged external ``sub``."""
+    """RFC 7662 introspection (client-authenticated) of access and refresh tokens.
+
+    A failed client authentication is RFC 6749 §5.2's 401 ``invalid_client`` (RFC 7662 §2.3),
+    with a challenge naming the scheme the client used.
+    """
 
     sensitive_parameters = ("client_secret", "token")
+
+    def unauthenticated_response(self, request, oauthlib_request=None):
+        return oauth_error("invalid_client", "Client authentication failed.", 401,
+                           {"WWW-Authenticate": client_challenge(request, bearer=True)})
 
     @staticmethod
     def get_token_response(token_value=None):
         if token_value is None:
             return oauth_error("invalid_request", "The token parameter is required.")
-        try:
-            checksum = hashlib.sha256(token_value.encode("utf-8")).hexdigest()
-        except UnicodeEncodeError:
-            checksum = None
-        token = (
-            get_access_token_model().objects.select_related("application", "user", "trusted_issuer")
-            .filter(token_checksum=checksum).first()
-            if checksum else None
-        )
-        if token is None or not token.is_valid():
-            data = {"active": False}
-        else:
-            data = {
-                "active": True,
-                "iss": project_settings.CONSOLE_ISSUER,
-                "sub": token.subject or (str(token.user.pk) if token.user else token.application.client_id),
-                "client_id": token.application.client_id,
-                "scope": token.scope,
-                "exp": int(token.expires.timestamp()),
-                "token_type": "Bearer",
-            }
-            if token.jti:
-                data["jti"] = token.jti
-            if token.subject and token.trusted_issuer_id:
-                data["sub_id"] = signing.subject_identifier(token.trusted_issuer.issuer, token.subject)
-            if token.user:
-                data["username"] = token.user.get_username()
-            if token.resource:
-                data["aud"] = token.resource
-        response = JsonResponse(data)
+        response = JsonResponse(introspection_answer(find_token(token_value)))
         response["Cache-Control"] = "no-store"
         return response
 
@@ -192,31 +255,71 @@ class JWKSView(View):
         return JsonResponse(signing.published_jwks())
 
 
-class DiscoveryView(View):
-    """/.well-known/openid-configuration and /.well-known/oauth-authorization-server."""
+#: The metadata documents this server publishes (RFC 8414 §3, OpenID Connect Discovery §4).
+METADATA_DOCUMENTS = ("oauth-authorization-server", "openid-configuration")
+#: Client authentication methods of every endpoint (client_auth.py): no *_jwt method, so no signing algorithms.
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
-    def get(self, request):
-        base = request.build_absolute_uri("/").rstrip("/")
-        document = {
-            "issuer": project_settings.CONSOLE_ISSUER,
-            "token_endpoint": base + reverse("oauth2:token"),
-            "jwks_uri": base + reverse("oauth2:jwks"),
-            "introspection_endpoint": base + reverse("oauth2:introspect"),
-            "revocation_endpoint": base + reverse("oauth2:revoke"),
-            "grant_types_supported": [TOKEN_EXCHANGE, REFRESH_TOKEN, CLIENT_CREDENTIALS, AUTHORIZATION_CODE],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "response_types_supported": ["code"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": [signing.active_key().algorithm],
-            "scopes_supported": sorted(settings.OAUTH2_PROVIDER.get("SCOPES", {})),
-            "token_endpoint_auth_signing_alg_values_supported": [signing.active_key().algorithm],
-        }
-        return JsonResponse(document)
+
+def metadata_paths():
+    """Every path a client derives from the issuer to fetch this server's metadata.
+
+    For an issuer with a path (``https://host/oauth2/token``): RFC 8414 §3.1 inserts the
+    well-known segment before it (``/.well-known/oauth-authorization-server/oauth2/token``),
+    OpenID Connect Discovery §4 appends it (``/oauth2/token/.well-known/openid-configuration``),
+    and some clients ask at the root (``/.well-known/openid-configuration``). Each document is
+    served in each form.
+    """
+    issuer_path = urlsplit(project_settings.CONSOLE_ISSUER).path.rstrip("/")
+    paths = []
+    for document in METADATA_DOCUMENTS:
+        paths += [f"/.well-known/{document}{issuer_path}", f"{issuer_path}/.well-known/{document}",
+                  f"/.well-known/{document}"]
+    return list(dict.fromkeys(paths))
+
+
+def server_metadata(request):
+    """The authorization server metadata (RFC 8414 §2): exactly what this server serves now.
+
+    Grants: token exchange, refresh and client credentials; no authorization endpoint yet, so
+    neither the code grant nor a response type that needs one is advertised (RFC 8414 makes
+    ``response_types_supported`` REQUIRED and validators refuse an empty list: ``none``, the
+    response type that issues nothing, is the honest value). Scopes: those a client may be
+    granted through these endpoints (never the console's management scope, which is granted
+    by the console only).
+    """
+    base = request.build_absolute_uri("/").rstrip("/")
+    return {
+        "issuer": project_settings.CONSOLE_ISSUER,
+        "token_endpoint": base + reverse("oauth2:token"),
+        "jwks_uri": base + reverse("oauth2:jwks"),
+        "introspection_endpoint": base + reverse("oauth2:introspect"),
+        "revocation_endpoint": base + reverse("oauth2:revoke"),
+        "grant_types_supported": [TOKEN_EXCHANGE, REFRESH_TOKEN, CLIENT_CREDENTIALS],
+        "response_types_supported": ["none"],
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "scopes_supported": sorted(set(settings.OAUTH2_PROVIDER.get("SCOPES", {})) - {MANAGE_SCOPE}),
+    }
+
+
+class DiscoveryView(View):
+    """The metadata document at every path of ``metadata_paths``; any other ``.well-known`` path is 404."""
+
+    def get(self, request, document, issuer_path=None):
+        if request.path_info not in metadata_paths():
+            raise Http404
+        return JsonResponse(server_metadata(request))
 
 
 class RevokeView(ThrottledClientAuthMixin, dot_views.RevokeTokenView):
-    """RFC 7009 revocation (client-authenticated)."""
+    """RFC 7009 revocation (client-authenticated); a failed client authentication names the client's scheme."""
 
     sensitive_parameters = ("client_secret", "token")
+
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == 401:
+            response["WWW-Authenticate"] = client_challenge(request)
+        return response

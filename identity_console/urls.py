@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from exchange import views
@@ -20,11 +20,15 @@ oauth2_patterns = (
 
 urlpatterns = [
     path("oauth2/", include(oauth2_patterns)),
-    path(".well-known/openid-configuration", views.DiscoveryView.as_view(), name="openid-configuration"),
-    path(".well-known/oauth-authorization-server", views.DiscoveryView.as_view(), name="oauth-authorization-server"),
+    # Server metadata where clients look for it from the issuer (views.metadata_paths: the issuer's path
+    # after or before the well-known segment, or none); the view answers 404 for any other path.
+    re_path(r"^\.well-known/(?P<document>openid-configuration|oauth-authorization-server)(?P<issuer_path>/.*)?$",
+            views.DiscoveryView.as_view(), name="server-metadata"),
     path("livez", views.livez, name="livez"),
     path("metrics", metrics.metrics_view, name="metrics"),  # /healthz, /readyz: exchange.ops.health middleware
     path("console/", admin.site.urls),
     path("api/server/v1/", include("exchange.api.urls")),
+    re_path(r"^(?P<issuer_path>.+)/\.well-known/(?P<document>openid-configuration|oauth-authorization-server)$",
+            views.DiscoveryView.as_view(), name="server-metadata-appended"),
     path("", RedirectView.as_view(url="/console/", permanent=False)),
 ]

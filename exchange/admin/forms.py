@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import certificates, flows
 from ..conf import ASYMMETRIC_ALGORITHMS
 from ..models import Application, TrustedTokenIssuer, validate_jwks_uri
+from ..subject_token import SUBJECT_TOKEN_TYPES
 
 PEM_FILE_TYPES = ".pem,.crt,.cer,.der"
 
@@ -188,6 +189,11 @@ class TestTokenForm(forms.Form):
         label=_("Subject token (JWT)"),
         widget=forms.Textarea(attrs={"rows": 6, "cols": 80, "spellcheck": "false", "placeholder": "eyJ..."}),
         help_text=_("Checked with the same code as the token endpoint. Nothing is issued and the jti is not consumed."),
+    )
+    token_type = forms.ChoiceField(
+        label=_("Sent as (subject_token_type)"), required=False,
+        choices=[("", _("Not declared"))] + [(urn, urn) for urn in SUBJECT_TOKEN_TYPES],
+        help_text=_("The type a client would declare: an ID token sent as an access token is refused."),
     )
 
 

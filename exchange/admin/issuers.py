@@ -300,7 +300,8 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
         if request.method == "POST":
             form = forms.TestTokenForm(request.POST)
             if form.is_valid():
-                report = explain_subject_token(form.cleaned_data["token"])
+                report = explain_subject_token(form.cleaned_data["token"],
+                                               token_type=form.cleaned_data["token_type"] or None)
         else:
             form = forms.TestTokenForm()
         other_issuer = report is not None and report.issuer is not None and report.issuer.pk != trusted.pk

@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from ..conf import ASYMMETRIC_ALGORITHMS
 from ..models import GRANT_SHORT_NAMES, Application, IssuerCertificate, TrustedTokenIssuer
+from ..subject_token import SUBJECT_TOKEN_TYPES
 
 class _JSONType:
     """Accept only the JSON type the schema documents (DRF would turn 5 into "5", 0 into False)."""
@@ -275,6 +276,11 @@ class TokenValidationRequestSerializer(serializers.Serializer):
     subject_token = StrictCharField(
         trim_whitespace=False, allow_blank=True, max_length=1_000_000,
         help_text="The JWT to check, exactly as it would be sent to the token endpoint.",
+    )
+    subject_token_type = serializers.ChoiceField(
+        choices=SUBJECT_TOKEN_TYPES, required=False,
+        help_text="The subject_token_type a client would send; the token is checked against it "
+                  "(an ID token sent as an access token is refused). Omitted: none declared.",
     )
 
 

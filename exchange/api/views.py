@@ -422,7 +422,8 @@ class TokenValidationView(APIView):
     def post(self, request):
         serializer = s.TokenValidationRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        report = explain_subject_token(serializer.validated_data["subject_token"])
+        report = explain_subject_token(serializer.validated_data["subject_token"],
+                                       token_type=serializer.validated_data.get("subject_token_type"))
         body = report.as_dict()
         body["header"] = report.header
         body["claims"] = report.claims

@@ -50,8 +50,8 @@ def test_exchange_with_pem_issuer(exchange, client, db, kind):
 def test_only_sub_is_copied(exchange, client, pem_issuer, rsa_key):
     token = mint(rsa_key, pem_issuer.issuer, scope="admin", roles=["admin"], act={"sub": "x"}, email="a@b")
     _, claims = verify_issued(client, exchange(token).json()["access_token"])
-    assert set(claims) == {"iss", "sub", "aud", "client_id", "scope", "iat", "exp", "jti", "sub_id"}
-    assert claims["scope"] == ""
+    # No scope was asked for: the claim is absent, never "" (the subject token's scope is not copied).
+    assert set(claims) == {"iss", "sub", "aud", "client_id", "iat", "exp", "jti", "sub_id"}
     assert claims["iss"] == settings.CONSOLE_ISSUER
     # The issuer binding (T77): only the server-defined pair, nothing else from the subject token.
     assert claims["sub_id"] == {"format": "iss_sub", "iss": pem_issuer.issuer, "sub": claims["sub"]}

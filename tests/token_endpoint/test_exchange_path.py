@@ -51,7 +51,8 @@ def test_refresh_token_row_and_family(make_application, client, pem_issuer, rsa_
                          HTTP_AUTHORIZATION=basic_auth(app.client_id, app.raw_secret))
     assert response.status_code == HTTPStatus.OK, response.content
     body = response.json()
-    assert list(body) == ["access_token", "expires_in", "token_type", "scope", "refresh_token", "issued_token_type"]
+    # No scope was asked for, so none is granted and the member is absent (never "scope": "").
+    assert list(body) == ["access_token", "expires_in", "token_type", "refresh_token", "issued_token_type"]
     refresh = RefreshToken.objects.get()
     assert refresh.access_token == AccessToken.objects.get()
     assert isinstance(refresh.token_family, uuid.UUID)

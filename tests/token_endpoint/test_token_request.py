@@ -51,7 +51,9 @@ def test_unknown_grant_type(client, auth, subject_token, grant_type):
     ({"subject_token": ""}, "The subject_token parameter is required."),
     ({"subject_token_type": None}, "The subject_token_type parameter is required."),
     ({"subject_token_type": "urn:ietf:params:oauth:token-type:saml2"}, "The subject_token_type is not supported."),
-    ({"subject_token_type": "urn:ietf:params:oauth:token-type:id_token"}, "The subject_token_type is not supported."),
+    # id_token is supported since issue 14 (tests/subject_tokens/test_subject_token_types.py); refresh tokens are not
+    ({"subject_token_type": "urn:ietf:params:oauth:token-type:refresh_token"},
+     "The subject_token_type is not supported."),
     ({"requested_token_type": "urn:ietf:params:oauth:token-type:refresh_token"}, "The requested_token_type is not supported."),
     ({"requested_token_type": "urn:ietf:params:oauth:token-type:saml2"}, "The requested_token_type is not supported."),
     ({"actor_token": "x.y.z", "actor_token_type": "urn:ietf:params:oauth:token-type:jwt"},

@@ -4,10 +4,12 @@ from django.core.management.base import CommandError
 
 from ...grant import client_may_exchange
 from ...models import Application
-from ...subject_token import explain_subject_token
+from ...subject_token import SUBJECT_TOKEN_TYPES, explain_subject_token
 from ..base import ConsoleCommand
 
 MARKS = {True: "PASS", False: "FAIL", None: "----"}
+#: --token-type: the last part of each subject_token_type URN (jwt, access_token, id_token).
+TOKEN_TYPES = {urn.rsplit(":", 1)[-1]: urn for urn in SUBJECT_TOKEN_TYPES}
 
 
 def printable(text):
@@ -38,13 +40,17 @@ class Command(ConsoleCommand):
         parser.add_argument("--token", required=True, help="The subject token (JWT), or - to read it from stdin.")
         parser.add_argument("--client-id", help="Also check that this application may use token exchange, "
                                                 "and may exchange this issuer's tokens.")
+        parser.add_argument("--token-type", choices=sorted(TOKEN_TYPES),
+                            help="The subject_token_type the client would send (checked against what the token "
+                                 "says it is); default: none declared.")
 
     def handle(self, *args, **options):
         token = sys.stdin.read().strip() if options["token"] == "-" else options["token"]
         application, *client = client_check(options["client_id"]) if options["client_id"] else (None, None)
         client = client if options["client_id"] else None
         # With --client-id, the issuer must also be one this application may exchange (its links).
-        report = explain_subject_token(token, client=application)
+        token_type = TOKEN_TYPES.get(options["token_type"]) if options["token_type"] else None
+        report = explain_subject_token(token, client=application, token_type=token_type)
         rejected = not report.ok or (client is not None and not client[0])
         data = report.as_dict()
         if client is not None:
