@@ -81,7 +81,7 @@ def test_targets(make_application):
     app = make_application(name="Aud", allowed_audiences=["https://a.example", "https://b.example", "urn:x"])
     one = _request(app, audience="https://a.example")
     grant.check_targets(one)
-    assert (one.audience, one.resources) == ("https://a.example", [])
+    assert (one.audience, one.resources) == (["https://a.example"], [])
     two = _request(app, audience="https://a.example", resource="https://b.example")
     grant.check_targets(two)
     assert (two.audience, two.resources) == (["https://a.example", "https://b.example"], ["https://b.example"])
@@ -116,9 +116,8 @@ def test_the_issued_token_response(client, pem_issuer, rsa_key, make_application
                          HTTP_AUTHORIZATION=basic_auth(app.client_id, app.raw_secret))
     assert response.status_code == HTTPStatus.OK, response.content
     body = response.json()
-    assert set(body) == {"access_token", "expires_in", "token_type", "scope", "refresh_token", "issued_token_type"}
-    assert (body["expires_in"], body["token_type"], body["scope"], body["issued_token_type"]) == (
-        120, "Bearer", "", ACCESS_TOKEN_TYPE)
+    assert set(body) == {"access_token", "expires_in", "token_type", "refresh_token", "issued_token_type"}  # no scope
+    assert (body["expires_in"], body["token_type"], body["issued_token_type"]) == (120, "Bearer", ACCESS_TOKEN_TYPE)
     assert (response["Cache-Control"], response["Pragma"]) == ("no-store", "no-cache")
     event = ExchangeEvent.objects.get()
     assert (event.outcome, event.subject, event.subject_jti, event.trusted_issuer_id) == (

@@ -349,6 +349,8 @@ def main(argv=None):
     parser.add_argument("--list", action="store_true", help="list the sampled mutants, run nothing")
     parser.add_argument("--resume", action="store_true",
                         help="count mutants the last run (--json) killed as killed, if their module is unchanged")
+    parser.add_argument("--cpu-timeout", type=float,
+                        help="CPU seconds per test run; skips the unmutated baseline runs (run the tests first)")
     parser.add_argument("--keep-logs", action="store_true", help="keep each test run's output (its path is printed)")
     parser.add_argument("--json", default=str(ROOT / "var" / "mutation" / "results.json"))
     options = parser.parse_args(argv)
@@ -398,7 +400,13 @@ def main(argv=None):
             # Timeouts in CPU seconds (a loaded machine slows every run alike), with a generous wall-clock backstop.
             timeouts[task.path] = (3 * task.cpu + 20, max(900.0, 10 * task.seconds))
 
-        run_tasks([Task(path) for path in modules if chosen[path]], slots, log_dir, {}, baseline_done)
+        baselines = [Task(path) for path in modules if chosen[path]]
+        if options.cpu_timeout:
+            # The unmutated runs go first in the same queue instead of before it; their failure voids the scores.
+            timeouts = {path: (options.cpu_timeout, max(900.0, 20 * options.cpu_timeout)) for path in modules}
+        else:
+            run_tasks(baselines, slots, log_dir, {}, baseline_done)
+            baselines = []
         if failures:
             for task in failures:
                 print(f"mutation: the tests of {task.path} fail without any mutation; see {task.log}")
@@ -407,14 +415,21 @@ def main(argv=None):
         tasks = [Task(path, m) for path in modules for m in chosen[path]]
 
         def mutant_done(task):
+            if task.mutant is None:
+                baseline_done(task)
+                return
             done.append(task)
             print(f"  [{len(done) - len(reused):4d}/{len(tasks)}] {task.outcome:8s} {task.seconds:5.1f} s"
                   f" ({task.cpu:4.1f} s CPU)  {task.mutant.label}" + (f"  log {task.log}" if options.keep_logs else ""),
                   flush=True)
 
         started = time.monotonic()
-        run_tasks(tasks, slots, log_dir, timeouts, mutant_done)
+        run_tasks(baselines + tasks, slots, log_dir, timeouts, mutant_done)
         elapsed = time.monotonic() - started
+        if failures:
+            for task in failures:
+                print(f"mutation: the tests of {task.path} fail without any mutation; see {task.log}")
+            return 2
     finally:
         for slot in slots:
             shutil.rmtree(slot.copy, ignore_errors=True)
