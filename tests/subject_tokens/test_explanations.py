@@ -33,6 +33,9 @@ CLIENT_SENTENCES = {
     "issuer_disabled": "The subject token's issuer is disabled.",
     "issuer_not_allowed": "The subject token's issuer is not trusted for this client.",
     "wrong_type": "The subject token's type (typ) is not accepted.",
+    "id_token_as_access_token": "The subject token is an ID token; send it with subject_token_type "
+                                "urn:ietf:params:oauth:token-type:id_token.",
+    "type_mismatch": "The subject token is not of the given subject_token_type.",
     "algorithm_not_allowed": "The subject token's signing algorithm is not allowed for its issuer.",
     "key_source_unavailable": "The signing keys of the subject token's issuer could not be retrieved.",
     "unknown_key": "No signing key of the subject token's issuer matches the token.",
@@ -367,3 +370,50 @@ def test_a_deferred_replay_step_is_replaced_when_consumed(pem_issuer):
     assert [(s.name, s.ok, s.detail) for s in report.steps if s.name == "replay"] == [
         ("replay", True, "first use of this jti")]
     assert [s.name for s in report.steps] == [n for n, _ in LABELS]
+
+
+JWT, ACCESS, ID = (f"urn:ietf:params:oauth:token-type:{name}" for name in ("jwt", "access_token", "id_token"))
+
+
+@pytest.mark.parametrize("claims", [
+    {"nonce": "n"}, {"at_hash": "h"}, {"c_hash": "h"}, {"s_hash": "h"},
+    {"azp": "client-1", "aud": "client-1"}, {"azp": "client-1", "aud": ["api", "client-1"]},
+])
+def test_an_id_token_sent_as_an_access_token_is_named(pem_issuer, claims):
+    report = explain_subject_token(raw_token(HEADER, _claims(**claims)), now=NOW, token_type=ACCESS)
+    assert _failure(report) == ("type", "id_token_as_access_token",
+                                "it is an ID token (an ID-token claim, or azp within aud) sent as an access token")
+
+
+@pytest.mark.parametrize("header, claims", [
+    ({**HEADER, "typ": "at+jwt"}, {"nonce": "n"}),  # typ at+jwt says access token, whatever the claims
+    (HEADER, {"azp": "client-1"}),  # azp not within aud
+    (HEADER, {"azp": 5, "aud": [5]}),
+    (HEADER, {"auth_time": 1, "acr": "1", "amr": ["pwd"]}),  # RFC 9068 access tokens carry these too
+])
+def test_tokens_that_do_not_say_id_token_pass_the_type_step_as_access_tokens(pem_issuer, header, claims):
+    report = explain_subject_token(raw_token(header, _claims(**claims)), now=NOW, token_type=ACCESS)
+    assert [s.ok for s in report.steps if s.name == "type"] == [True]
+
+
+def test_an_access_token_sent_as_an_id_token_is_named(pem_issuer):
+    report = explain_subject_token(raw_token({**HEADER, "typ": "application/AT+JWT"}, _claims()), now=NOW, token_type=ID)
+    assert _failure(report) == ("type", "type_mismatch", "typ at+jwt makes it an access token, sent as an ID token")
+
+
+@pytest.mark.parametrize("token_type, said", [(JWT, "a JWT"), (ACCESS, "an access token"), (ID, "an ID token"),
+                                              (None, None)])
+def test_the_type_step_says_what_the_token_was_sent_as(pem_issuer, token_type, said):
+    report = explain_subject_token(_signed(), now=NOW, token_type=token_type)
+    assert report.ok
+    assert {s.name: s.detail for s in report.steps}["type"] == "typ JWT" + (f"; sent as {said}" if said else "")
+
+
+def test_an_id_token_passes_as_a_jwt(pem_issuer):
+    assert explain_subject_token(_signed(nonce="n"), now=NOW, token_type=JWT).ok
+    assert explain_subject_token(_signed(nonce="n"), now=NOW, token_type=ID).ok
+
+
+def test_token_types_are_checked():
+    with pytest.raises(ValueError, match="token_type must be one of"):
+        validate_subject_token("x", token_type="urn:ietf:params:oauth:token-type:saml2")

@@ -41,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The tests that concern each module, by file name (found anywhere under tests/), quickest to fail first.
 TESTS = {
     "exchange/subject_token.py": (
-        "test_explanations.py", "test_mutation_survivors.py", "test_subject_tokens.py", "test_issuer_trust.py",
+        "test_explanations.py", "test_mutation_survivors.py", "test_subject_token_types.py", "test_subject_tokens.py",
+        "test_issuer_trust.py",
         "test_explain_token.py", "test_exchange.py", "test_wycheproof_vectors.py",
     ),
     "exchange/client_auth.py": (
