@@ -11,7 +11,7 @@ import time
 import pytest
 from django.conf import settings
 
-from exchange import flows
+from exchange import flows, key_sources
 from exchange.conf import exchange_settings
 from exchange.subject_token import (
     CAUSES, FOREIGN_TYPES, STEPS, SubjectTokenRejected, consume_replay, explain_subject_token, validate_subject_token,
@@ -417,3 +417,20 @@ def test_an_id_token_passes_as_a_jwt(pem_issuer):
 def test_token_types_are_checked():
     with pytest.raises(ValueError, match="token_type must be one of"):
         validate_subject_token("x", token_type="urn:ietf:params:oauth:token-type:saml2")
+
+
+def test_keys_that_cannot_be_loaded_fail_closed_by_name(pem_issuer, monkeypatch):
+    def broken(issuer):
+        raise RuntimeError("the shared cache is down")
+
+    monkeypatch.setattr(key_sources, "pem_keys", broken)
+    report = explain_subject_token(_signed(), now=NOW)
+    assert _failure(report) == ("key", "key_source_unavailable",
+                                "the issuer's keys could not be loaded (see the server log)")
+
+
+def test_an_audience_mismatch_names_no_alias_when_the_issuer_has_none(db):
+    key = private_key("rsa", "issuer-a")
+    flows.create_trusted_token_issuer(name="Plain", issuer="https://plain.test", certificates=[certificate_pem(key)])
+    report = explain_subject_token(mint(key, "https://plain.test", aud="https://elsewhere.test"), now=time.time())
+    assert _failure(report) == ("audience", "audience_mismatch", f"aud must contain {settings.CONSOLE_ISSUER!r}")
