@@ -146,3 +146,16 @@ def test_a_jti_less_subject_token_is_exchanged_and_recorded_without_one(exchange
     response = exchange(mint(rsa_key, pem_issuer.issuer, jti=DROP))
     assert response.status_code == HTTPStatus.OK, response.content
     assert ExchangeEvent.objects.get().subject_jti == ""
+
+
+def test_several_scopes_are_split_on_spaces(make_application):
+    request = _request(make_application(name="Two scopes", scopes="openid profile"), scope="openid profile")
+    grant.check_scope(request)
+    assert request.scopes == ["openid", "profile"]
+
+
+def test_the_declared_subject_token_type_reaches_the_type_step(exchange, pem_issuer, rsa_key):
+    response = exchange(mint(rsa_key, pem_issuer.issuer, nonce="n"), subject_token_type=ACCESS_TOKEN_TYPE)
+    assert response.json()["error_description"] == (
+        "The subject token is an ID token; send it with subject_token_type urn:ietf:params:oauth:token-type:id_token.")
+    assert ExchangeEvent.objects.get().cause == "id_token_as_access_token"
