@@ -159,3 +159,10 @@ def test_the_declared_subject_token_type_reaches_the_type_step(exchange, pem_iss
     assert response.json()["error_description"] == (
         "The subject token is an ID token; send it with subject_token_type urn:ietf:params:oauth:token-type:id_token.")
     assert ExchangeEvent.objects.get().cause == "id_token_as_access_token"
+
+
+def test_several_granted_scopes_are_answered_space_separated(client, pem_issuer, rsa_key, make_application):
+    app = make_application(name="Scopes", scopes="openid profile")
+    response = post_form(client, "/oauth2/token", exchange_body(mint(rsa_key, pem_issuer.issuer), scope="openid profile"),
+                         HTTP_AUTHORIZATION=basic_auth(app.client_id, app.raw_secret))
+    assert response.json()["scope"] == "openid profile"
