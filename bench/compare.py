@@ -1,12 +1,14 @@
 """Before/after: the token exchange of two checkouts, served side by side, measured in alternating slices.
 
 Each checkout's own code serves (gunicorn -c gunicorn.conf.py, started from that checkout, with
-its own fresh SQLite database); wrk drives one server, then the other, for ``--rounds`` slices
+its own fresh SQLite database, or with ``--postgres`` its own fresh PostgreSQL database: the URL's
+name with ``_a``/``_b`` appended; with ``--redis`` its own Redis database number, 1 and 2); wrk drives one server, then the other, for ``--rounds`` slices
 of ``--seconds`` each, so both see the same drift of the host's speed. Prints req/s of each
 per slice and in all, and the ratio. The other checkout must have run ``make install`` (or
 share this one's virtualenv); its migrations are applied to its own database.
 
     python -m bench.compare ../before . [--rounds 8] [--seconds 2] [--signing es256]
+        [--postgres postgresql://postgres@127.0.0.1:5432/idc_bench_me] [--redis redis://127.0.0.1:6380]
 """
 
 import argparse
@@ -25,6 +27,8 @@ def main(argv=None):
     parser.add_argument("--signing", choices=["rs256", "es256"], default="es256")
     parser.add_argument("--max-rps", type=float, default=2000)
     parser.add_argument("--workdir", default=str(run.ROOT / "var" / "bench" / "compare"))
+    parser.add_argument("--postgres", help="a PostgreSQL URL naming a dedicated idc_bench* database (else SQLite)")
+    parser.add_argument("--redis", help="a Redis URL without database number (else no REDIS_URL)")
     args = parser.parse_args(argv)
 
     class Load:
@@ -35,7 +39,15 @@ def main(argv=None):
     servers, slices = [], []
     try:
         for index, checkout in enumerate(checkouts):
-            config = run.Config(f"compare-{index}", Load, Path(args.workdir), signing=args.signing)
+            database_url = ""
+            if args.postgres:
+                database_url = f"{args.postgres.rstrip('/')}_{'ab'[index]}"
+                if not run.ensure_postgres_database(database_url):
+                    raise SystemExit(f"PostgreSQL database {database_url} could not be created")
+            config = run.Config(f"compare-{index}", Load, Path(args.workdir), database_url=database_url,
+                                signing=args.signing)
+            if args.redis:
+                config.env["REDIS_URL"] = f"{args.redis.rstrip('/')}/{index + 1}"
             config.prepare("", cwd=checkout)
             server = run.Server(f"compare-{index}", config.dir, config.env, cwd=checkout).start()
             servers.append(server)

@@ -7,9 +7,10 @@ class ExchangeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import audit, checks, registry  # noqa: F401  (checks: registers system checks)
+        from . import audit, checks, registry, service_accounts  # noqa: F401  (checks: registers system checks)
         from .ops import metrics
 
         audit.connect_signals()
         metrics.connect_signals()
         registry.connect_signals()
+        service_accounts.connect_signals()

@@ -8,7 +8,6 @@ import base64
 import binascii
 import datetime
 import hashlib
-import re
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -17,9 +16,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from .conf import exchange_settings
 
-_PEM_BLOCK = re.compile(
-    r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.+?)\r?\n?-----END \1-----", re.DOTALL
-)
+#: The largest certificate input accepted anywhere (console paste and upload, API, commands), in
+#: characters of PEM text or bytes of a file. A 4096-bit RSA certificate chain entry is ~2 KiB.
+MAX_CERTIFICATE_INPUT = 64 * 1024
+_MAX_LABEL = 64
+_LABEL_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ")
+_BEGIN, _END, _DASHES = "-----BEGIN ", "-----END ", "-----"
 _CURVE_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
 
@@ -94,8 +96,47 @@ def describe_key(key):
     raise CertificateError("The key type is not supported (RSA, EC or EdDSA keys are).")
 
 
+def check_input_size(data):
+    """Refuse certificate input over MAX_CERTIFICATE_INPUT, before anything else reads it."""
+    if len(data) > MAX_CERTIFICATE_INPUT:
+        raise CertificateError(
+            f"The certificate input is too large (at most {MAX_CERTIFICATE_INPUT // 1024} KiB)."
+        )
+
+
+def _single_pem_block(text):
+    """The (label, base64 body) of the one PEM block that ``text`` consists of.
+
+    A scan with ``str.find``/``str.count``, linear in the length of the text: a
+    backtracking regular expression over the same input was quadratic
+    (``"-----BEGIN A-----\\n" * 3641`` took seconds).
+    """
+    if _BEGIN not in text:
+        raise CertificateError("This is not a PEM certificate (no -----BEGIN CERTIFICATE----- block).")
+    if text.count(_BEGIN) > 1:
+        raise CertificateError("The PEM holds several blocks; add one certificate at a time.")
+    if not text.startswith(_BEGIN):
+        raise CertificateError("The PEM has text before or after the certificate block.")
+    label_end = text.find(_DASHES, len(_BEGIN), len(_BEGIN) + _MAX_LABEL + len(_DASHES))
+    label = text[len(_BEGIN):label_end] if label_end > 0 else ""
+    if not label or not _LABEL_CHARACTERS.issuperset(label) or text[label_end + 5:label_end + 6] != "\n":
+        raise CertificateError("This is not a PEM certificate (no -----BEGIN CERTIFICATE----- block).")
+    body_start = label_end + 6
+    footer = f"{_END}{label}{_DASHES}"
+    footer_start = text.find(footer, body_start)
+    if footer_start < 0:
+        raise CertificateError("This is not a PEM certificate (no -----END line matching its -----BEGIN line).")
+    if footer_start + len(footer) != len(text):
+        raise CertificateError("The PEM has text before or after the certificate block.")
+    body = text[body_start:footer_start]
+    if not body.strip():
+        raise CertificateError("The PEM block is empty.")
+    return label, body
+
+
 def der_to_pem(data):
     """Turn a DER certificate (a .crt/.cer/.der file) into PEM text."""
+    check_input_size(data)
     try:
         cert = x509.load_der_x509_certificate(data)
     except ValueError:
@@ -105,6 +146,7 @@ def der_to_pem(data):
 
 def normalize_upload(data):
     """Bytes of an uploaded file (PEM or DER) → PEM text."""
+    check_input_size(data)
     if isinstance(data, str):
         return data
     stripped = data.lstrip(b"\xef\xbb\xbf").strip()
@@ -125,6 +167,7 @@ def inspect_pem(text, *, now=None, check_validity=True):
     re-read that way and their window is checked per token) and weak keys, each
     with a message an administrator can act on.
     """
+    check_input_size(text)
     if not isinstance(text, str):
         text = normalize_upload(text)
     text = text.replace("\r\n", "\n").strip()
@@ -132,17 +175,9 @@ def inspect_pem(text, *, now=None, check_validity=True):
         raise CertificateError("Paste or upload a PEM certificate.")
     if "PRIVATE KEY" in text:
         raise CertificateError("This is a private key. Upload the certificate or public key only.")
-    blocks = list(_PEM_BLOCK.finditer(text))
-    if not blocks:
-        raise CertificateError("This is not a PEM certificate (no -----BEGIN CERTIFICATE----- block).")
-    if len(blocks) > 1:
-        raise CertificateError("The PEM holds several blocks; add one certificate at a time.")
-    block = blocks[0]
-    if block.start() != 0 or block.end() != len(text):
-        raise CertificateError("The PEM has text before or after the certificate block.")
-    label = block.group(1)
+    label, body = _single_pem_block(text)
     try:
-        der = base64.b64decode("".join(block.group(2).split()), validate=True)
+        der = base64.b64decode("".join(body.split()), validate=True)
     except (binascii.Error, ValueError):
         raise CertificateError("The PEM body is not valid base64.") from None
     now = now or datetime.datetime.now(datetime.timezone.utc)

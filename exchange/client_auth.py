@@ -118,6 +118,8 @@ def authenticate(authorization, body_client_id, body_client_secret, load_applica
     stored = application.client_secret if application is not None else None
     if not check_secret(credentials.client_secret, stored):
         return Authentication(False, None, credentials)
+    if not application.is_usable(None):  # a disabled application
+        return Authentication(False, application, credentials)
     return Authentication(True, application, credentials)
 
 

@@ -18,7 +18,9 @@ cache what they read and forget it on ``setting_changed``, so tests that
 override settings see their values.
 """
 
+import json
 import os
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -32,6 +34,9 @@ ASYMMETRIC_ALGORITHMS = (
     "ES256", "ES384", "ES512",
     "EdDSA",
 )
+
+#: No token lifetime setting may exceed this (ten years): far-future expiry times overflow dates.
+HARD_MAX_TOKEN_LIFETIME_SECONDS = 10 * 365 * 86400
 
 DEFAULTS = {
     # Subject tokens
@@ -50,7 +55,9 @@ DEFAULTS = {
     "JWKS_MAX_KEYS": 100,
     "JWKS_CACHE_SECONDS": 300,
     "JWKS_STALE_IF_ERROR_SECONDS": 3600,
-    "JWKS_REFETCH_COOLDOWN_SECONDS": 30,
+    # An unknown kid refetches at most once per cooldown: a rotated-in key works within ~10 s
+    # (Keycloak's minTimeBetweenJwksRequests), and a storm of made-up kids costs one fetch per 10 s.
+    "JWKS_REFETCH_COOLDOWN_SECONDS": 10,
     "JWKS_ALLOW_HTTP": False,
     "JWKS_ALLOW_PRIVATE_ADDRESSES": True,
     # Client-authentication brute-force throttling (see exchange/throttling.py)
@@ -62,9 +69,17 @@ DEFAULTS = {
     "CONSOLE_LOGIN_MAX_FAILURES_PER_USERNAME": 50,
     # Issued tokens
     "ACCESS_TOKEN_LIFETIME_SECONDS": 3600,
+    # Upper bound of every access-token lifetime (server default, per application, management)
+    "MAX_TOKEN_LIFETIME_SECONDS": 86400,
+    # Tokens carrying the management scope live at most this long, whatever the application says
+    "MANAGEMENT_TOKEN_LIFETIME_SECONDS": 3600,
     "SIGNING_ALGORITHM": "RS256",
     "SIGNING_KEY_FILE": "",
     "SIGNING_KEY_ID": "",
+    # Signing private keys in the database are encrypted with a key derived from this secret, else
+    # from SECRET_KEY; the fallbacks (else SECRET_KEY_FALLBACKS) still decrypt (exchange/secrets_at_rest.py)
+    "SIGNING_KEY_ENCRYPTION_KEY": "",
+    "SIGNING_KEY_ENCRYPTION_KEY_FALLBACKS": [],
     # In-process caches of issuers and applications (exchange/registry.py)
     "REGISTRY_CHECK_MS": 1000,
     "REGISTRY_MAX_AGE_SECONDS": 60,
@@ -98,6 +113,41 @@ PROJECT_DEFAULTS = {
     # After a shared-cache failure, seconds during which a worker keeps its own copy (exchange/shared_cache.py).
     "SHARED_CACHE_RETRY_SECONDS": 5,
 }
+
+#: Written into VAR_DIR by ``bootstrap --port`` (``make run``): the issuer and URL of the server this
+#: checkout serves, so that the server and every command run in the checkout agree without exports.
+LOCAL_SERVER_FILE = "local_server.json"
+#: The issuer of a local run when nothing else says otherwise.
+DEFAULT_LOCAL_ISSUER = "http://localhost:8000/oauth2/token"
+
+
+def local_issuer(port):
+    """The issuer of a server run on localhost:``port`` (its token endpoint's URL)."""
+    return f"http://localhost:{int(port)}/oauth2/token"
+
+
+def read_local_server(var_dir):
+    """The local server's record in ``var_dir`` (``{"issuer": …, "server_url": …}``), or {} without one."""
+    try:
+        record = json.loads((var_dir / LOCAL_SERVER_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(record, dict):
+        return {}
+    return {k: v for k, v in record.items() if k in ("issuer", "server_url") and isinstance(v, str) and v}
+
+
+def write_local_server(var_dir, issuer, server_url):
+    """Record the issuer and URL of the server this checkout serves (read back by the settings)."""
+    path = var_dir / LOCAL_SERVER_FILE
+    path.write_text(json.dumps({"issuer": issuer, "server_url": server_url}, indent=2) + "\n")
+
+
+def server_url_of(issuer):
+    """The origin of an issuer URL (``http://localhost:8101`` for ``http://localhost:8101/oauth2/token``)."""
+    parts = urlsplit(issuer)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
 
 _TYPES = {key: type(value) for key, value in DEFAULTS.items()}
 

@@ -1,26 +1,63 @@
-"""A local "Demo issuer": a key and certificate kept under var/ so a newcomer can mint subject tokens."""
+"""A local "Demo issuer": a key and certificate kept under var/ so a newcomer can mint subject tokens.
+
+Whoever can read var/ can then mint tokens for any ``sub``: the demo issuer is for a development
+server only. ``check_demo_allowed`` refuses it when DEBUG is off and CONSOLE_ISSUER is not a
+loopback URL, unless explicitly allowed.
+"""
 
 import datetime
+import ipaddress
+import os
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from django.conf import settings
 
 from .conf import project_settings
 from .flows import add_certificate, create_trusted_token_issuer
-from .models import TrustedTokenIssuer
+from .models import DEMO_ISSUER, TrustedTokenIssuer
 
 DEMO_NAME = "Demo issuer"
-DEMO_ISSUER = "https://demo-issuer.invalid"
+
+
+class DemoNotAllowed(Exception):
+    """The demo issuer would be a standing backdoor here (message is safe to show)."""
+
+
+def is_loopback_url(url):
+    """True if ``url``'s host is localhost (or a .localhost name) or a loopback address."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_demo_allowed(allow_on_production=False):
+    """Raise DemoNotAllowed unless this is a development server (DEBUG, or a loopback CONSOLE_ISSUER)."""
+    if settings.DEBUG or is_loopback_url(project_settings.CONSOLE_ISSUER) or allow_on_production:
+        return
+    raise DemoNotAllowed(
+        "Refusing to register the demo issuer: DEBUG is off and CONSOLE_ISSUER is not a loopback URL, so "
+        "this looks like a production server, where a trusted issuer whose private key sits in var/ lets "
+        "anyone who reads that file mint tokens for any subject. Pass --allow-on-production to do it anyway."
+    )
 
 
 def _paths():
     folder = project_settings.VAR_DIR / "demo_issuer"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     return folder / "key.pem", folder / "certificate.pem"
 
 
@@ -44,16 +81,21 @@ def demo_key():
         .not_valid_after(now + datetime.timedelta(days=365))
         .sign(key, hashes.SHA256())
     )
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ))
-    key_path.chmod(0o600)
+    key_path.unlink(missing_ok=True)
+    with os.fdopen(os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+        file.write(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return key, cert
 
 
-def ensure_demo_issuer():
-    """The "Demo issuer" trusted token issuer, registered with the current demo certificate."""
+def ensure_demo_issuer(allow_on_production=False):
+    """The "Demo issuer" trusted token issuer, registered with the current demo certificate.
+
+    Raises DemoNotAllowed on what looks like a production server (see ``check_demo_allowed``).
+    """
+    check_demo_allowed(allow_on_production)
     key, cert = demo_key()
     pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
     issuer = TrustedTokenIssuer.objects.filter(name=DEMO_NAME).first()
@@ -67,9 +109,10 @@ def ensure_demo_issuer():
     return issuer
 
 
-def demo_subject_token(sub="alice", ttl=300, audience=None):
+def demo_subject_token(sub="alice", ttl=300, audience=None, allow_on_production=False):
+    """A subject token of the demo issuer (registered on first use); DemoNotAllowed on production."""
+    issuer = ensure_demo_issuer(allow_on_production)
     key, _ = demo_key()
-    issuer = ensure_demo_issuer()
     now = int(time.time())
     claims = {
         "iss": issuer.issuer,

@@ -18,17 +18,21 @@ import base64
 import binascii
 import copy
 
+from django.contrib.admin.models import DELETION, LogEntry
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from oauth2_provider.generators import generate_client_secret
 
-from . import certificates, key_sources
+from . import certificates, discovery, key_sources, presets, service_accounts
+from .conf import exchange_settings
 from .models import GRANT_SHORT_NAMES, Application, IssuerCertificate, TrustedTokenIssuer
+from .protocol import MANAGE_SCOPE
 
 
 def certificate_to_pem(value):
     """PEM text, PEM/DER bytes or base64 DER text → PEM text. Raises ValidationError."""
     try:
+        certificates.check_input_size(value)
         if isinstance(value, bytes):
             return certificates.normalize_upload(value)
         text = value.strip()
@@ -134,40 +138,91 @@ def _ordered_grants(grant_types):
     return [g for g in Application.GrantType.values if g in wires]
 
 
-def create_application(*, name, application_type=Application.Type.STANDARD, grant_types=(), scopes="", **fields):
-    """Create an application; returns (application, client_secret). The secret is shown once."""
-    secret = generate_client_secret()
+def create_application(*, name, application_type=Application.Type.STANDARD, grant_types=(), scopes="", actor=None,
+                       service_account_permissions=None, **fields):
+    """Create an application; returns (application, client_secret). The secret is shown once.
+
+    A public client (single-page application) gets no secret: None is returned for it.
+    The management scope in ``scopes`` is a grant (see service_accounts): ``actor`` must be allowed
+    to give it with ``service_account_permissions`` (default: none; ``SYSTEM``'s default:
+    ``DEFAULT_PERMISSIONS``), else PermissionDenied and nothing is saved.
+    """
+    public = application_type == Application.Type.SPA
+    secret = None if public else generate_client_secret()
     application = Application(
         name=name,
         application_type=application_type,
         allowed_grant_types=_ordered_grants(grant_types),
         allowed_scopes=scopes,
-        client_secret=secret,
+        client_secret=secret or "",
         authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
-        client_type=(
-            Application.CLIENT_PUBLIC if application_type == Application.Type.SPA else Application.CLIENT_CONFIDENTIAL
-        ),
+        client_type=Application.CLIENT_PUBLIC if public else Application.CLIENT_CONFIDENTIAL,
         **fields,
     )
     application.full_clean()
-    application.save()
+    permissions = _service_permissions(application, service_account_permissions, actor, granting=True)
+    with transaction.atomic():
+        application.save()
+        if permissions is not None:
+            service_accounts.grant(application, permissions)
+            service_accounts.record(actor, application, _granted_message(permissions))
     return application, secret
 
 
+def _granted_message(permissions):
+    return f"Granted the {MANAGE_SCOPE} scope; service account permissions: {', '.join(permissions) or 'none'}"
+
+
+def _service_permissions(application, requested, actor, *, granting):
+    """The service account's permissions to set (authorized for ``actor``), or None when nothing is granted."""
+    if not service_accounts.has_management_scope(application):
+        if requested:
+            raise ValidationError(
+                {"service_account_permissions": f"Only an application with the {MANAGE_SCOPE} scope has a service account."},
+                code="no_service_account",
+            )
+        return None
+    if requested is None:
+        if not granting:
+            return None
+        requested = service_accounts.DEFAULT_PERMISSIONS if actor is service_accounts.SYSTEM else []
+    permissions = service_accounts.clean_permissions(list(requested))
+    service_accounts.authorize(actor, application, permissions)
+    return permissions
+
+
 def set_grant_types(application, grant_types):
-    """Replace the application's allowed grant types."""
-    application.allowed_grant_types = _ordered_grants(grant_types)
-    application.full_clean(exclude=["client_secret"])
-    application.save(update_fields=["allowed_grant_types"])
-    return application
+    """Replace the application's allowed grant types (the command line's)."""
+    return update_application(application, actor=service_accounts.SYSTEM, allowed_grant_types=grant_types)
 
 
-def regenerate_secret(application):
-    """Give the application a new client secret (returned once); the old one stops working."""
+def regenerate_secret(application, actor=None):
+    """Give the application a new client secret (returned once); the old one and every token stop working.
+
+    Whoever receives the secret receives the application's authority: for an application with the
+    management scope, ``actor`` must be allowed to grant its service account's permissions.
+    """
+    if application.client_type != Application.CLIENT_CONFIDENTIAL:
+        raise ValidationError({"client_secret": "A public client has no secret."}, code="public_client")
+    if service_accounts.has_management_scope(application):
+        service_accounts.authorize(actor, application, service_accounts.permission_names(application.service_user))
     secret = generate_client_secret()
-    application.client_secret = secret
-    application.save(update_fields=["client_secret"])
+    with transaction.atomic():
+        application.client_secret = secret
+        application.save(update_fields=["client_secret"])
+        revoked = service_accounts.revoke_tokens(application)
+        service_accounts.record(actor, application, f"Regenerated the client secret; {revoked} access tokens revoked",
+                                history=False)
     return secret
+
+
+def delete_application(application, actor=None):
+    """Delete an application: its tokens go with it and its service account loses every permission."""
+    with transaction.atomic():
+        service_accounts.revoke_tokens(application)
+        if actor is not None and actor is not service_accounts.SYSTEM:
+            LogEntry.objects.log_actions(actor.pk, [application], DELETION, "Deleted", single_object=True)
+        application.delete()
 
 
 def first_error(exc):
@@ -183,8 +238,40 @@ def first_error(exc):
 #: Fields of a trusted token issuer that ``update_trusted_token_issuer`` may change.
 ISSUER_UPDATABLE = (
     "name", "issuer", "alias", "enabled", "jwks_uri", "allowed_algorithms", "clock_skew",
-    "max_token_age", "reject_replayed_jti", "require_jti", "required_type", "applications",
+    "max_token_age", "reject_replayed_jti", "require_jti", "required_type", "condition", "preset", "applications",
 )
+
+
+def discovered_issuer_settings(issuer, preset=""):
+    """``jwks_uri`` and ``allowed_algorithms`` for ``issuer``, read from its OpenID discovery document.
+
+    The algorithms are those the document lists that we allow; when it lists none, the
+    preset's, else the defaults. Raises ValidationError (on ``issuer``) with a safe sentence.
+    """
+    try:
+        found = discovery.discover(issuer)
+    except discovery.DiscoveryError as exc:
+        raise ValidationError({"issuer": str(exc)}, code="discovery") from None
+    chosen = presets.PRESETS.get(preset)
+    algorithms = found.algorithms or list(chosen.algorithms if chosen else exchange_settings.DEFAULT_ALLOWED_ALGORITHMS)
+    return {"jwks_uri": found.jwks_uri, "allowed_algorithms": algorithms}
+
+
+def preset_issuer(preset, issuer=""):
+    """The issuer value of a preset: its fixed one, or ``issuer`` for presets without one (Kubernetes).
+
+    Raises ValidationError for an unknown preset, a missing issuer, or another issuer than the fixed one.
+    """
+    chosen = presets.PRESETS.get(preset)
+    if chosen is None:
+        raise ValidationError({"preset": f"Unknown preset; choose from {', '.join(presets.PRESETS)}."}, code="bad_preset")
+    if chosen.issuer:
+        if issuer and issuer != chosen.issuer:
+            raise ValidationError({"issuer": f"The {chosen.label} preset's issuer is {chosen.issuer}."}, code="preset_issuer")
+        return chosen.issuer
+    if not issuer:
+        raise ValidationError({"issuer": f"The {chosen.label} preset needs the issuer URL."}, code="required")
+    return issuer
 
 
 def update_trusted_token_issuer(trusted, **changes):
@@ -224,24 +311,54 @@ def set_issuer_enabled(trusted, enabled):
     return trusted  # the registry serves the flag (model signals); its keys did not change
 
 
-def update_application(application, **changes):
-    """Change an application's name, grant types, scopes, audiences or token lifetime, validated by the model."""
-    allowed = {"name", "allowed_grant_types", "allowed_scopes", "allowed_audiences", "access_token_lifetime"}
-    unknown = set(changes) - allowed
+#: Fields of an application that ``update_application`` may change.
+APPLICATION_UPDATABLE = (
+    "name", "allowed_grant_types", "allowed_scopes", "allowed_audiences", "access_token_lifetime",
+    "enabled", "resource_server", "service_account_permissions",
+)
+
+
+def update_application(application, *, actor=None, **changes):
+    """Change an application's settings, validated by the model; nothing is saved if any is invalid.
+
+    Adding the management scope, or changing the service account's permissions, is a grant that
+    ``actor`` must be allowed to make (PermissionDenied otherwise). Removing the scope or a grant
+    type revokes the application's management tokens; disabling it revokes all its tokens.
+    """
+    unknown = set(changes) - set(APPLICATION_UPDATABLE)
     if unknown:
         raise TypeError(f"Cannot update {', '.join(sorted(unknown))}")
     if "allowed_grant_types" in changes:
         changes["allowed_grant_types"] = _ordered_grants(changes["allowed_grant_types"])
+    requested = changes.pop("service_account_permissions", None)
     changed = copy.copy(application)
     for field, value in changes.items():
         setattr(changed, field, value)
     changed.full_clean(exclude=["client_secret"])
-    changed.save(update_fields=list(changes))
-    for field in changes:
+    had = service_accounts.has_management_scope(application)
+    current = service_accounts.permission_names(application.service_user) if had else None
+    permissions = _service_permissions(changed, requested, actor, granting=not had)
+    if permissions == current:
+        permissions = None  # the same grant again: nothing to authorize or record
+    removed_grants = set(application.allowed_grant_types) - set(changed.allowed_grant_types)
+    with transaction.atomic():
+        if changes:
+            changed.save(update_fields=list(changes))
+        if permissions is not None:
+            service_accounts.grant(changed, permissions)
+            service_accounts.record(actor, changed, _granted_message(permissions))
+        if had and not service_accounts.has_management_scope(changed):
+            service_accounts.withdraw(changed)
+            revoked = service_accounts.revoke_tokens(changed, scope=MANAGE_SCOPE)
+            service_accounts.record(actor, changed, f"Removed the {MANAGE_SCOPE} scope; {revoked} access tokens revoked")
+        elif removed_grants:
+            revoked = service_accounts.revoke_tokens(changed, scope=MANAGE_SCOPE)
+            if revoked:
+                service_accounts.record(actor, changed, f"Removed grant types; {revoked} management tokens revoked",
+                                        history=False)
+        if application.enabled and not changed.enabled:
+            revoked = service_accounts.revoke_tokens(changed)
+            service_accounts.record(actor, changed, f"Disabled; {revoked} access tokens revoked", history=False)
+    for field in (*changes, "service_user"):
         setattr(application, field, getattr(changed, field))
     return application
-
-
-def delete_application(application):
-    """Delete an application; its tokens are deleted with it (they stop working)."""
-    application.delete()

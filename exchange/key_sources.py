@@ -228,7 +228,14 @@ class _HTTPSPool(urllib3.HTTPSConnectionPool):
 
 
 def fetch_jwks(url):
-    """GET a JWKS document within the configured limits. Raises KeySourceError.
+    """GET a JWKS document within the configured limits. Raises KeySourceError (see fetch_json)."""
+    return fetch_json(url, "JWKS", "application/json, application/jwk-set+json")
+
+
+def fetch_json(url, name, accept="application/json"):
+    """GET a JSON document within the JWKS fetching limits; ``name`` names it in errors. Raises KeySourceError.
+
+    Used for JWKS documents and for OpenID discovery documents (discovery.py) alike.
 
     Limits: connect and per-read timeouts, a total deadline (enforced by a
     watchdog that shuts the socket down), a size cap, identity encoding only,
@@ -237,7 +244,7 @@ def fetch_jwks(url):
     s = exchange_settings
     parts = urllib3.util.parse_url(url)
     if parts.scheme not in ("http", "https") or not parts.host:
-        raise KeySourceError("The JWKS URL is not an http(s) URL.")
+        raise KeySourceError(f"The {name} URL is not an http(s) URL.")
     watchdog = _Watchdog(s.JWKS_TOTAL_TIMEOUT_MS / 1000)
     options = {
         "timeout": urllib3.Timeout(connect=s.JWKS_CONNECT_TIMEOUT_MS / 1000, read=s.JWKS_READ_TIMEOUT_MS / 1000),
@@ -253,47 +260,47 @@ def fetch_jwks(url):
     try:
         response = pool.urlopen(
             "GET", parts.request_uri,
-            headers={"Accept": "application/json, application/jwk-set+json", "User-Agent": "identity-console"},
+            headers={"Accept": accept, "User-Agent": "identity-console"},
             redirect=False, retries=False, preload_content=False, decode_content=False,
         )
         try:
             if 300 <= response.status < 400:
-                raise KeySourceError(f"The JWKS endpoint redirected (HTTP {response.status}); redirects are not followed.")
+                raise KeySourceError(f"The {name} endpoint redirected (HTTP {response.status}); redirects are not followed.")
             if response.status != 200:
-                raise KeySourceError(f"The JWKS endpoint answered HTTP {response.status}.")
+                raise KeySourceError(f"The {name} endpoint answered HTTP {response.status}.")
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > s.JWKS_MAX_BYTES:
-                raise KeySourceError(f"The JWKS response is larger than {s.JWKS_MAX_BYTES} bytes.")
+                raise KeySourceError(f"The {name} response is larger than {s.JWKS_MAX_BYTES} bytes.")
             if response.headers.get("Content-Encoding", "identity").lower() not in ("identity", ""):
-                raise KeySourceError("The JWKS response is compressed; only identity encoding is accepted.")
+                raise KeySourceError(f"The {name} response is compressed; only identity encoding is accepted.")
             while True:
                 chunk = response.read1(4096)
                 if watchdog.passed:
-                    raise KeySourceError("The JWKS endpoint did not answer within the time limit.")
+                    raise KeySourceError(f"The {name} endpoint did not answer within the time limit.")
                 if not chunk:
                     break
                 body += chunk
                 if len(body) > s.JWKS_MAX_BYTES:
-                    raise KeySourceError(f"The JWKS response is larger than {s.JWKS_MAX_BYTES} bytes.")
+                    raise KeySourceError(f"The {name} response is larger than {s.JWKS_MAX_BYTES} bytes.")
         finally:
             response.release_conn()
     except KeySourceError:
         raise
     except _ForbiddenAddress:
-        raise KeySourceError("The JWKS host resolves to a private or internal address, which the settings forbid.") from None
+        raise KeySourceError(f"The {name} host resolves to a private or internal address, which the settings forbid.") from None
     except Exception as exc:  # urllib3 and ssl raise many types: timeouts, resets, protocol errors
         if isinstance(exc, urllib3.exceptions.NewConnectionError):  # (a ConnectTimeoutError subclass)
-            raise KeySourceError("The JWKS endpoint could not be reached.") from None
+            raise KeySourceError(f"The {name} endpoint could not be reached.") from None
         if watchdog.passed or isinstance(exc, urllib3.exceptions.TimeoutError):
-            raise KeySourceError("The JWKS endpoint did not answer within the time limit.") from None
-        raise KeySourceError("The JWKS endpoint could not be read.") from None
+            raise KeySourceError(f"The {name} endpoint did not answer within the time limit.") from None
+        raise KeySourceError(f"The {name} endpoint could not be read.") from None
     finally:
         watchdog.cancel()
         pool.close()
     try:
         return json.loads(bytes(body).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise KeySourceError("The JWKS response is not valid JSON.") from None
+        raise KeySourceError(f"The {name} response is not valid JSON.") from None
 
 
 # -- caching ---------------------------------------------------------------
@@ -327,10 +334,28 @@ def _keys_from_state(issuer, state):
     return keys
 
 
-def _record_fetch(issuer, error=None):
+def known_keys(previous, keys, now):
+    """The keys of a successful fetch as stored for the console: kid, type, size, algorithms, source, and
+    when each was first seen (kept from ``previous`` for a key fetched before) and last seen (``now``)."""
+    seen = {(k.get("kid"), k.get("key")): k.get("first_seen") for k in previous or [] if isinstance(k, dict)}
+    stamp = now.isoformat()
+    return [
+        {"kid": key.kid, "key": key.description, "type": key.description.split(" ")[0],
+         "algorithms": sorted(key.algorithms), "source": key.source,
+         "first_seen": seen.get((key.kid, key.description)) or stamp, "last_seen": stamp}
+        for key in keys
+    ]
+
+
+def _record_fetch(issuer, error=None, keys=()):
     now = timezone.now()
     if error is None:
         fields = {"keys_fetched_at": now, "key_fetch_error": ""}
+        try:
+            previous = TrustedTokenIssuer.objects.filter(pk=issuer.pk).values_list("known_keys", flat=True).first()
+        except DatabaseError:
+            previous = None
+        fields["known_keys"] = known_keys(previous, keys, now)
     else:
         fields = {"key_fetch_error": error[:200], "key_fetch_failed_at": now}
     try:
@@ -356,8 +381,9 @@ def refresh_jwks(issuer):
     state = {"fetched_at": time.time(), "doc": document, "uri": issuer.jwks_uri}
     cache.set(_cache_key(issuer), state, exchange_settings.JWKS_STALE_IF_ERROR_SECONDS)
     _recent.pop(_cache_key(issuer), None)
-    _record_fetch(issuer)
-    return _keys_from_state(issuer, state)
+    keys = _keys_from_state(issuer, state)
+    _record_fetch(issuer, keys=keys)
+    return keys
 
 
 def jwks_keys(issuer, kid=None):

@@ -21,9 +21,9 @@ from oauth2_provider.models import (
     AbstractRefreshToken,
 )
 
-from . import certificates
+from . import certificates, conditions, presets, secrets_at_rest
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings
-from .protocol import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN, TOKEN_EXCHANGE
+from .protocol import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, MANAGE_SCOPE, REFRESH_TOKEN, TOKEN_EXCHANGE
 
 
 #: Short names accepted by commands and the API for the grant types' wire names.
@@ -92,6 +92,20 @@ def validate_jwks_uri(value):
         raise ValidationError(_("The JWKS URL points at a private address."), code="jwks_private")
 
 
+def validate_token_lifetime(value):
+    """An access-token lifetime: whole seconds from 1 to TOKEN_EXCHANGE['MAX_TOKEN_LIFETIME_SECONDS']."""
+    maximum = exchange_settings.MAX_TOKEN_LIFETIME_SECONDS
+    if value is not None and (type(value) is not int or not 1 <= value <= maximum):
+        raise ValidationError(
+            _("Enter a lifetime from 1 to %(maximum)s seconds."), params={"maximum": maximum}, code="lifetime_range",
+        )
+
+
+def bounded_lifetime(seconds):
+    """``seconds`` capped at the configured maximum (rows written before the bound existed may exceed it)."""
+    return max(1, min(int(seconds), exchange_settings.MAX_TOKEN_LIFETIME_SECONDS))
+
+
 def validate_algorithms(value):
     if not isinstance(value, list) or not value:
         raise ValidationError(_("Choose at least one signing algorithm."), code="no_algorithms")
@@ -113,6 +127,19 @@ def normalize_token_type(value):
 def validate_token_type(value):
     if value and (value != value.strip() or not normalize_token_type(value) or any(c.isspace() for c in value)):
         raise ValidationError(_("Enter one media type, such as at+jwt."), code="bad_type")
+
+
+def validate_condition(value):
+    """An admission condition must compile and stay within the cost rules (conditions.py)."""
+    if value:
+        try:
+            conditions.compile_condition(value)
+        except conditions.ConditionError as exc:
+            raise ValidationError(str(exc), code="bad_condition") from None
+
+
+#: The ``iss`` of the local demo issuer (exchange/demo.py): the .invalid TLD never names a real issuer.
+DEMO_ISSUER = "https://demo-issuer.invalid"
 
 
 class TrustedTokenIssuer(models.Model):
@@ -161,6 +188,17 @@ class TrustedTokenIssuer(models.Model):
             "access tokens (compared case-insensitively, application/ optional). Empty: typ is not required."
         ),
     )
+    condition = models.TextField(
+        _("admission condition"), blank=True, max_length=conditions.MAX_LENGTH, validators=[validate_condition],
+        help_text=_(
+            "A CEL expression over the verified claims (e.g. claims.repository_owner_id == \"123\"); "
+            "a token is exchanged only when it yields true. Empty: no condition."
+        ),
+    )
+    preset = models.CharField(
+        _("preset"), max_length=40, blank=True, choices=presets.CHOICES,
+        help_text=_("The shared platform this issuer was set up for; shared issuers require a condition."),
+    )
     applications = models.ManyToManyField(
         settings.OAUTH2_PROVIDER_APPLICATION_MODEL, blank=True, related_name="trusted_issuers",
         verbose_name=_("linked applications"),
@@ -174,6 +212,9 @@ class TrustedTokenIssuer(models.Model):
     keys_fetched_at = models.DateTimeField(_("keys last fetched"), null=True, blank=True)
     key_fetch_error = models.CharField(_("last key fetch problem"), max_length=200, blank=True)
     key_fetch_failed_at = models.DateTimeField(_("last key fetch failure"), null=True, blank=True)
+    #: The keys the last successful JWKS fetch found, each with when it was first and last seen
+    #: (``key_sources.known_keys``): the issuer page's key table survives a reload and a restart.
+    known_keys = models.JSONField(_("keys last fetched"), default=list, blank=True, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -187,6 +228,11 @@ class TrustedTokenIssuer(models.Model):
     @property
     def key_source(self):
         return "jwks" if self.jwks_uri else "pem"
+
+    @property
+    def is_demo(self):
+        """The local demo issuer, whose private key sits in var/ (marked in the console)."""
+        return self.issuer == DEMO_ISSUER
 
     def exchangeable_by(self, application):
         """Whether ``application`` may exchange this issuer's tokens (see ``applications``).
@@ -211,6 +257,15 @@ class TrustedTokenIssuer(models.Model):
                 raise ValidationError(
                     {field: _("Remove the leading or trailing whitespace.")}, code="whitespace"
                 )
+        chosen = presets.PRESETS.get(self.preset)
+        if chosen is not None and chosen.issuer and self.issuer != chosen.issuer:
+            raise ValidationError(
+                {"issuer": _("The %(label)s preset's issuer is %(issuer)s.") % {"label": chosen.label, "issuer": chosen.issuer}},
+                code="preset_issuer",
+            )
+        shared = presets.shared_preset(self.preset, self.issuer)
+        if shared is not None and not self.condition.strip():
+            raise ValidationError({"condition": presets.condition_required_message(shared)}, code="condition_required")
 
 
 class IssuerCertificate(models.Model):
@@ -282,18 +337,37 @@ class Application(AbstractApplication):
         help_text=_("Values a token request may name in audience or resource."),
     )
     access_token_lifetime = models.PositiveIntegerField(
-        _("access token lifetime (seconds)"), null=True, blank=True,
+        _("access token lifetime (seconds)"), null=True, blank=True, validators=[validate_token_lifetime],
         help_text=_("Empty: the server default."),
+    )
+    enabled = models.BooleanField(
+        _("enabled"), default=True,
+        help_text=_("A disabled application cannot authenticate, and the tokens it holds stop working."),
+    )
+    resource_server = models.BooleanField(
+        _("resource server"), default=False,
+        help_text=_("May introspect any token. Other applications learn only about tokens issued to them or "
+                    "naming them in aud."),
+    )
+    # The user this application acts as with the management scope (a Keycloak-style service account):
+    # its bearer tokens may do over the API what this user's Django permissions allow. Set only by
+    # exchange.service_accounts; kept (deactivated) when the application is deleted, for its history.
+    service_user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, editable=False, on_delete=models.SET_NULL,
+        related_name="service_application", verbose_name=_("service account"),
     )
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
+        permissions = [("grant_management_scope", "Can grant the management scope to applications")]
 
     def save(self, *args, **kwargs):
-        # Single-page applications cannot keep a secret: they are public clients.
+        # Single-page applications cannot keep a secret: they are public clients, and hold none
+        # (an empty secret stays empty: hashed, it would be a secret anyone knows).
         if self.application_type == self.Type.SPA:
             self.client_type = self.CLIENT_PUBLIC
-            self.hash_client_secret = True
+            self.client_secret = ""
+            self.hash_client_secret = False
         else:
             self.client_type = self.CLIENT_CONFIDENTIAL
         if not self.authorization_grant_type:
@@ -325,6 +399,14 @@ class Application(AbstractApplication):
                 )},
                 code="spa_token_exchange",
             )
+        if self.application_type == self.Type.SPA and CLIENT_CREDENTIALS in grants:
+            raise ValidationError(
+                {"allowed_grant_types": _(
+                    "Client Credentials is not available for single-page applications: they are public "
+                    "clients and have no secret."
+                )},
+                code="spa_client_credentials",
+            )
         super().clean()
 
     def allows_grant_type(self, *grant_types):
@@ -333,14 +415,27 @@ class Application(AbstractApplication):
         for grant in grant_types:
             wire = _DOT_GRANT_NAMES.get(grant, grant)
             if wire in allowed:
-                if wire == TOKEN_EXCHANGE and self.client_type != self.CLIENT_CONFIDENTIAL:
+                # Grants authenticated by the client secret: public clients have none.
+                if wire in (TOKEN_EXCHANGE, CLIENT_CREDENTIALS) and self.client_type != self.CLIENT_CONFIDENTIAL:
                     continue
                 return True
         return False
 
+    def is_usable(self, request):
+        """DOT asks this when loading a client and when checking its access tokens."""
+        return self.enabled
+
     @property
     def token_lifetime(self):
-        return self.access_token_lifetime or exchange_settings.ACCESS_TOKEN_LIFETIME_SECONDS
+        """Seconds an access token of this application lives: its own lifetime, else the server default."""
+        return bounded_lifetime(self.access_token_lifetime or exchange_settings.ACCESS_TOKEN_LIFETIME_SECONDS)
+
+    def lifetime_for(self, scopes):
+        """``token_lifetime``, shortened to the management maximum when ``scopes`` hold the management scope."""
+        lifetime = self.token_lifetime
+        if MANAGE_SCOPE in (scopes or ()):
+            lifetime = min(lifetime, bounded_lifetime(exchange_settings.MANAGEMENT_TOKEN_LIFETIME_SECONDS))
+        return lifetime
 
 
 class AccessToken(AbstractAccessToken):
@@ -390,6 +485,7 @@ class SigningKey(models.Model):
 
     kid = models.CharField(max_length=64, unique=True)
     algorithm = models.CharField(max_length=10)
+    # Encrypted (exchange/secrets_at_rest.py): save() seals a PEM given in the clear. Empty once retired.
     private_pem = models.TextField()
     active = models.BooleanField(default=True)
     created = models.DateTimeField(auto_now_add=True)
@@ -409,6 +505,11 @@ class SigningKey(models.Model):
 
     def __str__(self):
         return f"{self.kid} ({self.algorithm})"
+
+    def save(self, *args, **kwargs):
+        if self.private_pem and not secrets_at_rest.is_sealed(self.private_pem):
+            self.private_pem = secrets_at_rest.seal(self.private_pem, self.kid)
+        super().save(*args, **kwargs)
 
 
 class ExchangeEvent(models.Model):
@@ -446,9 +547,11 @@ class ExchangeEvent(models.Model):
 
 
 class SharedCacheEntry(models.Model):
-    """A counter or marker every process sees: the replay store and throttle counters without Redis.
+    """A counter or marker every process sees: the replay record of consumed subject-token jtis (in
+    every mode) and failed-authentication counters (without Redis, or while it is unreachable).
 
-    See exchange/shared_cache.py (``DatabaseStore``); rows are deleted once expired.
+    See exchange/shared_cache.py (``DatabaseStore``, ``ReplayRecord``); expired rows are deleted by
+    ``prune_audit`` and, every so many writes, by the process writing.
     """
 
     key = models.CharField(max_length=200, primary_key=True)

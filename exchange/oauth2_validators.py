@@ -13,9 +13,11 @@ import uuid
 from django.utils import timezone
 from oauth2_provider.models import refresh_token_expire_timedelta
 from oauth2_provider.oauth2_validators import OAuth2Validator as DOTValidator
+from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 
 from . import client_auth, storage
+from .protocol import CLIENT_CREDENTIALS
 from .registry import registry
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,19 @@ class OAuth2Validator(DOTValidator):
         return headers.get("HTTP_AUTHORIZATION") or headers.get("Authorization")
 
     def authenticate_client(self, request, *args, **kwargs):
-        """Authenticate a confidential client by Basic or body credentials (not both): client_auth.py."""
+        """Authenticate a confidential client by Basic or body credentials (not both): client_auth.py.
+
+        A public client asking for a grant authenticated by a secret is refused as
+        ``unauthorized_client``: it has no secret, whatever it presents.
+        """
+        if request.grant_type == CLIENT_CREDENTIALS:
+            client_id = _body_value(request, "client_id") or self._basic_client_id(request)
+            if client_id and client_auth.plausible_client_id(client_id):
+                application = registry.application(client_id)
+                if application is not None and application.client_type != application.CLIENT_CONFIDENTIAL:
+                    raise errors.UnauthorizedClientError(
+                        description="A public client cannot use the client credentials grant.", request=request
+                    )
         try:
             result = client_auth.authenticate(
                 self._authorization_header(request),
@@ -74,6 +88,15 @@ class OAuth2Validator(DOTValidator):
             return False
         request.client_id = result.credentials.client_id
         return True
+
+    def _basic_client_id(self, request):
+        header = self._authorization_header(request)
+        if not header:
+            return None
+        try:
+            return client_auth.parse_basic(header)[0]
+        except client_auth.MalformedCredentials:
+            return None
 
     def client_authentication_required(self, request, *args, **kwargs):
         if self._authorization_header(request) or _body_value(request, "client_secret"):
@@ -110,16 +133,21 @@ class OAuth2Validator(DOTValidator):
         Our access tokens are JWTs themselves: check them like any other access token."""
         return self.validate_bearer_token(token, scopes, request)
 
-    def refresh_id_token(self, request):
-        """A refresh issues an ID token only for a local user: an exchanged subject has none (DOT would 500)."""
-        return request.user is not None
-
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             return False
         issuer = request.refresh_token_instance.trusted_issuer
         # A token exchanged from a now-disabled issuer cannot be renewed.
         return issuer is None or issuer.enabled
+
+    def refresh_id_token(self, request):
+        """A refresh answers with an ID token only for a user who signed in here, with OIDC enabled.
+
+        An ID token asserts a sign-in at this server. Exchanged tokens (an external subject) and
+        clients' own tokens have no user: DOT would look up the missing user's claims (a 500 on
+        every refresh whose scope holds ``openid``); they are refreshed without an ID token.
+        """
+        return request.user is not None and oauth2_settings.OIDC_ENABLED and super().refresh_id_token(request)
 
     def _provenance(self, request):
         return {

@@ -32,6 +32,7 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from oauth2_provider.models import get_application_model
 
+from . import conditions
 from .conf import exchange_settings, project_settings
 from .models import IssuerCertificate, TrustedTokenIssuer
 from .shared_cache import CACHE_ERRORS, default_cache_is_local
@@ -80,6 +81,10 @@ def _load_issuer(iss):
     for candidate in TrustedTokenIssuer.objects.filter(issuer=iss).prefetch_related("certificates"):
         if candidate.issuer == iss:
             candidate.linked_application_ids = frozenset(candidate.applications.values_list("pk", flat=True))
+            # Compiled once per change: the cached issuer is dropped whenever any issuer changes.
+            candidate.admission_program = conditions.compile_stored(candidate.condition)
+            if candidate.admission_program is conditions.BROKEN:
+                log.error("The admission condition of trusted issuer %s does not compile: its tokens are refused", candidate.pk)
             return candidate
     return None
 

@@ -2,22 +2,24 @@
 
 **Where shared state lives.** With ``REDIS_URL`` the default cache is Redis, shared by
 every worker of every instance. Without it the default cache is this process's memory
-(LocMemCache), which gunicorn's workers do not share; state that must be shared (the
-replay store, the failed-authentication counters) then lives in the database instead,
-in ``SharedCacheEntry`` rows (``DatabaseStore``). ``shared_store()`` names the one in use.
+(LocMemCache), which gunicorn's workers do not share; state that must be shared then
+lives in the database, in ``SharedCacheEntry`` rows (``DatabaseStore``).
 
-**When it cannot be reached.** Two policies, chosen per use:
+**The replay record is the database's, in every mode** (``replay_record``): one row per
+consumed (issuer, ``jti``), written by the exchange's own transaction, with or without Redis,
+and Redis is not asked at all. A Redis restarted empty, an eviction or a failover therefore
+forgets nothing. (A copy in Redis, to refuse replays before the database, was measured: its
+round trip cost the exchange more than the INSERT it would spare a replay, which is rare.)
 
-- **fall back per process** (``jwks_cache``, ``throttle_cache``): JWKS documents
-  and fetch cooldowns are an optimisation, and failed-authentication counters
-  still slow a guesser down when each worker keeps its own; while Redis is
-  unreachable they live in this process's memory instead.
-- **fail closed** (``CACHE_ERRORS`` caught by the caller): the replay store must
-  be shared to mean anything, so an exchange that needs it is refused while it
-  is unreachable (subject_token.py uses ``shared_store()`` directly).
+**When Redis cannot be reached** each use has a stand-in (``FallbackCache``):
 
-After a failure the shared cache is skipped for ``SHARED_CACHE_RETRY_SECONDS``
-(a worker does not wait on a dead Redis for every lookup); then it is tried again.
+- ``jwks_cache``: this process's memory (JWKS documents and fetch cooldowns per worker);
+- ``throttle_cache``: the database (failed-authentication counters stay shared).
+
+After a failure Redis is skipped for ``SHARED_CACHE_RETRY_SECONDS`` (a worker does not wait on
+a dead Redis for every lookup), then tried again. Each operation served by a stand-in is counted
+(``idc_shared_cache_fallbacks_total``); the outage is logged once per ``OUTAGE_LOG_SECONDS`` per
+process, and its end once.
 """
 
 import itertools
@@ -29,7 +31,7 @@ from django.core.cache import caches
 from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.signals import setting_changed
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.dispatch import receiver
 from redis.exceptions import RedisError
@@ -77,8 +79,9 @@ class DatabaseStore:
     returns the key only when it stored the value. Being one statement, it needs no
     savepoint inside a caller's transaction (the grant records a subject token's ``jti``
     in the transaction that writes the issued token). ``get_many`` is one SELECT: both run
-    on every token request without Redis, so they are plain SQL. Expired rows are ignored
-    when read and deleted every ``_PRUNE_EVERY`` writes of a process.
+    on every token request (``add``) or without Redis (``get_many``), so they are plain SQL.
+    Expired rows are ignored when read, deleted by ``prune`` (``prune_audit``) and every
+    ``_PRUNE_EVERY`` writes of a process, after the writer's transaction.
     """
 
     def __init__(self):
@@ -105,7 +108,15 @@ class DatabaseStore:
 
     def _wrote(self, now):
         if next(self._writes) % _PRUNE_EVERY == 0:
+            # After the caller's transaction (an exchange's), not in it: its locks stay short, and
+            # two processes deleting the same rows cannot deadlock a token request.
+            transaction.on_commit(lambda: self._delete_expired(now))
+
+    def _delete_expired(self, now):
+        try:
             SharedCacheEntry.objects.filter(expires__lte=now).delete()
+        except DatabaseError:  # another process may be deleting them too; prune_audit catches up
+            log.warning("Expired shared-state rows could not be deleted now", exc_info=True)
 
     def get(self, key, default=None):
         return self.get_many([key]).get(key, default)
@@ -146,76 +157,178 @@ class DatabaseStore:
     def clear(self):
         SharedCacheEntry.objects.all().delete()
 
+    def prune(self, *, now=None, dry_run=False, batch_size=5000):
+        """Delete expired rows (used replay records, ended throttle windows); return how many (would) go."""
+        cutoff = time.time() if now is None else now
+        expired = SharedCacheEntry.objects.filter(expires__lte=cutoff)
+        if dry_run:
+            return expired.count()
+        deleted = 0
+        while True:
+            # Batches keep each transaction (and its locks) short on a large table.
+            batch = list(expired.values_list("key", flat=True)[:batch_size])
+            if not batch:
+                return deleted
+            # expires is checked again: a key taken over meanwhile (add() on an expired row) stays.
+            deleted += SharedCacheEntry.objects.filter(key__in=batch, expires__lte=cutoff).delete()[0]
+
 
 database_store = DatabaseStore()
 
 
-def shared_store():
-    """Where state every process must see lives: the default cache when it is shared (Redis), else the database."""
-    return database_store if default_cache_is_local() else _default()
+#: Minimum seconds between two log lines of one process about the same Redis outage.
+OUTAGE_LOG_SECONDS = 60
+
+
+class _Outage:
+    """This process's view of a Redis outage, one for every use (they share one Redis): after a
+    failure Redis is skipped for ``SHARED_CACHE_RETRY_SECONDS``, so a request waits for at most
+    one connection timeout per interval. Logged when it starts, at most once a minute while it
+    lasts (whatever the number of requests), and once when Redis answers again."""
+
+    def __init__(self):
+        self.since = None  # monotonic time of the first failure, None while Redis answers
+        self.down_until = 0.0  # monotonic time before which Redis is not tried
+        self._logged_at = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def skipping(self):
+        return time.monotonic() < self.down_until
+
+    def failed(self, exc):
+        retry = project_settings.SHARED_CACHE_RETRY_SECONDS
+        now = time.monotonic()
+        with self._lock:
+            self.down_until = now + retry
+            first = self.since is None
+            if first:
+                self.since = now
+            if first or now - self._logged_at >= OUTAGE_LOG_SECONDS:
+                self._logged_at = now
+                log.warning(
+                    "Redis (the shared cache) is unreachable (%s) for %d s: JWKS documents are cached per process "
+                    "and throttle counters kept in the database (exchanges and replay checks go on); "
+                    "retried every %s s", type(exc).__name__, now - self.since, retry,
+                )
+
+    def answered(self):
+        if self.since is None:  # the common case: one attribute read, no lock
+            return
+        with self._lock:
+            if self.since is not None:
+                log.warning("Redis (the shared cache) answers again after %d s", time.monotonic() - self.since)
+                self.since = None
+
+
+outage = _Outage()
+
+#: What stands in for Redis, per use, when it is unreachable (see the module docstring).
+MEMORY, DATABASE = "memory", "database"
 
 
 class FallbackCache:
-    """The shared cache (or with ``shared=True`` the shared store), or this process's memory while it is unreachable."""
+    """The shared cache (Redis) for one use, and its stand-in while Redis is unreachable.
 
-    def __init__(self, use, *, shared=False):
+    ``stand_in`` is ``MEMORY`` (this process's memory) or ``DATABASE`` (``SharedCacheEntry``
+    rows). Without ``REDIS_URL`` the database serves for good; for ``MEMORY``, Django's own
+    process-local default cache does.
+    """
+
+    def __init__(self, use, *, stand_in=MEMORY):
+        if stand_in not in (MEMORY, DATABASE):
+            raise ValueError(f"stand_in must be {MEMORY} or {DATABASE}")
         self.use = use
-        self.backend = shared_store if shared else _default
+        self.stand_in = stand_in
         self.local = LocMemCache(f"identity-console-fallback-{use}", {"OPTIONS": {"MAX_ENTRIES": 1000}})
-        self._down_until = 0.0
-        self._lock = threading.Lock()
 
-    def _shared(self, method, *args):
-        if time.monotonic() < self._down_until:
-            return None, False
-        try:
-            return getattr(self.backend(), method)(*args), True
-        except CACHE_ERRORS as exc:
-            retry = project_settings.SHARED_CACHE_RETRY_SECONDS
-            with self._lock:
-                if time.monotonic() >= self._down_until:
-                    log.warning(
-                        "Shared cache unreachable (%s); %s cached per process for %s s",
-                        type(exc).__name__, self.use, retry,
-                    )
-                self._down_until = time.monotonic() + retry
-            metrics.shared_cache_error(self.use)
-            return None, False
+    def _primary(self):
+        """The cache to try first: Redis, Django's local default cache (``MEMORY`` without Redis), or None."""
+        if default_cache_is_local():
+            return _default() if self.stand_in == MEMORY else None
+        return _default()
+
+    def _standing_in(self):
+        return database_store if self.stand_in == DATABASE else self.local
+
+    def _call(self, method, *args):
+        primary = self._primary()
+        if primary is None:
+            return getattr(self._standing_in(), method)(*args)
+        if not outage.skipping:
+            try:
+                value = getattr(primary, method)(*args)
+            except CACHE_ERRORS as exc:
+                outage.failed(exc)
+                metrics.shared_cache_error(self.use)
+            else:
+                outage.answered()
+                return value
+        metrics.shared_cache_fallback(self.use)
+        return getattr(self._standing_in(), method)(*args)
 
     @property
     def degraded(self):
-        return time.monotonic() < self._down_until
+        """True while this process skips Redis after a failure."""
+        return outage.skipping
 
     def get(self, key, default=None):
-        value, ok = self._shared("get", key, default)
-        return value if ok else self.local.get(key, default)
+        return self._call("get", key, default)
 
     def set(self, key, value, timeout):
-        _, ok = self._shared("set", key, value, timeout)
-        if not ok:
-            self.local.set(key, value, timeout)
+        self._call("set", key, value, timeout)
 
     def add(self, key, value, timeout):
-        added, ok = self._shared("add", key, value, timeout)
-        return added if ok else self.local.add(key, value, timeout)
+        return self._call("add", key, value, timeout)
 
     def get_many(self, keys):
-        values, ok = self._shared("get_many", keys)
-        return values if ok else self.local.get_many(keys)
+        return self._call("get_many", keys)
 
     def incr(self, key, delta=1):
         """Like the cache's ``incr`` (ValueError when the key is missing)."""
-        value, ok = self._shared("incr", key, delta)
-        return value if ok else self.local.incr(key, delta)
+        return self._call("incr", key, delta)
 
     def delete(self, key):
-        self._shared("delete", key)
+        self._call("delete", key)
         self.local.delete(key)
 
     def clear_local(self):
         self.local.clear()
-        self._down_until = 0.0
+        outage.down_until = 0.0
 
 
-jwks_cache = FallbackCache("jwks")  # an optimisation: per process without Redis
-throttle_cache = FallbackCache("throttle", shared=True)  # every worker counts together, Redis or not
+jwks_cache = FallbackCache("jwks", stand_in=MEMORY)  # an optimisation: per process while Redis is away
+throttle_cache = FallbackCache("throttle", stand_in=DATABASE)  # every worker counts together, Redis or not
+
+
+def clear_local():
+    """Forget this process's stand-ins and outage state (tests)."""
+    for fallback in (jwks_cache, throttle_cache):
+        fallback.clear_local()
+    outage.since, outage.down_until = None, 0.0
+
+
+class ReplayRecord:
+    """Which subject tokens were already exchanged: a ``SharedCacheEntry`` row per (issuer, jti) key.
+
+    The row is the record, in every mode, and the only one; it lives until the token could no
+    longer be accepted (the caller's ``lifetime``), then ``prune_audit`` (or every
+    ``_PRUNE_EVERY``-th write) deletes it.
+    """
+
+    @staticmethod
+    def consume(key, lifetime):
+        """Record ``key`` as consumed for ``lifetime`` seconds, atomically; False when it already was.
+
+        One statement in the caller's transaction (the exchange's): the record commits with the
+        issued token, or neither does. Raises the database's errors (the caller fails closed).
+        """
+        return database_store.add(key, 1, lifetime)
+
+    @staticmethod
+    def recorded(key):
+        """True when ``key`` is recorded as consumed (and not expired)."""
+        return database_store.get(key) is not None
+
+
+replay_record = ReplayRecord()

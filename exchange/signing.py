@@ -32,8 +32,9 @@ from django.utils import timezone
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, get_default_algorithms
 from oauthlib.oauth2.rfc6749 import errors
 
+from . import secrets_at_rest
 from .conf import exchange_settings, project_settings
-from .models import Application, SigningKey
+from .models import Application, SigningKey, bounded_lifetime
 
 SIGNING_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 
@@ -110,7 +111,10 @@ def _load_from_file(path):
 
 
 def create_signing_key(algorithm=None, activate_at=None):
-    """Generate, store and return a new active SigningKey row (signing from ``activate_at``, default now)."""
+    """Generate, store and return a new active SigningKey row (signing from ``activate_at``, default now).
+
+    The row's ``private_pem`` is sealed on save (``SigningKey.save``, exchange/secrets_at_rest.py).
+    """
     algorithm = algorithm or exchange_settings.SIGNING_ALGORITHM
     key = generate_private_key(algorithm)
     return SigningKey.objects.create(
@@ -122,7 +126,10 @@ def create_signing_key(algorithm=None, activate_at=None):
 def _private_key(row):
     key = _parsed.get(row.kid)
     if key is None:
-        key = serialization.load_pem_private_key(row.private_pem.encode(), password=None)
+        # SecretUnavailable (wrong secret, altered value) propagates: a key that cannot be opened
+        # stops signing rather than being replaced by a new one.
+        pem = secrets_at_rest.unseal(row.private_pem, row.kid)
+        key = serialization.load_pem_private_key(pem.encode("ascii"), password=None)
         if len(_parsed) > 64:
             _parsed.clear()
         _parsed[row.kid] = key
@@ -185,6 +192,7 @@ def reset():
     global _ring
     with _lock:
         _ring = None
+        _parsed.clear()  # decrypted again on next use: a changed key-encryption secret is seen at once
 
 
 class RotationError(Exception):
@@ -194,7 +202,8 @@ class RotationError(Exception):
 def longest_token_lifetime():
     """The longest access-token lifetime any application is configured with, in seconds."""
     longest = Application.objects.aggregate(m=Max("access_token_lifetime"))["m"] or 0
-    return max(longest, exchange_settings.ACCESS_TOKEN_LIFETIME_SECONDS)
+    # Capped as tokens are: a row written before lifetimes were bounded must not overflow the dates.
+    return bounded_lifetime(max(longest, exchange_settings.ACCESS_TOKEN_LIFETIME_SECONDS))
 
 
 def rotate_signing_key(algorithm=None, publish_ahead=None, now=None):

@@ -19,8 +19,10 @@ cause code and the same report.
 7. ``exp`` (required), ``nbf``, ``iat`` (maximum age), with the issuer's clock skew
 8. ``aud`` contains CONSOLE_ISSUER or the issuer's alias
 9. ``sub`` a non-empty, printable string
-10. ``jti`` replay, when the issuer asks for it (in the store every process shares:
-    Redis, or the database without it — shared_cache.py)
+10. the issuer's admission condition (a CEL expression over the verified claims; conditions.py),
+    when it has one: anything but ``true`` refuses
+11. ``jti`` replay, when the issuer asks for it (the database's record of consumed ``jti``
+    values, with or without Redis — shared_cache.py)
 """
 
 import base64
@@ -35,13 +37,13 @@ from dataclasses import dataclass, field
 
 from jwt.algorithms import get_default_algorithms
 
-from . import key_sources
+from . import conditions, key_sources, presets
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings, project_settings
 from .models import normalize_token_type
-from .ops import metrics
+from .ops import outage
 from .protocol import ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TYPE
 from .registry import registry
-from .shared_cache import shared_store
+from .shared_cache import replay_record
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ CAUSES = {
     "not_yet_valid": "The subject token is not yet valid.",
     "too_old": "The subject token was issued too long ago.",
     "audience_mismatch": "The subject token is not intended for this server.",
+    "condition_not_met": "The subject token does not meet the conditions set for its issuer.",
     "replayed": "The subject token has already been used.",
     "replay_check_unavailable": "The subject token's reuse could not be checked; try again later.",
 }
@@ -83,6 +86,7 @@ STEPS = (
     ("issued_at", "Issued at (iat) and age"),
     ("audience", "Audience (aud)"),
     ("subject", "Subject (sub)"),
+    ("condition", "Admission condition"),
     ("replay", "Replay (jti)"),
 )
 
@@ -153,7 +157,7 @@ class Report:
 
 @dataclass(frozen=True)
 class ReplayEntry:
-    """The replay store's entry for a subject token's jti: kept while the token could still be accepted."""
+    """The replay record's entry for a subject token's jti: kept while the token could still be accepted."""
 
     key: str
     lifetime: int  # seconds
@@ -201,11 +205,32 @@ def _reject_constant(name):
     raise ValueError(name)
 
 
+def _holds_lone_surrogate(value):
+    """True if any string in the parsed JSON ``value`` (member names too, at any depth) has a lone surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _LONE_SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def _json_object(raw):
+    """A JSON object from strict UTF-8 text: no duplicate members, no NaN/Infinity, no lone surrogates."""
     text = raw.decode("utf-8")  # strict: no UTF-16, a BOM makes json.loads fail
     value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     if not isinstance(value, dict):
         raise ValueError
+    # Strict UTF-8 cannot carry a surrogate, so only a \u escape can make one (RFC 8259 §8.2: not Unicode
+    # text, and no database, hash or page takes it); without an escape there is nothing to walk.
+    if "\\u" in text and _holds_lone_surrogate(value):
+        raise ValueError("lone surrogate")
     return value
 
 
@@ -427,7 +452,9 @@ def _issuer_keys(issuer, kid, report):
         return key_sources.pem_keys(issuer)
     except key_sources.KeySourceError as exc:
         _fail(report, "key", "key_source_unavailable", exc.detail)
-    except Exception:  # e.g. the shared cache is down: fail closed, never 500
+    except Exception as exc:  # e.g. the shared cache is down: fail closed, never 500
+        if outage.database_unavailable(exc):
+            raise  # the database is down, not the issuer's keys: a 503 (exchange/ops/outage.py)
         log.exception("The keys of trusted issuer %s could not be loaded", issuer.pk)
         _fail(report, "key", "key_source_unavailable", "the issuer's keys could not be loaded (see the server log)")
 
@@ -543,6 +570,27 @@ def _check_subject(v):
     v.report.passed("subject", claims["sub"])
 
 
+@_step("condition")
+def _check_condition(v):
+    """The issuer's admission condition over the verified claims: it must yield true.
+
+    Before the replay step, so a refused token's jti is not spent. Never echoes the expression
+    or a claim value: the detail is one of conditions.evaluate's fixed phrases.
+    """
+    program = conditions.program_for(v.issuer)
+    if program is None:
+        # A shared issuer saved before conditions existed (or behind the models' back) is never open to all.
+        if presets.shared_preset(v.issuer.preset, v.issuer.issuer) is not None:
+            _fail(v.report, "condition", "condition_not_met",
+                  "this issuer signs for every customer of its platform and has no condition")
+        v.report.passed("condition", "none set for this issuer")
+        return
+    ok, why = conditions.evaluate(program, v.claims)
+    if not ok:
+        _fail(v.report, "condition", "condition_not_met", why)
+    v.report.passed("condition", "true")
+
+
 @_step("replay")
 def _check_replay(v):
     """jti: well-formed; required or checked for reuse when the issuer says so (see REPLAY_MODES)."""
@@ -565,7 +613,7 @@ def _check_replay(v):
     elif v.replay == "consume":
         consume_replay(report)
     else:
-        _replay_step(report, lambda store, entry: store.get(entry.key) is None,
+        _replay_step(report, lambda entry: not replay_record.recorded(entry.key),
                      "first use of this jti (not recorded yet)")
 
 
@@ -597,20 +645,22 @@ def validate_subject_token(token, *, client=None, now=None, replay="consume", to
 
 
 def _replay_step(report, first_use, detail):
-    """The replay step: it passes with ``detail`` when the replay store says ``first_use(store, entry)``.
+    """The replay step: it passes with ``detail`` when the replay record says ``first_use(entry)``.
 
-    It fails (``replayed``) when the store says no, and fails closed (``replay_check_unavailable``)
-    when the store cannot be reached. A deferred step already in the report is replaced.
+    It fails (``replayed``) when the record says no, and fails closed (``replay_check_unavailable``)
+    when the store cannot be reached — unless the database holding the record is down: that is an
+    outage, answered 503 (exchange/ops/outage.py). A deferred step already in the report is replaced.
     """
     try:
-        ok = first_use(shared_store(), report.replay)
-    except Exception:  # the shared store is down: fail closed, never 500
-        log.exception("The replay store could not be reached")
-        metrics.shared_cache_error("replay")
+        ok = first_use(report.replay)
+    except Exception as exc:  # fail closed, never 500
+        if outage.database_unavailable(exc):
+            raise  # the database holding the record is down: a 503, nothing issued (exchange/ops/outage.py)
+        log.exception("The replay record could not be reached")
         ok = None
     report.steps = [step for step in report.steps if step.name != "replay"]
     if ok is None:
-        _fail(report, "replay", "replay_check_unavailable", "the replay store (cache) could not be reached")
+        _fail(report, "replay", "replay_check_unavailable", "the replay record (database) could not be reached")
     if not ok:
         _fail(report, "replay", "replayed", "this jti was already exchanged")
     report.passed("replay", detail)
@@ -621,12 +671,12 @@ def consume_replay(report):
 
     ``validate_subject_token`` does this itself unless called with ``replay="check"`` or
     ``replay="defer"``; the token-exchange grant defers it, then calls this inside the
-    transaction that writes the issued token (storage.py): without Redis the jti row then
-    commits with the token, in one write, and a token is issued only if its jti was recorded.
-    Atomic across processes.
+    transaction that writes the issued token (storage.py): the jti row then commits with the
+    token, in one write, and a token is issued only if its jti was recorded. Atomic across
+    processes and instances, with or without Redis (shared_cache.ReplayRecord).
     """
     if report.replay is not None:
-        _replay_step(report, lambda store, entry: store.add(entry.key, 1, entry.lifetime), "first use of this jti")
+        _replay_step(report, lambda entry: replay_record.consume(entry.key, entry.lifetime), "first use of this jti")
 
 
 def explain_subject_token(token, *, client=None, now=None, token_type=None):

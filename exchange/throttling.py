@@ -12,9 +12,10 @@ Policy (``TOKEN_EXCHANGE`` settings): at most
 ``CLIENT_AUTH_MAX_FAILURES_PER_ADDRESS`` failures per address and
 ``CLIENT_AUTH_MAX_FAILURES_PER_CLIENT`` per client id in each
 ``CLIENT_AUTH_THROTTLE_WINDOW_SECONDS`` window. Lockouts end with the window;
-nothing is permanent. While the shared cache cannot be reached each process
-counts on its own (exchange/shared_cache.py); should that fail too the throttle
-fails open (and logs): client credentials are still checked. One address alone cannot lock a client out for others,
+nothing is permanent. While the shared cache cannot be reached the counters live
+in the database (exchange/shared_cache.py), still shared by every process; should
+that fail too the throttle fails open (and logs): client credentials are still
+checked. One address alone cannot lock a client out for others,
 because its own limit stops it first (the per-client limit is higher).
 
 The console's sign-in form is guarded the same way (``CONSOLE_LOGIN`` policy, per
@@ -30,7 +31,8 @@ from typing import NamedTuple
 
 from . import client_auth
 from .conf import exchange_settings
-from .shared_cache import throttle_cache as cache  # per-process counters while Redis is down
+from .ops import outage
+from .shared_cache import throttle_cache as cache  # in the database while Redis is down
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,9 @@ def retry_after(name, address, *, now=None, policy=CLIENT_AUTH):
     counters = _counters(name, address, start, policy)
     try:
         values = cache.get_many([key for key, _ in counters])
-    except Exception:  # the shared cache is down: fail open (credentials are still checked)
+    except Exception as exc:  # the shared cache is down: fail open (credentials are still checked)
+        if outage.database_unavailable(exc):
+            raise  # counters kept in the database, and it is down: a 503 (exchange/ops/outage.py), no traceback
         log.warning("Client-authentication throttle counters could not be read", exc_info=True)
         return 0
     if any(values.get(key, 0) >= limit for key, limit in counters):
@@ -107,7 +111,9 @@ def record_failure(name, address, *, now=None, policy=CLIENT_AUTH):
                 cache.incr(key)
             except ValueError:  # expired between add and incr
                 cache.set(key, 1, lifetime)
-    except Exception:
+    except Exception as exc:
+        if outage.database_unavailable(exc):
+            raise
         log.warning("A failed client authentication could not be counted", exc_info=True)
 
 
@@ -120,5 +126,7 @@ def withdraw_failure(name, address, *, now, policy=CLIENT_AUTH):
                 cache.incr(key, -1)
             except ValueError:  # the counter expired meanwhile: nothing to take back
                 pass
-    except Exception:
+    except Exception as exc:
+        if outage.database_unavailable(exc):
+            raise
         log.warning("A counted sign-in attempt could not be taken back", exc_info=True)

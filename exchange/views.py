@@ -22,11 +22,12 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider import views as dot_views
 
-from . import grant, signing, throttling
+from . import client_auth, grant, signing, throttling
 from .conf import project_settings
 from .models import AccessToken, RefreshToken
 from .oauth2_validators import refresh_token_expires, refresh_token_is_live
 from .protocol import CLIENT_CREDENTIALS, MANAGE_SCOPE, REFRESH_TOKEN, TOKEN_EXCHANGE
+from .registry import registry
 
 #: Parameters that RFC 8693 / RFC 8707 allow to repeat.
 REPEATABLE = {"audience", "resource"}
@@ -224,19 +225,57 @@ class IntrospectView(ThrottledClientAuthMixin, dot_views.IntrospectTokenView):
 
     A failed client authentication is RFC 6749 §5.2's 401 ``invalid_client`` (RFC 7662 §2.3),
     with a challenge naming the scheme the client used.
+
+    Who may learn what (RFC 7662 §4): a client learns about a token only if the token was
+    issued to it or names its client ID in ``aud``; an application marked ``resource_server``
+    may introspect any token. Every other token is ``{"active": false}``, as an unknown one.
+    The caller is the client authenticated by client_auth.py (Basic or body credentials);
+    DOT's fallback to a bearer token with an ``introspection`` scope names no client here, and
+    that scope is never granted (it is not in ``OAUTH2_PROVIDER["SCOPES"]``).
     """
 
     sensitive_parameters = ("client_secret", "token")
+
+    def authenticate_client(self, request):
+        try:
+            result = client_auth.authenticate(
+                request.META.get("HTTP_AUTHORIZATION"), request.POST.get("client_id"),
+                request.POST.get("client_secret"), registry.application,
+            )
+        except client_auth.MultipleMethods:
+            return False
+        request.introspecting_client = result.application if result.ok else None
+        return result.ok
+
+    def get(self, request, *args, **kwargs):
+        return self.get_token_response(request.GET.get("token"), getattr(request, "introspecting_client", None))
+
+    def post(self, request, *args, **kwargs):
+        return self.get_token_response(request.POST.get("token"), getattr(request, "introspecting_client", None))
 
     def unauthenticated_response(self, request, oauthlib_request=None):
         return oauth_error("invalid_client", "Client authentication failed.", 401,
                            {"WWW-Authenticate": client_challenge(request, bearer=True)})
 
     @staticmethod
-    def get_token_response(token_value=None):
+    def may_learn(client, token):
+        """Whether ``client`` may learn about ``token`` (an access or refresh token row): its own, naming
+        it in ``aud`` (access tokens; a refresh token is presented only to this server), or a resource
+        server asking."""
+        if client is None:
+            return False
+        if client.resource_server or token.application_id == client.pk:
+            return True
+        return isinstance(token, AccessToken) and client.client_id in signing.stored_audience(token)
+
+    @staticmethod
+    def get_token_response(token_value=None, client=None):
         if token_value is None:
             return oauth_error("invalid_request", "The token parameter is required.")
-        response = JsonResponse(introspection_answer(find_token(token_value)))
+        token = find_token(token_value)
+        if token is not None and not (IntrospectView.may_learn(client, token) and token.application.is_usable(None)):
+            token = None  # told as an unknown token: whether it exists is not for this client to learn
+        response = JsonResponse(introspection_answer(token))
         response["Cache-Control"] = "no-store"
         return response
 

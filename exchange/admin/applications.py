@@ -35,6 +35,8 @@ class ApplicationAdmin(ConsoleModelAdmin):
     tabs = (("general", "General"), ("protocol", "Protocol"), ("try", "Try it out"))
     detail_template = "admin/exchange/application/detail.html"
     sensitive_parameters = ("client_secret", "subject_token")
+    console_name, object_label = "Applications", "application"
+    add_label = "New Application"
 
     def tab_views(self):
         return {"general": self.general_tab, "protocol": self.protocol_tab, "try": self.try_tab}
@@ -55,8 +57,11 @@ class ApplicationAdmin(ConsoleModelAdmin):
             *super().get_urls(),
         ]
 
-    def changelist_view(self, request, extra_context=None):
-        return super().changelist_view(request, {"title": "Applications", **(extra_context or {})})
+    def delete_object(self, obj):
+        flows.delete_application(obj)
+
+    def deletion_consequence(self, obj):
+        return "Its client ID and secret stop working at once, and so do the access tokens issued to it."
 
     def add_view(self, request, form_url="", extra_context=None):
         """New Application: a name and a type; the secret is shown once on the application's page."""
@@ -88,7 +93,11 @@ class ApplicationAdmin(ConsoleModelAdmin):
         form = forms.ApplicationGeneralForm(request.POST, instance=Application.objects.get(pk=application.pk))
         saved = self.save_tab(
             request, application, form, "general", "Application updated.",
-            lambda data: flows.update_application(application, name=data["name"], allowed_scopes=data["allowed_scopes"]),
+            lambda data: flows.update_application(
+                application, actor=request.user, name=data["name"], allowed_scopes=data["allowed_scopes"],
+                resource_server=data["resource_server"],
+                service_account_permissions=data["service_account_permissions"],
+            ),
         )
         return saved or {"form": form}
 
@@ -104,7 +113,7 @@ class ApplicationAdmin(ConsoleModelAdmin):
             saved = self.save_tab(
                 request, application, form, "protocol", "Application updated.",
                 lambda data: flows.update_application(
-                    Application.objects.get(pk=application.pk),
+                    Application.objects.get(pk=application.pk), actor=request.user,
                     allowed_grant_types=data["allowed_grant_types"],
                     access_token_lifetime=data["access_token_lifetime"],
                     allowed_audiences=data["allowed_audiences"],
@@ -152,9 +161,14 @@ class ApplicationAdmin(ConsoleModelAdmin):
         if not self.has_change_permission(request, application):
             raise PermissionDenied
         if request.method == "POST":
-            request.session[SECRET_SESSION_KEY % application.pk] = flows.regenerate_secret(application)
-            self.log_change(request, application, "Client secret regenerated.")
-            messages.success(request, "Client secret regenerated. The previous secret no longer works.")
+            try:
+                secret = flows.regenerate_secret(application, actor=request.user)
+            except ValidationError as exc:  # a public client: it has no secret
+                messages.error(request, flows.first_error(exc).removeprefix("client_secret: "))
+            else:
+                request.session[SECRET_SESSION_KEY % application.pk] = secret
+                self.log_change(request, application, "Client secret regenerated.")
+                messages.success(request, "Client secret regenerated. The previous secret no longer works.")
             return HttpResponseRedirect(self.url("change", application.pk))
         return self.render_page(request, "admin/exchange/application/regenerate_confirm.html",
                                 f"Regenerate the client secret of {application.name}?", original=application)

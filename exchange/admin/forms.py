@@ -9,7 +9,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from .. import certificates, flows
+from .. import certificates, conditions, flows, presets, service_accounts
 from ..conf import ASYMMETRIC_ALGORITHMS
 from ..models import Application, TrustedTokenIssuer, validate_jwks_uri
 from ..subject_token import SUBJECT_TOKEN_TYPES
@@ -51,15 +51,31 @@ class IssuerGeneralForm(_NoStripMixin, forms.ModelForm):
         widgets = {
             "name": forms.TextInput(attrs={"placeholder": "Enter a name for the trusted token issuer"}),
             "issuer": forms.TextInput(attrs={"placeholder": "https://idp.example.com"}),
-            "alias": forms.TextInput(attrs={"placeholder": "https://console.example.com/oauth2/token"}),
+            "alias": forms.TextInput(attrs={"placeholder": "Optional: another aud value this issuer uses for this console"}),
         }
+
+    #: The unique fields, and how a clash is told: naming the trusted token issuer it clashes with.
+    CLASHES = {
+        "name": "A trusted token issuer named “{value}” already exists.",
+        "issuer": "The issuer {value} already exists: it is the trusted token issuer “{other}”.",
+    }
+
+    def validate_unique(self):
+        """Unique name and issuer, each clash naming the issuer it clashes with (not Django's generic sentence)."""
+        for field, sentence in self.CLASHES.items():
+            value = self.cleaned_data.get(field)
+            if not value or field in self._errors:
+                continue
+            other = TrustedTokenIssuer.objects.filter(**{field: value}).exclude(pk=self.instance.pk).first()
+            if other is not None:
+                self.add_error(field, ValidationError(sentence.format(value=value, other=other.name), code="unique"))
 
 
 class CertificateInputMixin(forms.Form):
     """A PEM certificate pasted or a PEM/DER file uploaded; cleaned to ``info`` (CertificateInfo)."""
 
     pem = forms.CharField(
-        label=_("PEM certificate"), required=False, strip=False,
+        label=_("PEM certificate"), required=False, strip=False, max_length=certificates.MAX_CERTIFICATE_INPUT,
         widget=forms.Textarea(attrs={"rows": 8, "cols": 64, "spellcheck": "false",
                                      "placeholder": "-----BEGIN CERTIFICATE-----"}),
         help_text=_("Paste the certificate, or upload a file below."),
@@ -76,7 +92,7 @@ class CertificateInputMixin(forms.Form):
         text = self.cleaned_data.get("pem") or ""
         try:
             if upload is not None:
-                if upload.size > 64 * 1024:
+                if upload.size > certificates.MAX_CERTIFICATE_INPUT:
                     raise ValidationError(_("The file is too large for a certificate."), code="too_large")
                 pem = flows.certificate_to_pem(upload.read())
                 # Show the converted PEM in the text box: the upload itself is not kept between requests.
@@ -96,7 +112,57 @@ class CertificateInputMixin(forms.Form):
         return info
 
 
-class IssuerCertificateForm(CertificateInputMixin):
+class ConditionFieldsMixin(forms.Form):
+    """The admission condition: a guided clause (claim equals / is one of / starts with) or the expert field.
+
+    The guided clause writes the expression (conditions.guided_condition) when the expert field is
+    empty; the model validates whatever results (compiles, within the cost bound, required for presets).
+    """
+
+    preset = forms.ChoiceField(
+        label=_("Shared issuer preset"), choices=presets.CHOICES, required=False,
+        help_text=_("GitHub Actions, GitLab.com, Terraform Cloud and Kubernetes issuers sign for every "
+                    "customer of the platform: with a preset, a condition is required."),
+    )
+    guided_claim = forms.CharField(
+        label=_("Condition: claim"), required=False, max_length=100,
+        widget=forms.TextInput(attrs={"placeholder": "repository_owner_id"}),
+    )
+    guided_operator = forms.ChoiceField(
+        label=_("Condition: operator"), choices=list(conditions.GUIDED_OPERATORS.items()), required=False,
+    )
+    guided_values = forms.CharField(
+        label=_("Condition: value"), required=False, max_length=conditions.MAX_LENGTH, strip=False,
+        help_text=_("For is one of, separate the values with commas."),
+    )
+    condition = forms.CharField(
+        label=_("Admission condition (CEL)"), required=False, strip=False, max_length=conditions.MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 64, "spellcheck": "false",
+                                     "placeholder": 'claims.repository_owner_id == "123456"'}),
+        help_text=_("Expert: a CEL expression over the verified claims; a token is exchanged only when it is "
+                    "true. Left empty, the guided clause above writes it."),
+    )
+
+    condition_fields = ("preset", "guided_claim", "guided_operator", "guided_values", "condition")
+
+    def clean(self):
+        cleaned = super().clean()
+        claim = (cleaned.get("guided_claim") or "").strip()
+        expression = cleaned.get("condition") or ""
+        if claim and expression.strip():
+            self.add_error("condition", _("Use the guided clause or the expression, not both."))
+        elif claim:
+            operator = cleaned.get("guided_operator") or "equals"
+            raw = cleaned.get("guided_values") or ""
+            values = [v.strip() for v in raw.split(",")] if operator == "one_of" else [raw.strip()]
+            try:
+                cleaned["condition"] = conditions.guided_condition([(claim, operator, values)])
+            except conditions.ConditionError as exc:
+                self.add_error("guided_claim", str(exc))
+        return cleaned
+
+
+class IssuerCertificateForm(ConditionFieldsMixin, CertificateInputMixin):
     """Wizard step 2: a JWKS endpoint or a PEM certificate."""
 
     MODE_JWKS = "jwks"
@@ -163,8 +229,8 @@ class JwksUriForm(_NoStripMixin, forms.ModelForm):
         fields = ("jwks_uri",)
 
 
-class IssuerValidationForm(forms.ModelForm):
-    """Validation tab: algorithms, clock skew, maximum token age, replay protection."""
+class IssuerValidationForm(ConditionFieldsMixin, forms.ModelForm):
+    """Validation tab: algorithms, clock skew, maximum token age, replay protection, admission condition."""
 
     allowed_algorithms = forms.MultipleChoiceField(
         label=_("Allowed signing algorithms"), choices=[(a, a) for a in ASYMMETRIC_ALGORITHMS],
@@ -175,7 +241,7 @@ class IssuerValidationForm(forms.ModelForm):
     class Meta:
         model = TrustedTokenIssuer
         fields = ("allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti",
-                  "required_type", "applications")
+                  "required_type", "condition", "preset", "applications")
         widgets = {"applications": forms.CheckboxSelectMultiple}
 
     def __init__(self, *args, **kwargs):
@@ -220,9 +286,26 @@ class ApplicationCreateForm(_NoStripMixin, forms.ModelForm):
 
 
 class ApplicationGeneralForm(ApplicationCreateForm):
+    """General tab. Adding console:manage or changing the service account's permissions is a grant:
+    the flow refuses it (403) unless the signed-in user holds exchange.grant_management_scope and
+    every permission given."""
+
+    service_account_permissions = forms.MultipleChoiceField(
+        label=_("Service account permissions"), required=False, widget=forms.CheckboxSelectMultiple,
+        help_text=_("With the console:manage scope, the application's bearer tokens act as its service account "
+                    "and may do what these permissions allow. You can give only permissions you hold."),
+    )
+
     class Meta:
         model = Application
-        fields = ("name", "allowed_scopes")
+        fields = ("name", "allowed_scopes", "resource_server")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["service_account_permissions"]
+        field.choices = service_accounts.grantable_permissions()
+        if self.instance.pk and service_accounts.has_management_scope(self.instance):
+            field.initial = service_accounts.permission_names(self.instance.service_user)
 
 
 class ProtocolForm(forms.Form):

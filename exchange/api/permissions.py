@@ -9,19 +9,22 @@ Two kinds of callers:
   ``application``). Superusers have them all.
 - **OAuth 2.0 bearer tokens** issued by this server, carrying the scope
   ``console:manage`` — typically from the ``client_credentials`` grant of an
-  application whose allowed scopes include it, so that a CI job can call the
-  API. Such a token has no user: the scope *is* the grant of management rights,
-  for every operation (hold those applications' secrets like an administrator's
-  password). A token that does belong to a user needs the scope *and* that
-  user's staff status and model permissions. A token obtained by token exchange
-  (issued for a third party's subject) never manages the console, whatever its
-  scope.
+  application granted that scope, so that a CI job can call the API. Such a
+  token has no user: it acts as the application's *service account*
+  (``exchange/service_accounts.py``) and may do exactly what that service
+  user's model permissions allow, checked per operation as for a session. The
+  application must still hold the scope, be enabled and have an active service
+  user at every request. A token that does belong to a user needs the scope
+  *and* that user's staff status and model permissions. A token obtained by
+  token exchange (issued for a third party's subject) never manages the
+  console, whatever its scope.
 """
 
 from django.core.exceptions import ImproperlyConfigured
 from oauth2_provider.contrib.rest_framework import TokenHasScope
 from oauth2_provider.models import AbstractAccessToken
 
+from .. import service_accounts
 from ..protocol import MANAGE_SCOPE
 
 _ACTIONS = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "POST": "add", "PUT": "change",
@@ -46,6 +49,14 @@ def _user_may(user, perms):
     return bool(user and user.is_active and user.is_staff and user.has_perms(perms))
 
 
+def acting_user(request):
+    """Who performs a management request: the session's user, a token's user, or a token's service user."""
+    token = request.auth
+    if isinstance(token, AbstractAccessToken):
+        return token.user if token.user_id is not None else service_accounts.authority(token)
+    return request.user
+
+
 class ManagementPermission(TokenHasScope):
     """Session staff with model permissions, or a bearer token with the console:manage scope.
 
@@ -67,9 +78,16 @@ class ManagementPermission(TokenHasScope):
             if getattr(token, "trusted_issuer_id", None) is not None:
                 self.message = "A token obtained by token exchange cannot manage the console."
                 return False
-            if token.user_id is None:
-                return True
-            return _user_may(token.user, perms)
+            if not service_accounts.has_management_scope(token.application):
+                self.message = f"The application no longer holds the {MANAGE_SCOPE} scope."
+                return False
+            if token.user_id is not None:
+                return _user_may(token.user, perms)
+            user = service_accounts.authority(token)
+            if user is None or not user.has_perms(perms):
+                self.message = f"The application's service account needs the permission {', '.join(perms)}."
+                return False
+            return True
         user = request.user
         if not (user and user.is_authenticated):
             return False

@@ -10,6 +10,8 @@ from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .. import service_accounts
+from ..certificates import MAX_CERTIFICATE_INPUT
 from ..conf import ASYMMETRIC_ALGORITHMS
 from ..models import GRANT_SHORT_NAMES, Application, IssuerCertificate, TrustedTokenIssuer
 from ..subject_token import SUBJECT_TOKEN_TYPES
@@ -96,7 +98,8 @@ class CertificateSerializer(serializers.ModelSerializer):
 
 class CertificateRequestSerializer(serializers.Serializer):
     certificate = StrictCharField(
-        trim_whitespace=False, max_length=65536, help_text="A PEM certificate or public key, or base64 DER.",
+        trim_whitespace=False, max_length=MAX_CERTIFICATE_INPUT,
+        help_text="A PEM certificate or public key, or base64 DER.",
     )
 
 
@@ -121,13 +124,21 @@ class TrustedTokenIssuerSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "issuer", "alias", "enabled", "key_source", "jwks_uri", "certificates",
             "allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti",
-            "required_type", "applications", "keys_fetched_at", "key_fetch_error", "key_fetch_failed_at", "created", "updated",
+            "required_type", "condition", "preset", "applications", "keys_fetched_at", "key_fetch_error", "key_fetch_failed_at", "created", "updated",
         ]
         read_only_fields = fields
 
 
 _ISSUER_OPTIONS = ["allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti",
-                   "required_type", "applications"]
+                   "required_type", "condition", "preset", "applications"]
+
+_CONDITION_HELP = (
+    "Admission condition: a CEL expression over the subject token's verified claims (the variable "
+    "claims), e.g. claims.repository_owner_id == \"123456\". A token is exchanged only when it yields "
+    "true; false or an evaluation error refuses it (cause condition_not_met). Required for shared "
+    "issuers (a preset, or the issuer value of GitHub Actions, GitLab.com or Terraform Cloud)."
+)
+_PRESET_HELP = "The shared platform this issuer is set up for (docs/workload-identity.md); shared issuers require a condition."
 
 
 def _links_field():
@@ -140,16 +151,23 @@ class TrustedTokenIssuerCreateSerializer(StrictModelSerializer):
     """Register an issuer: exactly one of ``jwks_uri`` and ``certificates``."""
 
     certificates = serializers.ListField(
-        child=StrictCharField(trim_whitespace=False, max_length=65536), required=False, max_length=20,
+        child=StrictCharField(trim_whitespace=False, max_length=MAX_CERTIFICATE_INPUT), required=False, max_length=20,
         help_text="PEM certificates or public keys (one per entry); base64 DER is accepted too.",
     )
     allowed_algorithms = AlgorithmsField(required=False)
     applications = _links_field()
+    discover = StrictBooleanField(
+        required=False, default=False,
+        help_text="Fill jwks_uri and allowed_algorithms from <issuer>/.well-known/openid-configuration "
+                  "(its issuer must equal the issuer value exactly). Not with jwks_uri or certificates.",
+    )
 
     class Meta:
         model = TrustedTokenIssuer
-        fields = ["name", "issuer", "alias", "enabled", "jwks_uri", "certificates", *_ISSUER_OPTIONS]
+        fields = ["name", "issuer", "alias", "enabled", "jwks_uri", "certificates", *_ISSUER_OPTIONS, "discover"]
         extra_kwargs = {
+            "condition": {**_EXACT, "help_text": _CONDITION_HELP},
+            "preset": {"help_text": _PRESET_HELP},
             # Uniqueness is checked by the flow (with the model's own message), not twice.
             "name": {**_EXACT, "validators": []},
             "issuer": {**_EXACT, "validators": []},
@@ -168,6 +186,8 @@ class TrustedTokenIssuerUpdateSerializer(StrictModelSerializer):
         model = TrustedTokenIssuer
         fields = ["name", "issuer", "alias", "enabled", "jwks_uri", *_ISSUER_OPTIONS]
         extra_kwargs = {
+            "condition": {**_EXACT, "help_text": _CONDITION_HELP},
+            "preset": {"help_text": _PRESET_HELP},
             "name": {**_EXACT, "validators": []},
             "issuer": {**_EXACT, "validators": []},
             "alias": _EXACT,
@@ -201,23 +221,39 @@ class IssuerKeysSerializer(serializers.Serializer):
     keys = KeySerializer(many=True)
 
 
+_SERVICE_ACCOUNT_HELP = (
+    "With the console:manage scope: the permissions (app_label.codename) of the application's service account, "
+    "which its bearer tokens act as. Giving the scope or permissions needs exchange.grant_management_scope and "
+    "every permission given."
+)
+
+
 class ApplicationSerializer(serializers.ModelSerializer):
     """An application (OAuth client) as the API returns it. The client secret is never returned here."""
 
     allowed_grant_types = GrantTypesField(read_only=True)
     allowed_audiences = serializers.ListField(child=serializers.CharField(), read_only=True)
+    service_account_permissions = serializers.SerializerMethodField(help_text=_SERVICE_ACCOUNT_HELP)
 
     class Meta:
         model = Application
         fields = [
             "id", "name", "client_id", "application_type", "client_type", "allowed_grant_types",
-            "allowed_scopes", "allowed_audiences", "access_token_lifetime", "created", "updated",
+            "allowed_scopes", "allowed_audiences", "access_token_lifetime", "enabled", "resource_server",
+            "service_account_permissions", "created", "updated",
         ]
         read_only_fields = fields
 
+    def get_service_account_permissions(self, application) -> list[str]:
+        if not service_accounts.has_management_scope(application):
+            return []
+        return service_accounts.permission_names(application.service_user)
+
 
 class ApplicationWithSecretSerializer(ApplicationSerializer):
-    client_secret = serializers.CharField(read_only=True, help_text="Shown once: store it now.")
+    client_secret = serializers.CharField(
+        read_only=True, allow_null=True, help_text="Shown once: store it now. null for public clients: they have none.",
+    )
 
     class Meta(ApplicationSerializer.Meta):
         fields = ApplicationSerializer.Meta.fields + ["client_secret"]
@@ -231,24 +267,33 @@ def _audiences_field():
     )
 
 
+def _service_account_field():
+    return serializers.ListField(
+        child=StrictCharField(max_length=200), required=False, max_length=100, help_text=_SERVICE_ACCOUNT_HELP,
+    )
+
+
 class ApplicationCreateSerializer(StrictModelSerializer):
     allowed_grant_types = GrantTypesField(required=False)
     allowed_audiences = _audiences_field()
+    service_account_permissions = _service_account_field()
 
     class Meta:
         model = Application
         fields = ["name", "application_type", "allowed_grant_types", "allowed_scopes", "allowed_audiences",
-                  "access_token_lifetime"]
+                  "access_token_lifetime", "resource_server", "service_account_permissions"]
         extra_kwargs = {"name": {"required": True}}
 
 
 class ApplicationUpdateSerializer(StrictModelSerializer):
     allowed_grant_types = GrantTypesField(required=False)
     allowed_audiences = _audiences_field()
+    service_account_permissions = _service_account_field()
 
     class Meta:
         model = Application
-        fields = ["name", "allowed_grant_types", "allowed_scopes", "allowed_audiences", "access_token_lifetime"]
+        fields = ["name", "allowed_grant_types", "allowed_scopes", "allowed_audiences", "access_token_lifetime",
+                  "enabled", "resource_server", "service_account_permissions"]
 
 
 class ProtocolSerializer(StrictModelSerializer):

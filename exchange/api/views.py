@@ -3,6 +3,7 @@
 Authentication and permissions: ``permissions.py``. Errors: ``errors.py``.
 """
 
+import json
 import re
 import time
 
@@ -21,7 +22,7 @@ from ..models import Application, TrustedTokenIssuer
 from ..subject_token import explain_subject_token
 from . import serializers as s
 from .errors import PROBLEM_JSON, Conflict, ProblemSerializer
-from .permissions import ManagementPermission
+from .permissions import ManagementPermission, acting_user
 
 _MAX_ID = 2**63 - 1
 
@@ -176,6 +177,12 @@ class TrustedTokenIssuerViewSet(
 
     def create(self, request):
         data = _valid(s.TrustedTokenIssuerCreateSerializer, request.data)
+        if data.pop("discover", False):
+            if data.get("jwks_uri") or data.get("certificates"):
+                raise ValidationError({"discover": "Give discover or a key source (jwks_uri, certificates), not both."})
+            found = flows.discovered_issuer_settings(data["issuer"], data.get("preset", ""))
+            data["jwks_uri"] = found["jwks_uri"]
+            data.setdefault("allowed_algorithms", found["allowed_algorithms"])
         issuer = flows.create_trusted_token_issuer(**data)
         body = s.TrustedTokenIssuerSerializer(issuer).data
         location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{issuer.pk}")
@@ -290,7 +297,10 @@ def _keys_body(issuer, keys, error):
     ),
     create=extend_schema(
         summary="Create an application",
-        description="The response carries `client_secret` once; it cannot be read again (regenerate it instead).",
+        description="The response carries `client_secret` once; it cannot be read again (regenerate it instead). "
+                    "Public clients (single-page applications) get none (`null`). Giving the `console:manage` "
+                    "scope is a grant: it needs `exchange.grant_management_scope` and every permission named in "
+                    "`service_account_permissions` (403 otherwise).",
         request=s.ApplicationCreateSerializer,
         responses={201: s.ApplicationWithSecretSerializer, **_problems(400, *_AUTH_ERRORS)},
         examples=[
@@ -300,6 +310,7 @@ def _keys_body(issuer, keys, error):
             }),
             OpenApiExample("CI job", request_only=True, value={
                 "name": "CI", "allowed_grant_types": ["client_credentials"], "allowed_scopes": "console:manage",
+                "service_account_permissions": ["exchange.view_trustedtokenissuer", "exchange.view_application"],
             }),
         ],
     ),
@@ -343,6 +354,7 @@ class ApplicationViewSet(
             application_type=data.pop("application_type", Application.Type.STANDARD),
             grant_types=data.pop("allowed_grant_types", ()),
             scopes=data.pop("allowed_scopes", ""),
+            actor=acting_user(request),
             **data,
         )
         body = s.ApplicationSerializer(application).data
@@ -355,12 +367,12 @@ class ApplicationViewSet(
         if getattr(token, "application_id", None) == instance.pk:
             raise Conflict("This is the application whose token authenticates this request; "
                            "delete it with other credentials.")
-        flows.delete_application(instance)
+        flows.delete_application(instance, actor=acting_user(self.request))
 
     def partial_update(self, request, pk=None):
         application = self.get_object()
         data = _valid(s.ApplicationUpdateSerializer, request.data, partial=True)
-        application = flows.update_application(application, **data)
+        application = flows.update_application(application, actor=acting_user(request), **data)
         return Response(s.ApplicationSerializer(application).data)
 
     @extend_schema(
@@ -384,7 +396,7 @@ class ApplicationViewSet(
             serializer = s.ProtocolSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             application = flows.update_application(
-                application,
+                application, actor=acting_user(request),
                 allowed_grant_types=serializer.validated_data["allowed_grant_types"],
                 access_token_lifetime=serializer.validated_data.get("access_token_lifetime"),
             )
@@ -392,15 +404,26 @@ class ApplicationViewSet(
 
     @extend_schema(
         summary="Give the application a new client secret",
-        description="Returns the new secret once; the previous one stops working at once.",
+        description="Returns the new secret once; the previous one and every token of the application stop "
+                    "working at once. Public clients have no secret (400). For an application with the "
+                    "`console:manage` scope, whoever gets the secret gets its authority: this needs "
+                    "`exchange.grant_management_scope` and its service account's permissions (403 otherwise).",
         request=None,
-        responses={200: s.SecretSerializer, **_problems(*_AUTH_ERRORS, 404)},
+        responses={200: s.SecretSerializer, **_problems(400, *_AUTH_ERRORS, 404)},
     )
     @action(detail=True, methods=["post"], url_path="regenerate-secret")
     def regenerate_secret(self, request, pk=None):
         application = self.get_object()
-        secret = flows.regenerate_secret(application)
+        secret = flows.regenerate_secret(application, actor=acting_user(request))
         return Response({"client_id": application.client_id, "client_secret": secret})
+
+
+def _renderable(value):
+    """Parsed token JSON the strict JSON renderer accepts: a number beyond the float range (``1e400``
+    parses as infinity, which JSON cannot carry) is shown as the string "Infinity" or "-Infinity"."""
+    if value is None:
+        return None
+    return json.loads(json.dumps(value), parse_constant=str)
 
 
 class TokenValidationView(APIView):
@@ -425,8 +448,8 @@ class TokenValidationView(APIView):
         report = explain_subject_token(serializer.validated_data["subject_token"],
                                        token_type=serializer.validated_data.get("subject_token_type"))
         body = report.as_dict()
-        body["header"] = report.header
-        body["claims"] = report.claims
+        body["header"] = _renderable(report.header)
+        body["claims"] = _renderable(report.claims)
         return Response(s.TokenValidationSerializer(body).data)
 
 

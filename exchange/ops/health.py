@@ -4,10 +4,11 @@
 ``/readyz`` checks what serving token requests needs — the database, the
 shared cache and a loaded signing key — and answers 503 when the database or
 the signing key is missing. A shared cache (Redis) that cannot be reached makes
-the instance *degraded*, not unready: every instance shares the same Redis, so
-taking them all out of the load balancer would turn a partial outage (replay-
-protected exchanges refused, JWKS cached per process) into a full one. Set
-``HEALTH_CACHE_REQUIRED`` to make an unreachable cache answer 503 instead.
+the instance *degraded* (200, ``"status": "degraded"``), not unready: exchanges
+still succeed with replays refused by the database, only slower, and every
+instance shares the same Redis, so a 503 would take them all out of the load
+balancer at once for nothing. Set ``HEALTH_CACHE_REQUIRED`` to make an
+unreachable cache answer 503 instead.
 
 Both are answered by ``HealthCheckMiddleware`` before host validation, so a load
 balancer may probe an instance by its IP address. Details name the failing
@@ -23,6 +24,7 @@ from django.http import JsonResponse
 
 from .. import signing
 from ..conf import project_settings
+from .outage import RETRY_AFTER_SECONDS
 
 HEALTH_PATHS = ("/healthz", "/readyz")
 
@@ -61,8 +63,9 @@ def check_signing_key():
 
 
 DEGRADED_NOTE = (
-    "The shared cache is unreachable: exchanges of subject tokens that need replay protection are "
-    "refused, and JWKS documents are cached per process until it is back."
+    "The shared cache is unreachable: token exchanges still succeed, with replay protection enforced "
+    "by the database alone; JWKS documents are cached per process and throttle counters kept in the "
+    "database until it is back."
 )
 
 
@@ -98,7 +101,10 @@ def healthz(request):
 
 def readyz(request):
     ready, report = readiness()
-    return _no_store(JsonResponse(report, status=200 if ready else 503))
+    response = _no_store(JsonResponse(report, status=200 if ready else 503))
+    if not ready:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)  # as every other surface answers a database outage
+    return response
 
 
 class HealthCheckMiddleware:

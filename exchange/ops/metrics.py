@@ -76,6 +76,12 @@ SHARED_CACHE_ERRORS = Counter(
     "Operations on the shared cache (Redis) that failed; non-zero means degraded mode.",
     ["use"],
 )
+SHARED_CACHE_FALLBACKS = Counter(
+    "idc_shared_cache_fallbacks_total",
+    "Operations served without the shared cache (Redis) while it was unreachable: jwks from the "
+    "process's memory, throttle from the database.",
+    ["use"],
+)
 
 _GRANT_LABELS = {
     TOKEN_EXCHANGE: "token_exchange",
@@ -105,6 +111,10 @@ def jwks_cache_lookup(issuer, hit):
 
 def shared_cache_error(use):
     SHARED_CACHE_ERRORS.labels(use).inc()
+
+
+def shared_cache_fallback(use):
+    SHARED_CACHE_FALLBACKS.labels(use).inc()
 
 
 def _on_exchange_event(sender, instance, created, **kwargs):

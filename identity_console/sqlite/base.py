@@ -96,7 +96,30 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self._release_writer_lock()
             raise
 
+    def _restrict_files(self):
+        """The database file and its -wal/-shm (SQLite gives them the database's mode): owner-only.
+
+        They hold session keys, tokens and the (encrypted) signing keys. Created 0600 before SQLite
+        first opens the file; files of an older install are tightened when they are ours.
+        """
+        name = self.settings_dict["NAME"]
+        if not name or self.is_in_memory_db():
+            return
+        name = str(name)
+        try:
+            os.close(os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        except OSError:
+            return  # SQLite reports what is wrong with the path
+        for path in (name, f"{name}-wal", f"{name}-shm"):
+            try:
+                info = os.stat(path)
+                if info.st_mode & 0o077 and info.st_uid == os.getuid():
+                    os.chmod(path, 0o600)
+            except FileNotFoundError:
+                pass
+
     def get_new_connection(self, conn_params):
+        self._restrict_files()
         connection = super().get_new_connection(conn_params)
         # SQLite's own checkpoint runs inside COMMIT, so under the lock; ours runs after (_commit).
         # Kept, at a higher threshold, for writes outside transactions (which never reach _commit).

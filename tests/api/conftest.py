@@ -6,15 +6,17 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from exchange import flows
+from exchange.service_accounts import SYSTEM
 
 from .helpers import APIClient, obtain_token
 
 
 @pytest.fixture
 def manager_app(db):
-    """An application allowed client_credentials with the console:manage scope (a CI job's)."""
+    """An application allowed client_credentials with the console:manage scope (a CI job's), granted from
+    the command line: its service account holds the model permissions of issuers and applications."""
     application, secret = flows.create_application(
-        name="CI", grant_types=["client_credentials"], scopes="console:manage",
+        name="CI", grant_types=["client_credentials"], scopes="console:manage", actor=SYSTEM,
     )
     application.raw_secret = secret
     return application

@@ -3,12 +3,15 @@
 from http import HTTPStatus
 
 import pytest
+from django.test import Client
 
+from exchange import flows
 from exchange.models import TOKEN_EXCHANGE, Application
+from exchange.service_accounts import SYSTEM
 
 from ..factories import mint
 from ..utils import basic_auth, exchange_body, post_form
-from .helpers import API, assert_problem, obtain_token
+from .helpers import API, APIClient, assert_problem, obtain_token
 
 SPA_MESSAGE = "Token Exchange is not available for single-page applications"
 
@@ -211,10 +214,18 @@ def test_regenerate_secret(api, made, client, pem_issuer, rsa_key):
     assert new.status_code == HTTPStatus.OK
 
 
-def test_management_application_can_be_created_through_the_api(api, client):
-    """A second CI credential, made with the first: its client_credentials token manages too."""
+def test_management_application_can_be_created_through_the_api(client, db):
+    """A second CI credential, made with the first: its client_credentials token manages too. The first
+    needs the permission to grant the scope, and gives only what it holds (security/test_management_plane.py)."""
+    first, secret = flows.create_application(
+        name="CI", grant_types=["client_credentials"], scopes="console:manage", actor=SYSTEM,
+        service_account_permissions=["exchange.add_application", "exchange.view_application",
+                                     "exchange.grant_management_scope"],
+    )
+    api = APIClient(Client(HTTP_HOST="localhost"), f"Bearer {obtain_token(client, first, secret)}")
     body = api.post("applications", {
         "name": "CI 2", "allowed_grant_types": ["client_credentials"], "allowed_scopes": "console:manage",
+        "service_account_permissions": ["exchange.view_application"],
     }).json()
     application = Application.objects.get(pk=body["id"])
     token = obtain_token(client, application, body["client_secret"])

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from exchange import flows
 from exchange.models import AccessToken, Application, TrustedTokenIssuer
+from exchange.service_accounts import SYSTEM
 
 from ..factories import certificate_pem, mint, private_key
 from ..utils import basic_auth, exchange_body, post_form
@@ -132,7 +133,7 @@ def test_exchanged_token_never_manages(client, pem_issuer, rsa_key, targets):
     and a token issued for a third party's subject that carries it anyway (say, issued before this rule)
     does not manage the console."""
     application, secret = flows.create_application(
-        name="Both", grant_types=["token_exchange"], scopes="console:manage",
+        name="Both", grant_types=["token_exchange"], scopes="console:manage", actor=SYSTEM,
     )
     response = post_form(client, "/oauth2/token", exchange_body(mint(rsa_key, pem_issuer.issuer), scope="console:manage"),
                          HTTP_AUTHORIZATION=basic_auth(application.client_id, secret))

@@ -412,10 +412,10 @@ def test_token_validation_of_a_replayed_token(api, pem_issuer, rsa_key, exchange
 
 
 def test_token_validation_renders_any_claims(api, pem_issuer, rsa_key):
-    token = mint(rsa_key, pem_issuer.issuer, note="\ud800 unpaired", sub=" padded")
+    token = mint(rsa_key, pem_issuer.issuer, note="\u202e reversed \x00 nul", sub=" padded")
     body = api.post("token-validations", {"subject_token": token}).json()
     assert (body["valid"], body["cause"]) == (False, "invalid_claim")
-    assert body["claims"]["note"] == "\ud800 unpaired"
+    assert body["claims"]["note"] == "\u202e reversed \x00 nul"
 
 
 @pytest.mark.parametrize("payload", [{}, {"subject_token": None}, {"subject_token": True}, {"subject_token": ["a"]}])

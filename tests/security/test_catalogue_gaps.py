@@ -34,10 +34,10 @@ ATTACKER_EC = private_key("ec", "attacker-m")
 # the token endpoint (the database lookup of iss, the hash of jti) and on the console's "Test a token" page.
 
 UNSTORABLE = {
-    "iss lone surrogate": ({}, {"iss": "\ud800"}, "invalid_claim"),
-    "iss surrogate after the real issuer": ({}, {"iss": "https://pem.issuer.test\udfff"}, "invalid_claim"),
+    "iss lone surrogate": ({}, {"iss": "\ud800"}, "malformed"),
+    "iss surrogate after the real issuer": ({}, {"iss": "https://pem.issuer.test\udfff"}, "malformed"),
     "iss with NUL": ({}, {"iss": "https://pem.issuer.test\x00"}, "invalid_claim"),
-    "jti lone surrogate": ({}, {"jti": "\ud800"}, "invalid_claim"),
+    "jti lone surrogate": ({}, {"jti": "\ud800"}, "malformed"),
     "jti with NUL": ({}, {"jti": "a\x00b"}, "invalid_claim"),
     "kid lone surrogate": ({"kid": "\ud800"}, {}, "malformed"),
     "typ lone surrogate": ({"typ": "\udc00jwt"}, {}, "malformed"),

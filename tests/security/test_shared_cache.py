@@ -1,5 +1,5 @@
-"""The shared cache: replay store and throttle counters shared across processes (Redis), and a cache
-outage that fails closed with a JSON answer instead of a 500.
+"""The shared cache: replay refusals and throttle counters shared across processes (Redis), and an
+outage of what holds the replay record (the database) that fails closed with a JSON answer instead of a 500.
 
 Redis tests use the dedicated database 7 on 127.0.0.1 and delete exactly the keys they wrote; they are
 skipped when no Redis server is listening there.
@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 from django.core.cache.backends.redis import RedisCache
+from django.db import OperationalError
+from django.test import override_settings
 
-from exchange import key_sources, subject_token, throttling
+from exchange import key_sources, shared_cache, throttling
 
 from ..factories import mint
 from ..utils import assert_oauth_error, assert_subject_rejected, basic_auth, exchange_body, post_form
@@ -37,15 +39,21 @@ needs_redis = pytest.mark.skipif(not _redis_available(), reason="no Redis on 127
 
 @pytest.fixture
 def broken_cache(monkeypatch):
-    """Every module's cache, and the replay store, point at a Redis that is not there (a closed port)."""
+    """Every module's cache points at a Redis that is not there (a closed port), and the replay
+    record's statements fail as they would with the database gone."""
     broken = RedisCache("redis://127.0.0.1:1/0", {"OPTIONS": {"socket_connect_timeout": 0.5}})
     for module in (key_sources, throttling):
         monkeypatch.setattr(module, "cache", broken)
-    monkeypatch.setattr(subject_token, "shared_store", lambda: broken)
+
+    def database_gone(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    for method in ("add", "get", "get_many"):
+        monkeypatch.setattr(shared_cache.database_store, method, database_gone)
     return broken
 
 
-def test_replay_store_down_fails_closed(broken_cache, exchange, pem_issuer, rsa_key):
+def test_replay_record_down_fails_closed(broken_cache, exchange, pem_issuer, rsa_key):
     assert_subject_rejected(exchange(mint(rsa_key, pem_issuer.issuer)), "replay_check_unavailable")
 
 
@@ -64,20 +72,26 @@ def test_throttle_cache_down_still_authenticates(broken_cache, client, applicati
 
 
 @needs_redis
-def test_replay_is_caught_by_another_process_sharing_redis(monkeypatch, exchange, pem_issuer, rsa_key):
-    prefix = f"hardening-test-{uuid.uuid4().hex}"
-    first, second = RedisCache(REDIS_URL, {"KEY_PREFIX": prefix}), RedisCache(REDIS_URL, {"KEY_PREFIX": prefix})
+def test_replay_is_caught_by_another_process_sharing_redis(exchange, pem_issuer, rsa_key):
+    """The other process finds the jti in the database, whatever its Redis holds (here: nothing)."""
+    prefixes = [f"hardening-test-{uuid.uuid4().hex}" for _ in range(2)]
     token = mint(rsa_key, pem_issuer.issuer, jti="shared-jti")
     try:
-        monkeypatch.setattr(subject_token, "shared_store", lambda: first)
-        assert exchange(token).status_code == HTTPStatus.OK
-        monkeypatch.setattr(subject_token, "shared_store", lambda: second)  # another worker or instance
-        assert_subject_rejected(exchange(token), "replayed", issued_before=1)
+        with override_settings(CACHES=_redis_caches(prefixes[0])):
+            assert exchange(token).status_code == HTTPStatus.OK
+        with override_settings(CACHES=_redis_caches(prefixes[1])):  # another worker, with an empty Redis
+            assert_subject_rejected(exchange(token), "replayed", issued_before=1)
     finally:
-        client = first._cache.get_client(write=True)
-        keys = list(client.scan_iter(f"{prefix}:*"))
-        if keys:
-            client.delete(*keys)
+        client = RedisCache(REDIS_URL, {})._cache.get_client(write=True)
+        for prefix in prefixes:
+            keys = list(client.scan_iter(f"{prefix}:*"))
+            if keys:
+                client.delete(*keys)
+
+
+def _redis_caches(prefix):
+    return {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                        "KEY_PREFIX": prefix}}
 
 
 @needs_redis

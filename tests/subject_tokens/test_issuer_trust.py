@@ -199,7 +199,7 @@ def test_store_incr_counts_live_entries_only(db, time_machine):
         store.incr("n")
 
 
-def test_store_prunes_expired_rows_as_it_writes(db, monkeypatch, time_machine):
+def test_store_prunes_expired_rows_as_it_writes(db, monkeypatch, time_machine, django_capture_on_commit_callbacks):
     from exchange import shared_cache
 
     monkeypatch.setattr(shared_cache, "_PRUNE_EVERY", 3)
@@ -208,7 +208,8 @@ def test_store_prunes_expired_rows_as_it_writes(db, monkeypatch, time_machine):
     store.add("old-1", 1, 1)
     store.add("old-2", 1, 1)
     time_machine.shift(2)
-    store.add("new", 1, 60)  # the third write deletes what has expired
+    with django_capture_on_commit_callbacks(execute=True):  # (once the writer's transaction commits)
+        store.add("new", 1, 60)  # the third write deletes what has expired
     assert sorted(SharedCacheEntry.objects.values_list("key", flat=True)) == ["new"]
 
 

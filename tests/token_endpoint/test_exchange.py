@@ -8,6 +8,7 @@ from django.conf import settings
 
 from exchange import flows
 from exchange.models import AccessToken, ExchangeEvent, RefreshToken, TrustedTokenIssuer
+from exchange.service_accounts import SYSTEM
 from exchange.subject_token import CAUSES
 
 from ..factories import DROP, certificate_pem, mint, private_key, raw_token
@@ -166,9 +167,11 @@ def test_public_client_refused(client, pem_issuer, rsa_key, make_application):
     type(spa).objects.filter(pk=spa.pk).update(allowed_grant_types=[flows.resolve_grant_type("token_exchange")])
     body = exchange_body(mint(rsa_key, pem_issuer.issuer), client_id=spa.client_id)
     assert_oauth_error(post_form(client, "/oauth2/token", body), 401, "invalid_client")
-    with_secret = post_form(client, "/oauth2/token", exchange_body(mint(rsa_key, pem_issuer.issuer)),
-                            HTTP_AUTHORIZATION=basic_auth(spa.client_id, spa.raw_secret))
-    assert_oauth_error(with_secret, 400, "unauthorized_client")
+    assert spa.raw_secret is None  # a public client has no secret: none authenticates it
+    for guess in ("", "guess"):
+        with_secret = post_form(client, "/oauth2/token", exchange_body(mint(rsa_key, pem_issuer.issuer)),
+                                HTTP_AUTHORIZATION=basic_auth(spa.client_id, guess))
+        assert_oauth_error(with_secret, 401, "invalid_client")
     assert not AccessToken.objects.exists()
 
 
@@ -236,7 +239,7 @@ def test_trailing_slash_also_works(client, pem_issuer, rsa_key, application):
 
 
 def test_client_credentials_still_works(client, make_application):
-    app = make_application(name="Machine", grant_types=["client_credentials"], scopes="console:manage")
+    app = make_application(name="Machine", grant_types=["client_credentials"], scopes="console:manage", actor=SYSTEM)
     response = post_form(client, "/oauth2/token", {"grant_type": "client_credentials", "scope": "console:manage"},
                          HTTP_AUTHORIZATION=basic_auth(app.client_id, app.raw_secret))
     assert response.status_code == HTTPStatus.OK, response.content

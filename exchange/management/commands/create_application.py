@@ -1,10 +1,12 @@
 from ...flows import create_application
 from ...models import Application
+from ...service_accounts import DEFAULT_PERMISSIONS, SYSTEM
 from ..base import ConsoleCommand
 
 
 class Command(ConsoleCommand):
-    help = "Create an application (OAuth client). Its client secret is printed once."
+    help = ("Create an application (OAuth client). Its client secret is printed once; a single-page "
+            "application is a public client and gets none.")
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
@@ -15,12 +17,24 @@ class Command(ConsoleCommand):
                             help="A grant type wire name or short name (token_exchange, refresh_token, "
                                  "client_credentials, authorization_code); repeatable.")
         parser.add_argument("--scope", action="append", default=[], help="An allowed scope; repeatable.")
+        parser.add_argument("--access-token-lifetime", type=int, metavar="SECONDS",
+                            help="Lifetime of its access tokens (default: the server's), at most "
+                                 "TOKEN_EXCHANGE['MAX_TOKEN_LIFETIME_SECONDS'].")
+        parser.add_argument("--resource-server", action="store_true",
+                            help="May introspect any token (others learn only about their own tokens).")
+        parser.add_argument("--permission", action="append", default=None, metavar="APP_LABEL.CODENAME",
+                            help="With --scope console:manage: a permission of its service account; repeatable "
+                                 f"(default: {', '.join(DEFAULT_PERMISSIONS)}).")
 
     def handle(self, *args, **options):
         application, secret = create_application(
             name=options["name"], application_type=options["type"],
             grant_types=options["grant_type"], scopes=" ".join(options["scope"]),
+            access_token_lifetime=options["access_token_lifetime"], resource_server=options["resource_server"],
+            actor=SYSTEM, service_account_permissions=options["permission"],
         )
+        secret_line = (f"client_secret: {secret}\nThe secret is shown only now; store it safely." if secret
+                       else "A public client: it has no secret.")
         self.emit(
             options,
             {"id": application.pk, "name": application.name, "client_id": application.client_id,
@@ -28,6 +42,5 @@ class Command(ConsoleCommand):
              "grant_types": application.allowed_grant_types},
             f"Application {application.name!r} created.\n"
             f"client_id:     {application.client_id}\n"
-            f"client_secret: {secret}\n"
-            "The secret is shown only now; store it safely.",
+            f"{secret_line}",
         )
