@@ -79,7 +79,7 @@ def _loader(applications):
 
 def test_one_character_client_ids_authenticate():
     """A client whose id is one character is looked up and authenticated (``0 <`` → ``1 <`` locks it out)."""
-    application = SimpleNamespace(client_secret=make_password("s3cret", hasher="hmac_sha256"))
+    application = SimpleNamespace(client_secret=make_password("s3cret", hasher="hmac_sha256"), is_usable=lambda request: True)
     load = _loader({"a": application})
     result = client_auth.authenticate(None, "a", "s3cret", load)
     assert result.ok and result.application is application
@@ -88,7 +88,7 @@ def test_one_character_client_ids_authenticate():
 
 def test_authentication_without_a_secret_still_names_the_application():
     """Kills ``if credentials.client_secret is None:`` → ``if False:`` (the application would be lost)."""
-    application = SimpleNamespace(client_secret=make_password("s3cret", hasher="hmac_sha256"))
+    application = SimpleNamespace(client_secret=make_password("s3cret", hasher="hmac_sha256"), is_usable=lambda request: True)
     result = client_auth.authenticate(None, "known-client", None, _loader({"known-client": application}))
     assert not result.ok
     assert result.application is application

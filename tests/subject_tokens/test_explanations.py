@@ -55,7 +55,8 @@ LABELS = [
     ("format", "Token format"), ("header", "Header"), ("issuer", "Trusted issuer"), ("type", "Token type (typ)"),
     ("algorithm", "Signing algorithm"), ("key", "Signing key"), ("signature", "Signature"),
     ("expiry", "Expiry (exp)"), ("not_before", "Not before (nbf)"), ("issued_at", "Issued at (iat) and age"),
-    ("audience", "Audience (aud)"), ("subject", "Subject (sub)"), ("replay", "Replay (jti)"),
+    ("audience", "Audience (aud)"), ("subject", "Subject (sub)"), ("condition", "Admission condition"),
+    ("replay", "Replay (jti)"),
 ]
 
 

@@ -101,7 +101,7 @@ def _load(applications):
 
 
 def test_what_authenticate_reports(stored):
-    application = SimpleNamespace(client_secret=stored)
+    application = SimpleNamespace(client_secret=stored, is_usable=lambda request: True)
     secret = "s" * client_auth.MAX_SECRET_LENGTH
     load = _load({"app": application})
     ok = client_auth.authenticate(None, "app", secret, load)
