@@ -11,6 +11,7 @@ from exchange import grant
 from exchange.grant import ExchangeError, ExchangeRequest
 from exchange.models import ExchangeEvent
 from exchange.protocol import ACCESS_TOKEN_TYPE, JWT_TYPE, MANAGE_SCOPE
+from exchange.service_accounts import SYSTEM
 
 from ..factories import DROP, mint
 from ..utils import basic_auth, exchange_body, post_form
@@ -104,7 +105,8 @@ def test_scopes(make_application):
     grant.check_scope(blank)
     assert blank.scopes == []
     assert _refusal(grant.check_scope, _request(app, scope="openid admin")) == ("invalid_scope", "", 400, "invalid_scope")
-    manager = make_application(name="Manager", scopes=MANAGE_SCOPE)
+    # The management scope is a grant (service_accounts): the system gives it here, as an administrator would.
+    manager = make_application(name="Manager", scopes=MANAGE_SCOPE, actor=SYSTEM)
     assert _refusal(grant.check_scope, _request(manager, scope=MANAGE_SCOPE))[:2] == (
         "invalid_scope", f"The {MANAGE_SCOPE} scope cannot be obtained by token exchange.")
 
