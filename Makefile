@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PORT   ?= 8000
 
-.PHONY: install run test test-slow test-browser migrate bench bench-quick bench-callgrind bench-tools clean
+.PHONY: install run test test-slow test-browser migrate bench bench-quick bench-callgrind bench-tools mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,15 @@ bench-callgrind: install bench-tools
 bench-tools:
 	@command -v wrk >/dev/null && command -v valgrind >/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq wrk valgrind; }
+
+## Mutation testing of the security code (never part of `make test` or .ci/run): a seeded sample of
+## MUTATION_SAMPLE mutants per module (or `all`), each against the tests that concern its module;
+## prints each module's score and every survivor (docs/testing.md).
+MUTATION_SAMPLE ?= 20
+MUTATION_SEED   ?= 22
+MUTATION_JOBS   ?= 2
+mutation: install
+	$(PY) -m tools.mutation.run --sample $(MUTATION_SAMPLE) --seed $(MUTATION_SEED) --jobs $(MUTATION_JOBS)
 
 clean:
 	rm -rf $(VENV) var/db.sqlite3* .pytest_cache

@@ -1,0 +1,1 @@
+"""Mutation testing of the security code: ``make mutation`` (docs/testing.md)."""
