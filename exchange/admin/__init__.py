@@ -10,7 +10,7 @@ from django.contrib import admin
 from ..models import AccessToken, Application, ExchangeEvent, RefreshToken, SigningKey, TrustedTokenIssuer
 from .applications import ApplicationAdmin
 from .issuers import TrustedTokenIssuerAdmin
-from .records import AccessTokenAdmin, ExchangeEventAdmin, SigningKeyAdmin
+from .records import AccessTokenAdmin, ExchangeEventAdmin, RefreshTokenAdmin, SigningKeyAdmin
 
 # django-oauth-toolkit registers its own admins for the (swapped) models; ours replace them.
 for model in (Application, AccessToken, RefreshToken):
@@ -20,5 +20,6 @@ for model in (Application, AccessToken, RefreshToken):
 admin.site.register(TrustedTokenIssuer, TrustedTokenIssuerAdmin)
 admin.site.register(Application, ApplicationAdmin)
 admin.site.register(AccessToken, AccessTokenAdmin)
+admin.site.register(RefreshToken, RefreshTokenAdmin)
 admin.site.register(SigningKey, SigningKeyAdmin)
 admin.site.register(ExchangeEvent, ExchangeEventAdmin)
