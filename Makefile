@@ -20,10 +20,11 @@ migrate: install
 	$(PY) manage.py migrate --noinput
 
 ## Serve the console on http://localhost:$(PORT) (SQLite under var/; first run creates an administrator).
+## Its issuer is http://localhost:$(PORT)/oauth2/token (or CONSOLE_ISSUER), recorded in var/ so that every
+## manage.py command run in this checkout agrees with the server; the sign-in box is printed last.
 run: migrate
-	$(PY) manage.py bootstrap
 	$(PY) manage.py collectstatic --noinput -v 0
-	$(VENV)/bin/gunicorn -c gunicorn.conf.py --bind 127.0.0.1:$(PORT) identity_console.wsgi
+	$(PY) manage.py bootstrap --port $(PORT) --serve
 
 CHROMIUM ?= /usr/bin/chromium
 

@@ -18,7 +18,9 @@ cache what they read and forget it on ``setting_changed``, so tests that
 override settings see their values.
 """
 
+import json
 import os
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -111,6 +113,41 @@ PROJECT_DEFAULTS = {
     # After a shared-cache failure, seconds during which a worker keeps its own copy (exchange/shared_cache.py).
     "SHARED_CACHE_RETRY_SECONDS": 5,
 }
+
+#: Written into VAR_DIR by ``bootstrap --port`` (``make run``): the issuer and URL of the server this
+#: checkout serves, so that the server and every command run in the checkout agree without exports.
+LOCAL_SERVER_FILE = "local_server.json"
+#: The issuer of a local run when nothing else says otherwise.
+DEFAULT_LOCAL_ISSUER = "http://localhost:8000/oauth2/token"
+
+
+def local_issuer(port):
+    """The issuer of a server run on localhost:``port`` (its token endpoint's URL)."""
+    return f"http://localhost:{int(port)}/oauth2/token"
+
+
+def read_local_server(var_dir):
+    """The local server's record in ``var_dir`` (``{"issuer": …, "server_url": …}``), or {} without one."""
+    try:
+        record = json.loads((var_dir / LOCAL_SERVER_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(record, dict):
+        return {}
+    return {k: v for k, v in record.items() if k in ("issuer", "server_url") and isinstance(v, str) and v}
+
+
+def write_local_server(var_dir, issuer, server_url):
+    """Record the issuer and URL of the server this checkout serves (read back by the settings)."""
+    path = var_dir / LOCAL_SERVER_FILE
+    path.write_text(json.dumps({"issuer": issuer, "server_url": server_url}, indent=2) + "\n")
+
+
+def server_url_of(issuer):
+    """The origin of an issuer URL (``http://localhost:8101`` for ``http://localhost:8101/oauth2/token``)."""
+    parts = urlsplit(issuer)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
 
 _TYPES = {key: type(value) for key, value in DEFAULTS.items()}
 

@@ -15,6 +15,11 @@ request to ``exchange`` after refusing repeated parameters and bad shapes
    written) and the AccessToken, RefreshToken and ExchangeEvent rows written;
 5. a refusal answers RFC 6749 §5.2 JSON and writes an ExchangeEvent with its cause code.
 
+A database outage at any step is not a refusal: it propagates (also out of the replay step and
+out of a refusal whose ExchangeEvent cannot be written), and exchange/ops/outage.py answers 503
+with Retry-After. The transaction of step 4 then wrote nothing, so the client may send the same
+subject token again.
+
 This path does not build oauthlib's ``Request``/``Server`` nor DOT's ``OAuthLibCore``: that
 machinery cost more instructions than the rest of the exchange (docs/performance.md). The
 tokens it writes are DOT's own models, so introspection, revocation and the refresh_token
@@ -35,6 +40,7 @@ from oauthlib.oauth2.rfc6749.tokens import random_token_generator
 
 from . import client_auth, signing, storage
 from .models import AccessToken
+from .ops import outage
 from .protocol import ACCESS_TOKEN_TYPE, JWT_TYPE, MANAGE_SCOPE, REFRESH_TOKEN, TOKEN_EXCHANGE
 from .registry import registry
 from .subject_token import SUBJECT_TOKEN_TYPES, SubjectTokenRejected, consume_replay, validate_subject_token
@@ -254,7 +260,10 @@ def exchange(form, *, authorization=None, client_address="", http_request=None, 
         try:
             storage.save_rejected(cause=exc.cause, application=request.client, trusted_issuer=request.issuer,
                                   subject=request.subject, subject_jti=request.subject_jti)
-        except Exception:
+        except Exception as error:
+            if outage.database_unavailable(error):
+                # Unrecorded, and perhaps caused by the outage: a 503 the client retries, never a 400.
+                raise
             log.exception("Could not record the token-exchange event")
         return exc.response()
     if app_authorized.has_listeners():  # as DOT's TokenView does after a 200

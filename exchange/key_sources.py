@@ -334,10 +334,28 @@ def _keys_from_state(issuer, state):
     return keys
 
 
-def _record_fetch(issuer, error=None):
+def known_keys(previous, keys, now):
+    """The keys of a successful fetch as stored for the console: kid, type, size, algorithms, source, and
+    when each was first seen (kept from ``previous`` for a key fetched before) and last seen (``now``)."""
+    seen = {(k.get("kid"), k.get("key")): k.get("first_seen") for k in previous or [] if isinstance(k, dict)}
+    stamp = now.isoformat()
+    return [
+        {"kid": key.kid, "key": key.description, "type": key.description.split(" ")[0],
+         "algorithms": sorted(key.algorithms), "source": key.source,
+         "first_seen": seen.get((key.kid, key.description)) or stamp, "last_seen": stamp}
+        for key in keys
+    ]
+
+
+def _record_fetch(issuer, error=None, keys=()):
     now = timezone.now()
     if error is None:
         fields = {"keys_fetched_at": now, "key_fetch_error": ""}
+        try:
+            previous = TrustedTokenIssuer.objects.filter(pk=issuer.pk).values_list("known_keys", flat=True).first()
+        except DatabaseError:
+            previous = None
+        fields["known_keys"] = known_keys(previous, keys, now)
     else:
         fields = {"key_fetch_error": error[:200], "key_fetch_failed_at": now}
     try:
@@ -363,8 +381,9 @@ def refresh_jwks(issuer):
     state = {"fetched_at": time.time(), "doc": document, "uri": issuer.jwks_uri}
     cache.set(_cache_key(issuer), state, exchange_settings.JWKS_STALE_IF_ERROR_SECONDS)
     _recent.pop(_cache_key(issuer), None)
-    _record_fetch(issuer)
-    return _keys_from_state(issuer, state)
+    keys = _keys_from_state(issuer, state)
+    _record_fetch(issuer, keys=keys)
+    return keys
 
 
 def jwks_keys(issuer, kid=None):

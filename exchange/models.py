@@ -212,6 +212,9 @@ class TrustedTokenIssuer(models.Model):
     keys_fetched_at = models.DateTimeField(_("keys last fetched"), null=True, blank=True)
     key_fetch_error = models.CharField(_("last key fetch problem"), max_length=200, blank=True)
     key_fetch_failed_at = models.DateTimeField(_("last key fetch failure"), null=True, blank=True)
+    #: The keys the last successful JWKS fetch found, each with when it was first and last seen
+    #: (``key_sources.known_keys``): the issuer page's key table survives a reload and a restart.
+    known_keys = models.JSONField(_("keys last fetched"), default=list, blank=True, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

@@ -40,6 +40,7 @@ from jwt.algorithms import get_default_algorithms
 from . import conditions, key_sources, presets
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings, project_settings
 from .models import normalize_token_type
+from .ops import outage
 from .protocol import ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TYPE
 from .registry import registry
 from .shared_cache import replay_record
@@ -451,7 +452,9 @@ def _issuer_keys(issuer, kid, report):
         return key_sources.pem_keys(issuer)
     except key_sources.KeySourceError as exc:
         _fail(report, "key", "key_source_unavailable", exc.detail)
-    except Exception:  # e.g. the shared cache is down: fail closed, never 500
+    except Exception as exc:  # e.g. the shared cache is down: fail closed, never 500
+        if outage.database_unavailable(exc):
+            raise  # the database is down, not the issuer's keys: a 503 (exchange/ops/outage.py)
         log.exception("The keys of trusted issuer %s could not be loaded", issuer.pk)
         _fail(report, "key", "key_source_unavailable", "the issuer's keys could not be loaded (see the server log)")
 
@@ -645,11 +648,14 @@ def _replay_step(report, first_use, detail):
     """The replay step: it passes with ``detail`` when the replay record says ``first_use(entry)``.
 
     It fails (``replayed``) when the record says no, and fails closed (``replay_check_unavailable``)
-    when the database holding it cannot be reached. A deferred step already in the report is replaced.
+    when the store cannot be reached — unless the database holding the record is down: that is an
+    outage, answered 503 (exchange/ops/outage.py). A deferred step already in the report is replaced.
     """
     try:
         ok = first_use(report.replay)
-    except Exception:  # the database is down: fail closed, never 500
+    except Exception as exc:  # fail closed, never 500
+        if outage.database_unavailable(exc):
+            raise  # the database holding the record is down: a 503, nothing issued (exchange/ops/outage.py)
         log.exception("The replay record could not be reached")
         ok = None
     report.steps = [step for step in report.steps if step.name != "replay"]

@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 from . import client_auth
 from .conf import exchange_settings
+from .ops import outage
 from .shared_cache import throttle_cache as cache  # in the database while Redis is down
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,9 @@ def retry_after(name, address, *, now=None, policy=CLIENT_AUTH):
     counters = _counters(name, address, start, policy)
     try:
         values = cache.get_many([key for key, _ in counters])
-    except Exception:  # the shared cache is down: fail open (credentials are still checked)
+    except Exception as exc:  # the shared cache is down: fail open (credentials are still checked)
+        if outage.database_unavailable(exc):
+            raise  # counters kept in the database, and it is down: a 503 (exchange/ops/outage.py), no traceback
         log.warning("Client-authentication throttle counters could not be read", exc_info=True)
         return 0
     if any(values.get(key, 0) >= limit for key, limit in counters):
@@ -108,7 +111,9 @@ def record_failure(name, address, *, now=None, policy=CLIENT_AUTH):
                 cache.incr(key)
             except ValueError:  # expired between add and incr
                 cache.set(key, 1, lifetime)
-    except Exception:
+    except Exception as exc:
+        if outage.database_unavailable(exc):
+            raise
         log.warning("A failed client authentication could not be counted", exc_info=True)
 
 
@@ -121,5 +126,7 @@ def withdraw_failure(name, address, *, now, policy=CLIENT_AUTH):
                 cache.incr(key, -1)
             except ValueError:  # the counter expired meanwhile: nothing to take back
                 pass
-    except Exception:
+    except Exception as exc:
+        if outage.database_unavailable(exc):
+            raise
         log.warning("A counted sign-in attempt could not be taken back", exc_info=True)

@@ -20,6 +20,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UsernameField
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
@@ -45,7 +46,11 @@ class ConsoleSite(admin.AdminSite):
         # admin.site's set-up imports this module (the project's default_site).
         from exchange.admin import dashboard
 
-        return super().index(request, {**dashboard.summary(), **(extra_context or {})})
+        return super().index(request, {**dashboard.summary(), "title": "Home", **(extra_context or {})})
+
+    def app_index(self, request, app_label, extra_context=None):
+        # Django's per-app model list is not a console page: its links are on the home page.
+        return HttpResponseRedirect(reverse("admin:index", current_app=self.name))
 
     @method_decorator(sensitive_post_parameters())
     @method_decorator(login_not_required)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from exchange.conf import PROJECT_DEFAULTS, from_environ
+from exchange.conf import DEFAULT_LOCAL_ISSUER, PROJECT_DEFAULTS, from_environ, read_local_server
 from exchange.ops.logging import logging_config
 from exchange.ops.proxies import parse_networks
 
@@ -68,7 +68,10 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 #: This organization's issuer value: what a subject token's ``aud`` must contain
 #: (or the trusted issuer's alias), and the ``iss`` of the tokens we issue.
-CONSOLE_ISSUER = os.environ.get("CONSOLE_ISSUER", "http://localhost:8000/oauth2/token")
+#: One value for the server and every command run in this checkout: the environment's, else the one
+#: ``make run`` recorded in var/ (``bootstrap --port``: http://localhost:<PORT>/oauth2/token), else port 8000's.
+CONSOLE_ISSUER = (os.environ.get("CONSOLE_ISSUER") or read_local_server(VAR_DIR).get("issuer")
+                  or DEFAULT_LOCAL_ISSUER)
 
 INSTALLED_APPS = [
     "identity_console.apps.ConsoleAdminConfig",
@@ -88,6 +91,7 @@ MIDDLEWARE = [
     "exchange.ops.logging.RequestIdMiddleware",
     "exchange.ops.health.HealthCheckMiddleware",  # /healthz, /readyz: before host checks, for load balancers
     "exchange.ops.metrics.MetricsMiddleware",
+    "exchange.ops.outage.DatabaseOutageMiddleware",  # a database outage raised by a view: 503 + Retry-After
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -129,9 +133,9 @@ DATABASES = {
         # Persistent connections: opening one per request cost more than the whole
         # token exchange (measured with bench/; see docs/performance.md).
         conn_max_age=int(os.environ.get("CONN_MAX_AGE", "600")),
-        # Off by default: on PostgreSQL it is a "SELECT 1" round trip per request. Without
-        # it a connection broken by a database restart fails one request per worker thread,
-        # after which Django drops it.
+        # Off by default: on PostgreSQL it is a "SELECT 1" round trip per request. Without it a
+        # connection the server closed (a restart) is dropped at the next request's start without
+        # a round trip (exchange/ops/outage.py); docs/deployment.md compares the two.
         conn_health_checks=env_bool("CONN_HEALTH_CHECKS"),
     )
 }
@@ -195,6 +199,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+#: One date format in the console, with the time zone (identity_console/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["identity_console.formats"]
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

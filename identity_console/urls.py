@@ -1,9 +1,13 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from exchange import views
 from exchange.ops import metrics
+
+# A database outage raised outside a view (e.g. saving the session) is a 503 too (exchange/ops/outage.py).
+handler500 = "exchange.ops.outage.server_error"
 
 oauth2_patterns = (
     [
@@ -31,4 +35,6 @@ urlpatterns = [
     re_path(r"^(?P<issuer_path>.+)/\.well-known/(?P<document>openid-configuration|oauth-authorization-server)$",
             views.DiscoveryView.as_view(), name="server-metadata-appended"),
     path("", RedirectView.as_view(url="/console/", permanent=False)),
+    # Browsers ask for /favicon.ico on every page without an icon link (the API's, Swagger's): no 404s.
+    path("favicon.ico", RedirectView.as_view(url=static("console/favicon.ico"), permanent=True)),
 ]

@@ -6,14 +6,25 @@ it, or beside its tests when one module alone uses it; none takes a pytest-djang
 certificates and tokens come from tests/factories.py, request helpers and assertions from tests/utils.py.
 """
 
+import os
+
 import pytest
 from django.core.cache import cache
+from django.test import override_settings
 
 from exchange import flows, key_sources, shared_cache, signing
-from exchange.conf import exchange_settings
+from exchange.conf import DEFAULT_LOCAL_ISSUER, exchange_settings
 
 from .factories import certificate_pem, mint, private_key
 from .utils import JWKSServer, basic_auth, exchange_body, post_form
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _default_issuer():
+    """The issuer of every test and of the servers they start, whatever `make run PORT=…` recorded in this
+    checkout's var/ (servers the tests start use their own var/). Session-wide: module fixtures see it too."""
+    with override_settings(CONSOLE_ISSUER=os.environ.get("CONSOLE_ISSUER") or DEFAULT_LOCAL_ISSUER):
+        yield
 
 
 @pytest.fixture(autouse=True)

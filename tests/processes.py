@@ -1,17 +1,22 @@
-"""Real processes for the operations tests: gunicorn instances, a private redis-server, PostgreSQL databases.
+"""Real processes for the operations tests: gunicorn instances, a private redis-server, PostgreSQL databases
+and a private PostgreSQL cluster.
 
 Everything binds to 127.0.0.1 on ephemeral ports; every wait polls with a deadline.
 """
 
+import glob
 import os
+import pwd
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import psycopg
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,3 +177,97 @@ class PostgresDatabase:
 
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def postgres_binaries():
+    """The bin folder of the newest local PostgreSQL with initdb and pg_ctl (Debian's layout, then PATH), or None."""
+    def version(path):
+        name = Path(path).parent.name
+        return int(name) if name.isdigit() else 0
+
+    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True):
+        if all(os.access(Path(folder) / tool, os.X_OK) for tool in ("initdb", "pg_ctl")):
+            return Path(folder)
+    initdb = shutil.which("initdb")
+    if initdb and shutil.which("pg_ctl"):
+        return Path(initdb).parent
+    return None
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of our own (never the shared one): ``initdb`` into a temporary folder, its own port.
+
+    The test may restart and stop it at will. PostgreSQL refuses to run as root: as root the
+    cluster belongs to the ``postgres`` system user, in a folder of its own under /tmp (pytest's
+    tmp_path is private to root).
+    """
+
+    def __init__(self, binaries, name="idc"):
+        self.bin = Path(binaries)
+        self.port = free_port()
+        self.name = name
+        self.dir = Path(tempfile.mkdtemp(prefix="idc-pg-"))
+        self.data = self.dir / "data"
+        self.log_path = self.dir / "postgres.log"
+        self.user = None
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam("postgres")  # KeyError: no such user (the caller skips)
+            self.user = entry.pw_uid
+            os.chown(self.dir, entry.pw_uid, entry.pw_gid)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        self.start()
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+    @property
+    def admin_url(self):
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def url(self):
+        return f"postgres://postgres@127.0.0.1:{self.port}/{self.name}"
+
+    def _run(self, tool, *args, timeout=60):
+        result = subprocess.run(
+            [str(self.bin / tool), *args], user=self.user, cwd=self.dir, capture_output=True, text=True,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"{tool} {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}\n{self.logs()}")
+
+    def _pg_ctl(self, *args):
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off -c max_connections=50"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-o", options, "-w", "-t", "30", *args)
+
+    def start(self):
+        """Start and wait until it accepts connections."""
+        self._pg_ctl("start")
+
+    def stop(self):
+        """Fast shutdown (sessions terminated, open transactions rolled back), waiting until it is down."""
+        self._pg_ctl("-m", "fast", "stop")
+
+    def restart(self):
+        """``pg_ctl restart -m fast``: down and up again, waiting until it accepts connections."""
+        self._pg_ctl("-m", "fast", "restart")
+
+    def terminate_connections(self):
+        """``pg_terminate_backend`` every other session of the app's database: connections dropped mid-request."""
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE datname = %s AND pid <> pg_backend_pid()", (self.name,))
+
+    def query(self, sql, params=None):
+        with psycopg.connect(self.url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def logs(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def destroy(self):
+        if (self.data / "postmaster.pid").exists():
+            try:
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            except AssertionError:
+                pass
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -6,14 +6,16 @@ One module per concern: ``base`` (the page renderer, the tabbed object page, His
 """
 
 from django.contrib import admin
+from oauth2_provider.models import get_grant_model, get_id_token_model
 
 from ..models import AccessToken, Application, ExchangeEvent, RefreshToken, SigningKey, TrustedTokenIssuer
 from .applications import ApplicationAdmin
 from .issuers import TrustedTokenIssuerAdmin
 from .records import AccessTokenAdmin, ExchangeEventAdmin, RefreshTokenAdmin, SigningKeyAdmin
 
-# django-oauth-toolkit registers its own admins for the (swapped) models; ours replace them.
-for model in (Application, AccessToken, RefreshToken):
+# django-oauth-toolkit registers its own admins; ours replace them, and authorization codes and ID tokens
+# (not used by token exchange) get no stock pages in the console.
+for model in (Application, AccessToken, RefreshToken, get_grant_model(), get_id_token_model()):
     if admin.site.is_registered(model):
         admin.site.unregister(model)
 

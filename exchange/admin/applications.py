@@ -35,6 +35,8 @@ class ApplicationAdmin(ConsoleModelAdmin):
     tabs = (("general", "General"), ("protocol", "Protocol"), ("try", "Try it out"))
     detail_template = "admin/exchange/application/detail.html"
     sensitive_parameters = ("client_secret", "subject_token")
+    console_name, object_label = "Applications", "application"
+    add_label = "New Application"
 
     def tab_views(self):
         return {"general": self.general_tab, "protocol": self.protocol_tab, "try": self.try_tab}
@@ -55,8 +57,11 @@ class ApplicationAdmin(ConsoleModelAdmin):
             *super().get_urls(),
         ]
 
-    def changelist_view(self, request, extra_context=None):
-        return super().changelist_view(request, {"title": "Applications", **(extra_context or {})})
+    def delete_object(self, obj):
+        flows.delete_application(obj)
+
+    def deletion_consequence(self, obj):
+        return "Its client ID and secret stop working at once, and so do the access tokens issued to it."
 
     def add_view(self, request, form_url="", extra_context=None):
         """New Application: a name and a type; the secret is shown once on the application's page."""

@@ -18,7 +18,8 @@ from .forms import add_flow_errors
 
 
 class ConsoleModelAdmin(admin.ModelAdmin):
-    """A model's console pages: its list (Django's), and one page per object with tabs.
+    """A model's console pages: its list (Django's, in the console's names), one page per object with
+    tabs, and the console's own deletion page (through ``delete_object``, a flow).
 
     Subclasses name their ``tabs`` ((key, label), …), the ``detail_template`` and
     ``tab_views()``: the explicit mapping from each tab key to the method that answers it.
@@ -29,6 +30,52 @@ class ConsoleModelAdmin(admin.ModelAdmin):
     detail_template = None
     #: POST parameters hidden from Django's error reports on the object page (``sensitive_post_parameters``).
     sensitive_parameters = ()
+    #: The console's name of the list (title, menu, breadcrumbs) and of one object (messages).
+    console_name = ""
+    object_label = ""
+    #: The list's primary button ("" for none) and the page it opens (a name for ``url``).
+    add_label = ""
+    add_page = "add"
+    #: No bulk actions: a deletion is confirmed on the object's own page, one object at a time.
+    actions = None
+
+    def console_context(self):
+        """What the console's templates need to name this model's pages (breadcrumbs, titles)."""
+        return {"console_name": self.console_name or self.model._meta.verbose_name_plural.capitalize(),
+                "console_list_url": self.url("changelist")}
+
+    def changelist_view(self, request, extra_context=None):
+        context = {**self.console_context(), **({"title": self.console_name} if self.console_name else {})}
+        if self.add_label and self.has_add_permission(request):
+            context.update(add_label=self.add_label, add_url=self.url(self.add_page))
+        return super().changelist_view(request, {**context, **(extra_context or {})})
+
+    def history_view(self, request, object_id, extra_context=None):
+        return super().history_view(request, object_id, {**self.console_context(), **(extra_context or {})})
+
+    def delete_object(self, obj):
+        """Delete ``obj`` through its flow (subclasses that allow deletion name it)."""
+        raise PermissionDenied
+
+    def delete_view(self, request, object_id, extra_context=None):
+        """The console's deletion: a confirmation page, then the flow, a History entry and the list."""
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404("No such object")
+        if not self.has_delete_permission(request, obj):
+            raise PermissionDenied
+        if request.method == "POST":
+            name = str(obj)
+            self.log_deletions(request, self.model.objects.filter(pk=obj.pk))
+            self.delete_object(obj)
+            messages.success(request, f"The {self.object_label} “{name}” was deleted successfully.")
+            return HttpResponseRedirect(self.url("changelist"))
+        return self.render_page(request, "admin/console/delete_confirm.html", f"Delete {obj}?", original=obj,
+                                consequence=self.deletion_consequence(obj))
+
+    def deletion_consequence(self, obj):
+        """One sentence on what the deletion breaks, shown on its confirmation page."""
+        return ""
 
     def tab_views(self):
         """Tab key → the method answering it: ``method(request, obj)``."""
@@ -42,7 +89,7 @@ class ConsoleModelAdmin(admin.ModelAdmin):
         """A console page: the site's context, the model's options, a title and the page's own context."""
         return TemplateResponse(request, template, {
             **self.admin_site.each_context(request), "opts": self.model._meta, "title": title,
-            "has_view_permission": self.has_view_permission(request),
+            "has_view_permission": self.has_view_permission(request), **self.console_context(),
             **context,
         })
 
@@ -100,3 +147,42 @@ class ConsoleModelAdmin(admin.ModelAdmin):
         """History: an object belonging to ``obj`` was ``added`` or ``deleted`` (e.g. a certificate)."""
         self.log_change(request, obj, [{action: {"name": str(related._meta.verbose_name), "object": str(related)}}])
 
+
+
+class RecordAdmin(ConsoleModelAdmin):
+    """What the server writes (tokens, events, keys): its list and a read-only page per record.
+
+    ``record_title(obj)`` names the page; ``record_rows(request, obj)`` gives its (label, value) rows;
+    ``record_note(obj)`` an optional explanation shown above them.
+    """
+
+    record_template = "admin/console/record.html"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def record_title(self, obj):
+        return str(obj)
+
+    def record_rows(self, request, obj):
+        raise NotImplementedError
+
+    def record_note(self, obj):
+        return None
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404("No such object")
+        if not self.has_view_permission(request, obj):
+            raise PermissionDenied
+        if request.method == "POST":
+            raise PermissionDenied
+        return self.render_page(request, self.record_template, self.record_title(obj), original=obj,
+                                rows=self.record_rows(request, obj), note=self.record_note(obj))

@@ -51,8 +51,24 @@ class IssuerGeneralForm(_NoStripMixin, forms.ModelForm):
         widgets = {
             "name": forms.TextInput(attrs={"placeholder": "Enter a name for the trusted token issuer"}),
             "issuer": forms.TextInput(attrs={"placeholder": "https://idp.example.com"}),
-            "alias": forms.TextInput(attrs={"placeholder": "https://console.example.com/oauth2/token"}),
+            "alias": forms.TextInput(attrs={"placeholder": "Optional: another aud value this issuer uses for this console"}),
         }
+
+    #: The unique fields, and how a clash is told: naming the trusted token issuer it clashes with.
+    CLASHES = {
+        "name": "A trusted token issuer named “{value}” already exists.",
+        "issuer": "The issuer {value} already exists: it is the trusted token issuer “{other}”.",
+    }
+
+    def validate_unique(self):
+        """Unique name and issuer, each clash naming the issuer it clashes with (not Django's generic sentence)."""
+        for field, sentence in self.CLASHES.items():
+            value = self.cleaned_data.get(field)
+            if not value or field in self._errors:
+                continue
+            other = TrustedTokenIssuer.objects.filter(**{field: value}).exclude(pk=self.instance.pk).first()
+            if other is not None:
+                self.add_error(field, ValidationError(sentence.format(value=value, other=other.name), code="unique"))
 
 
 class CertificateInputMixin(forms.Form):

@@ -1,18 +1,23 @@
 """Connections: trusted token issuers — their list, the New Connection wizard and the page with tabs."""
 
+import datetime
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.urls import path
+from django.utils import timezone
 from django.utils.html import format_html
 
 from .. import flows, key_sources
-from ..conf import exchange_settings
+from ..conf import exchange_settings, project_settings
 from ..models import ExchangeEvent, IssuerCertificate, TrustedTokenIssuer
 from ..subject_token import CAUSES, explain_subject_token
-from . import forms
+from . import dashboard, forms
 from .base import ConsoleModelAdmin
+from .records import explain_cause, when
 
 WIZARD_SESSION_KEY = "console:issuer_wizard"
 WIZARD_TEMPLATE = "admin/exchange/trustedtokenissuer/wizard.html"
@@ -42,8 +47,56 @@ def _finish_errors(form, exc):
         forms.add_flow_errors(form, ValidationError(rest), {"certificates": key_field})
 
 
+def _seen(value):
+    """A stored ISO time (known_keys) as a datetime, or None."""
+    try:
+        return datetime.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def certificate_warning(not_after, now=None):
+    """"Expired" or "Expires in N days" within CERTIFICATE_WARNING_DAYS, else "" (no expiry, or far off)."""
+    if not_after is None:
+        return ""
+    now = now or timezone.now()
+    if not_after <= now:
+        return "Expired"
+    left = not_after - now
+    if left > datetime.timedelta(days=dashboard.CERTIFICATE_WARNING_DAYS):
+        return ""
+    days = left.days
+    return "Expires today" if days == 0 else f"Expires in {days} day{'s' if days != 1 else ''}"
+
+
+def fetch_failing(trusted):
+    """Whether a JWKS issuer's last fetch failed and none has succeeded since (dashboard.failing_issuers, as a query)."""
+    return bool(trusted.jwks_uri and trusted.key_fetch_error) and (
+        trusted.keys_fetched_at is None
+        or (trusted.key_fetch_failed_at is not None and trusted.key_fetch_failed_at > trusted.keys_fetched_at))
+
+
+def key_health(trusted, now=None):
+    """The Certificates tab's key health: the keys known (persisted at each fetch), the last fetch and
+    its outcome, when the keys are next refetched, and each certificate's expiry warning."""
+    now = now or timezone.now()
+    keys = [
+        {**k, "first_seen": _seen(k.get("first_seen")), "last_seen": _seen(k.get("last_seen"))}
+        for k in trusted.known_keys or [] if isinstance(k, dict)
+    ]
+    failing = fetch_failing(trusted)
+    next_fetch = None
+    if trusted.keys_fetched_at:
+        next_fetch = trusted.keys_fetched_at + datetime.timedelta(seconds=exchange_settings.JWKS_CACHE_SECONDS)
+    certificates = [
+        {"cert": cert, "warning": certificate_warning(cert.not_after, now)} for cert in trusted.certificates.all()
+    ]
+    return {"known_keys": keys, "fetch_failing": failing, "next_fetch": next_fetch, "next_fetch_due": (
+        next_fetch is not None and next_fetch <= now), "certificates": certificates}
+
+
 class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
-    list_display = ("display_name", "issuer", "key_source_label", "enabled", "key_status")
+    list_display = ("display_name", "issuer", "key_source_label", "status", "key_status")
     list_display_links = ("display_name",)
     list_filter = ("enabled",)
     search_fields = ("name", "issuer", "alias")
@@ -54,6 +107,8 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
     )
     detail_template = "admin/exchange/trustedtokenissuer/detail.html"
     sensitive_parameters = ("token",)
+    console_name, object_label = "Connections", "trusted token issuer"
+    add_label, add_page = "New Connection", "templates"
 
     def tab_views(self):
         return {
@@ -72,15 +127,30 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
     def key_source_label(self, obj):
         return "JWKS endpoint" if obj.jwks_uri else "PEM certificates"
 
-    @admin.display(description="Last key fetch")
+    @admin.display(description="Keys")
     def key_status(self, obj):
+        """JWKS: the last fetch's outcome; PEM: the soonest certificate expiry, warned within 30 days."""
         if not obj.jwks_uri:
-            return "—"
-        if obj.key_fetch_error and (obj.keys_fetched_at is None or obj.key_fetch_failed_at > obj.keys_fetched_at):
-            return format_html('<span class="status-bad">{}</span>', obj.key_fetch_error)
+            expiries = [c.not_after for c in obj.certificates.all() if c.not_after]
+            if not expiries:
+                return "—"
+            warning = certificate_warning(min(expiries))
+            if warning:
+                return format_html('<span class="console-badge bad">{}</span> {}', warning, when(min(expiries)))
+            return format_html('<span class="status-ok">valid until {}</span>', when(min(expiries)))
+        if fetch_failing(obj):
+            return format_html('<span class="console-badge bad">Fetch failing</span> {}', obj.key_fetch_error)
         if obj.keys_fetched_at:
-            return format_html('<span class="status-ok">ok, {}</span>', obj.keys_fetched_at.strftime("%Y-%m-%d %H:%M UTC"))
+            return format_html('<span class="status-ok">fetched {}</span>', when(obj.keys_fetched_at))
         return "not fetched yet"
+
+    @admin.display(description="Status", ordering="enabled")
+    def status(self, obj):
+        return format_html('<span class="console-badge {}">{}</span>', "ok" if obj.enabled else "bad",
+                           "Enabled" if obj.enabled else "Disabled")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("certificates")
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -92,12 +162,17 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
                  name="exchange_trustedtokenissuer_wizard_validate"),
             path("new/trusted-token-issuer/certificate/", view(self.wizard_certificate_view),
                  name="exchange_trustedtokenissuer_wizard_certificate"),
+            path("certificate/inspect/", view(self.inspect_view), name="exchange_trustedtokenissuer_inspect"),
             path("<int:object_id>/enabled/", view(self.toggle_view), name="exchange_trustedtokenissuer_toggle"),
             *super().get_urls(),
         ]
 
-    def changelist_view(self, request, extra_context=None):
-        return super().changelist_view(request, {"title": "Connections", **(extra_context or {})})
+    def delete_object(self, obj):
+        flows.delete_trusted_token_issuer(obj)
+
+    def deletion_consequence(self, obj):
+        return (f"The token endpoint will refuse every token from {obj.issuer}, and the access tokens "
+                "exchanged for its tokens stop working.")
 
     def add_view(self, request, form_url="", extra_context=None):
         # Django's add form is replaced by the template cards and the wizard.
@@ -153,6 +228,23 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
         form.is_valid()
         return JsonResponse({"errors": {field: list(errors) for field, errors in form.errors.items()}})
 
+    def inspect_view(self, request):
+        """A pasted or uploaded certificate's details (or its problem) as an HTML fragment in JSON, shown as
+        soon as it is pasted or chosen (console.js); the same checks as Finish and Add certificate."""
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            raise PermissionDenied
+        if request.method != "POST":
+            return JsonResponse({"error": "POST only"}, status=405)
+        form = forms.AddCertificateForm(request.POST, request.FILES)
+        if not form.is_valid():
+            return JsonResponse({"ok": False, "errors": [str(e) for e in form.errors.get("pem", [])]})
+        html = render_to_string("admin/exchange/trustedtokenissuer/certificate_details.html",
+                                {"certificate": form.info}, request=request)
+        return JsonResponse({"ok": True, "html": html, "pem": form.info.pem})
+
+    def detail_context(self, request, obj):
+        return {"console_issuer": project_settings.CONSOLE_ISSUER}
+
     def wizard_certificate_view(self, request):
         """Step 2: the key source. Previous, Check (JWKS) or Finish (create, once a certificate was shown)."""
         self._require_add(request)
@@ -202,26 +294,17 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
         self._save_wizard(request, state)
 
     def _wizard_action(self, request, state, form, action, context):
-        """A valid step 2: show the certificate, then check the JWKS or finish. A response, or None to show the page."""
-        newly_shown = False
-        if form.cleaned_data["mode"] == form.MODE_PEM:
-            newly_shown = self._show_certificate(request, state, form, context)
-        if action == "check" and form.cleaned_data["mode"] == form.MODE_JWKS:
-            context.update(_check_jwks(form.cleaned_data["jwks_uri"]))
-        elif action == "finish" and newly_shown:
-            # A certificate is saved only after its details were shown once.
-            context["review_notice"] = True
-        elif action == "finish":
-            return self._wizard_finish(request, state, form)
-        return None
+        """A valid step 2: check the JWKS, show the certificate, or finish (one Finish creates the issuer).
 
-    def _show_certificate(self, request, state, form, context):
-        """Show the certificate's details; True when they were not shown before (its first review)."""
-        context["certificate"] = form.info
-        newly_shown = state.get("reviewed") != form.info.fingerprint
-        state["reviewed"] = form.info.fingerprint
-        self._save_wizard(request, state)
-        return newly_shown
+        A response, or None to show the page again (with the keys found or the certificate's details)."""
+        pem_mode = form.cleaned_data["mode"] == form.MODE_PEM
+        if pem_mode:
+            context["certificate"] = form.info  # shown again when the Finish is refused
+        if action == "finish":
+            return self._wizard_finish(request, state, form)
+        if action == "check" and not pem_mode:
+            context.update(_check_jwks(form.cleaned_data["jwks_uri"]))
+        return None
 
     def _wizard_finish(self, request, state, form):
         """Create the issuer (one flow, one LogEntry); None, with the errors on the form, when it is refused."""
@@ -272,7 +355,8 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
             if isinstance(answer, HttpResponseRedirect):
                 return answer
             context.update(answer)
-        return {**context, "certificates": trusted.certificates.all()}
+            trusted.refresh_from_db()  # a fetch just recorded its outcome and keys
+        return {**context, **key_health(trusted)}
 
     def _remove_certificate(self, request, trusted):
         cert = get_object_or_404(IssuerCertificate, pk=request.POST.get("certificate"), trusted_issuer=trusted)
@@ -310,9 +394,10 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
         if not trusted.jwks_uri:
             return {}
         try:
-            return {"jwks_keys": key_sources.refresh_jwks(trusted)}
+            keys = flows.refresh_issuer_keys(trusted)
         except key_sources.KeySourceError as exc:
             return {"jwks_problem": exc.detail}
+        return {"jwks_keys": keys, "jwks_fetched": len(keys)}
 
     def validation_tab(self, request, trusted):
         form = self._settings_tab(request, trusted, forms.IssuerValidationForm, "validation",
@@ -341,8 +426,10 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
     def activity_tab(self, request, trusted):
         if request.method == "POST":
             raise PermissionDenied
-        events = ExchangeEvent.objects.filter(trusted_issuer=trusted).select_related("application")[:50]
-        return {"events": events, "causes": CAUSES}
+        events = list(ExchangeEvent.objects.filter(trusted_issuer=trusted).select_related("application")[:50])
+        for event in events:
+            event.explanation = explain_cause(event.cause)[0]
+        return {"events": events}
 
     def toggle_view(self, request, object_id):
         """Disable or enable (after a confirmation page); written to the issuer's History."""

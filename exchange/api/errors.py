@@ -75,8 +75,8 @@ def _code(detail, default):
     return default
 
 
-def problem(status_code, detail, *, code, errors=None, headers=None):
-    """A problem-details response."""
+def problem_document(status_code, detail, *, code, errors=None):
+    """The problem-details body (also what exchange/ops/outage.py answers for the API outside DRF)."""
     body = {
         "type": "about:blank",
         "title": HTTPStatus(status_code).phrase,
@@ -86,6 +86,12 @@ def problem(status_code, detail, *, code, errors=None, headers=None):
     }
     if errors:
         body["errors"] = errors
+    return body
+
+
+def problem(status_code, detail, *, code, errors=None, headers=None):
+    """A problem-details response."""
+    body = problem_document(status_code, detail, code=code, errors=errors)
     return Response(body, status=status_code, headers=headers, content_type=PROBLEM_JSON)
 
 

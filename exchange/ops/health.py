@@ -24,6 +24,7 @@ from django.http import JsonResponse
 
 from .. import signing
 from ..conf import project_settings
+from .outage import RETRY_AFTER_SECONDS
 
 HEALTH_PATHS = ("/healthz", "/readyz")
 
@@ -100,7 +101,10 @@ def healthz(request):
 
 def readyz(request):
     ready, report = readiness()
-    return _no_store(JsonResponse(report, status=200 if ready else 503))
+    response = _no_store(JsonResponse(report, status=200 if ready else 503))
+    if not ready:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)  # as every other surface answers a database outage
+    return response
 
 
 class HealthCheckMiddleware:

@@ -79,6 +79,48 @@
         }).catch(function () { /* Next still validates on the server */ });
       });
     });
+    // A certificate's details as soon as it is pasted or chosen: the server inspects it (the same
+    // checks as Finish and Add certificate) and answers the details, or the problem, to show below.
+    document.querySelectorAll("form[data-inspect-url]").forEach(function (form) {
+      var preview = form.querySelector("[data-certificate-preview]");
+      var text = form.elements["pem"], file = form.elements["pem_file"];
+      if (!preview || !text) return;
+      var pending = null;
+      var inspect = function () {
+        var body = new FormData();
+        body.append("csrfmiddlewaretoken", form.elements["csrfmiddlewaretoken"].value);
+        if (file && file.files && file.files.length) body.append("pem_file", file.files[0]);
+        else if (text.value.trim()) body.append("pem", text.value);
+        else { preview.innerHTML = ""; return; }
+        fetch(form.getAttribute("data-inspect-url"), {
+          method: "POST", body: body, credentials: "same-origin", headers: {"X-Requested-With": "fetch"}
+        }).then(function (response) {
+          return response.ok ? response.json() : null;
+        }).then(function (data) {
+          if (!data) return;
+          if (data.ok) {
+            preview.innerHTML = data.html;  // rendered by the server's template, escaped there
+            if (file && file.files && file.files.length) text.value = data.pem;
+          } else {
+            preview.innerHTML = "";
+            var list = document.createElement("ul");
+            list.className = "errorlist";
+            list.setAttribute("data-testid", "certificate-problem");
+            data.errors.forEach(function (message) {
+              var item = document.createElement("li");
+              item.textContent = message;
+              list.appendChild(item);
+            });
+            preview.appendChild(list);
+          }
+        }).catch(function () { /* Check certificate and Finish still inspect on the server */ });
+      };
+      text.addEventListener("input", function () {
+        clearTimeout(pending);
+        pending = setTimeout(inspect, 400);
+      });
+      if (file) file.addEventListener("change", inspect);
+    });
     // Forms that ask before they act: data-confirm="question".
     document.querySelectorAll("form[data-confirm]").forEach(function (form) {
       form.addEventListener("submit", function (event) {

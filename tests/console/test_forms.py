@@ -118,14 +118,14 @@ def test_wizard_der_upload_is_converted_and_shown_before_saving(console_admin_cl
     start_wizard(console_admin_client)
     key = private_key("rsa", "der")
     upload = SimpleUploadedFile("partner.cer", certificate_der(key, common_name="Partner CA"))
-    response = console_admin_client.post(STEP2, {"mode": "pem", "pem_file": upload, "action": "finish"})
-    # First Finish shows the details (subject, validity, key, fingerprint) and saves nothing.
+    response = console_admin_client.post(STEP2, {"mode": "pem", "pem_file": upload, "action": "inspect"})
+    # Check certificate shows the details (subject, validity, key, fingerprint) and saves nothing.
     assert response.status_code == HTTPStatus.OK
     html = response.content.decode()
     assert "CN=Partner CA" in html and "RSA 2048" in html and "SHA-256 fingerprint" in html
     assert "-----BEGIN CERTIFICATE-----" in response.context["form"]["pem"].value()
     assert not TrustedTokenIssuer.objects.exists()
-    # Finish again with the converted PEM (kept in the text box) creates the issuer.
+    # One Finish with the converted PEM (kept in the text box) creates the issuer.
     pem = response.context["form"]["pem"].value()
     response = console_admin_client.post(STEP2, {"mode": "pem", "pem": pem, "action": "finish"}, follow=True)
     trusted = TrustedTokenIssuer.objects.get(name="Partner IdP")

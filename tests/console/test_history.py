@@ -116,7 +116,7 @@ def test_the_wizard_creation(operator_client, operator):
     operator_client.post(WIZARD, {"name": "Partner IdP", "issuer": "https://idp.partner.test", "alias": ""})
     pem = certificate_pem(private_key("rsa", "partner"))
     step2 = WIZARD + "certificate/"
-    operator_client.post(step2, {"mode": "pem", "pem": pem, "action": "finish"})  # its details shown first
+    operator_client.post(step2, {"mode": "pem", "pem": pem, "action": "inspect"})  # its details shown first
     assert operator_client.post(step2, {"mode": "pem", "pem": pem, "action": "finish"}).status_code == HTTPStatus.FOUND
     trusted = TrustedTokenIssuer.objects.get(issuer="https://idp.partner.test")
     assert only_entry(trusted, operator, ADDITION).get_change_message() == "Added."

@@ -1,6 +1,7 @@
 """Operations: audit events and JSON logs, health and readiness, /metrics, proxies, settings, deployment checks,
-shared state without Redis, the SQLite writer lock, two live instances on one database (slow), and
-durability: the replay record in the database, Redis flushed, down or restarted empty (the last slow).
+shared state without Redis, the SQLite writer lock, two live instances on one database (slow),
+durability: the replay record in the database, Redis flushed, down or restarted empty (the last slow), and
+database outages (503 per surface; a private PostgreSQL cluster restarted under load, slow).
 
 Fixtures used by one module stay beside its tests; the ones several modules use are here.
 """
