@@ -369,12 +369,16 @@ def test_every_token_of_the_application_dies_with_its_secret_or_when_disabled(cl
     assert RefreshToken.objects.get(application=app).revoked is not None
 
 
-def test_console_bulk_delete_deactivates_the_service_account(victim_ci):
+def test_console_delete_deactivates_the_service_account(victim_ci):
+    """The console deletes through the flow (its own confirmation page; lists have no bulk delete since the
+    console rework): the application goes and its service account keeps no permission."""
     client = Client(HTTP_HOST="localhost")
     client.force_login(_user(superuser=True))
-    response = client.post("/console/exchange/application/", {
+    bulk = client.post("/console/exchange/application/", {
         "action": "delete_selected", "_selected_action": [victim_ci.pk], "post": "yes",
     })
+    assert bulk.status_code == HTTPStatus.OK and Application.objects.filter(pk=victim_ci.pk).exists()
+    response = client.post(f"/console/exchange/application/{victim_ci.pk}/delete/", {"post": "yes"})
     assert response.status_code == HTTPStatus.FOUND
     assert not Application.objects.exists()
     user = get_user_model().objects.get(username=f"service-account-{victim_ci.client_id}")
