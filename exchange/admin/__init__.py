@@ -11,7 +11,7 @@ from oauth2_provider.models import get_grant_model, get_id_token_model
 from ..models import AccessToken, Application, ExchangeEvent, RefreshToken, SigningKey, TrustedTokenIssuer
 from .applications import ApplicationAdmin
 from .issuers import TrustedTokenIssuerAdmin
-from .records import AccessTokenAdmin, ExchangeEventAdmin, SigningKeyAdmin
+from .records import AccessTokenAdmin, ExchangeEventAdmin, RefreshTokenAdmin, SigningKeyAdmin
 
 # django-oauth-toolkit registers its own admins; ours replace them, and authorization codes and ID tokens
 # (not used by token exchange) get no stock pages in the console.
@@ -22,5 +22,6 @@ for model in (Application, AccessToken, RefreshToken, get_grant_model(), get_id_
 admin.site.register(TrustedTokenIssuer, TrustedTokenIssuerAdmin)
 admin.site.register(Application, ApplicationAdmin)
 admin.site.register(AccessToken, AccessTokenAdmin)
+admin.site.register(RefreshToken, RefreshTokenAdmin)
 admin.site.register(SigningKey, SigningKeyAdmin)
 admin.site.register(ExchangeEvent, ExchangeEventAdmin)

@@ -1,14 +1,28 @@
-"""What the server writes, read-only: exchange events (with each cause explained), access tokens, signing keys."""
+"""What the server writes, read-only: exchange events (with each cause explained), tokens, signing keys.
+
+The console reads these records and never destroys them (issue 13), as django-oauth-toolkit's own
+admin does: tokens are never raw-deleted, they are revoked with an action that calls DOT's revoke
+path (which keeps the refresh-token tombstones reuse protection needs); signing keys change only
+by *Rotate signing key*, the rotation ``rotate_signing_key`` runs, so the active key can never be
+removed or edited; exchange events, the audit trail, are deleted only by ``prune_audit``. Every
+revocation and rotation writes a ``LogEntry``.
+"""
 
 import datetime
 
-from django.contrib import admin
-from django.urls import reverse
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.translation import ngettext
+from oauth2_provider.admin import mask_credential
+from oauth2_provider.models import revoke_access_token
 
 from ..models import ExchangeEvent
+from ..signing import RotationError, rotate_signing_key
 from ..subject_token import CAUSES
 from .base import RecordAdmin
 
@@ -83,6 +97,12 @@ def link(request, admin_name, obj, text=None):
     return format_html('<a href="{}">{}</a>', url, text or str(obj))
 
 
+def has_model_change_permission(admin_page, request):
+    """Revoking tokens or rotating keys needs the model's change permission (which no edit form uses here)."""
+    opts = admin_page.model._meta
+    return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+
 class ExchangeEventAdmin(RecordAdmin):
     console_name, object_label = "Exchange events", "exchange event"
     list_display = ("when", "outcome_badge", "cause_text", "trusted_issuer", "application", "subject")
@@ -129,10 +149,28 @@ class ExchangeEventAdmin(RecordAdmin):
 
 class AccessTokenAdmin(RecordAdmin):
     console_name, object_label = "Access tokens", "access token"
-    list_display = ("token_id", "application", "subject", "trusted_issuer", "expires_at")
+    list_display = ("token_id", "masked_token", "application", "subject", "trusted_issuer", "expires_at")
     list_filter = ("application",)
+    # Never the token itself (it would land in ?q= and access logs).
     search_fields = ("jti", "subject")
     list_select_related = ("application", "trusted_issuer")
+    actions = ("revoke_tokens",)
+
+    has_revoke_permission = has_model_change_permission
+
+    @admin.display(description="Token")
+    def masked_token(self, obj):
+        return mask_credential(obj.token)
+
+    @admin.action(description="Revoke selected access tokens", permissions=["revoke"])
+    def revoke_tokens(self, request, queryset):
+        """DOT's revoke path per token (its refresh token too), each with a LogEntry written before the row goes."""
+        revoked = 0
+        for token in queryset:
+            self.log_change(request, token, "Revoked.")
+            revoke_access_token(token)
+            revoked += 1
+        self.message_user(request, ngettext("Revoked %d access token.", "Revoked %d access tokens.", revoked) % revoked)
 
     @admin.display(description="Token ID (jti)", ordering="jti")
     def token_id(self, obj):
@@ -148,6 +186,7 @@ class AccessTokenAdmin(RecordAdmin):
     def record_rows(self, request, obj):
         return [
             ("Token ID (jti)", obj.jti or "—"),
+            ("Token", mask_credential(obj.token)),
             ("Application", link(request, "exchange_application", obj.application)),
             ("Subject (sub)", obj.subject or "—"),
             ("Trusted token issuer", link(request, "exchange_trustedtokenissuer", obj.trusted_issuer)),
@@ -157,10 +196,88 @@ class AccessTokenAdmin(RecordAdmin):
         ]
 
 
+class RefreshTokenAdmin(RecordAdmin):
+    console_name, object_label = "Refresh tokens", "refresh token"
+    list_display = ("row", "masked_token", "application", "subject", "trusted_issuer", "created_at", "revoked_at")
+    list_filter = ("application",)
+    search_fields = ("subject",)
+    list_select_related = ("application", "trusted_issuer")
+    actions = ("revoke_tokens",)
+
+    has_revoke_permission = has_model_change_permission
+
+    @admin.display(description="Row", ordering="pk")
+    def row(self, obj):
+        return obj.pk
+
+    @admin.display(description="Token")
+    def masked_token(self, obj):
+        return mask_credential(obj.token)
+
+    @admin.display(description="Created", ordering="created")
+    def created_at(self, obj):
+        return when(obj.created)
+
+    @admin.display(description="Revoked", ordering="revoked")
+    def revoked_at(self, obj):
+        return when(obj.revoked)
+
+    @admin.action(description="Revoke selected refresh tokens", permissions=["revoke"])
+    def revoke_tokens(self, request, queryset):
+        """``RefreshToken.revoke()`` per live token: its access token goes, the row stays as a tombstone."""
+        revoked = 0
+        for token in queryset.filter(revoked__isnull=True):
+            token.revoke()
+            self.log_change(request, token, "Revoked.")
+            revoked += 1
+        self.message_user(request, ngettext("Revoked %d refresh token.", "Revoked %d refresh tokens.", revoked) % revoked)
+
+    def record_title(self, obj):
+        return f"Refresh token {obj.pk}"
+
+    def record_rows(self, request, obj):
+        return [
+            ("Token", mask_credential(obj.token)),
+            ("Application", link(request, "exchange_application", obj.application)),
+            ("Subject (sub)", obj.subject or "—"),
+            ("Trusted token issuer", link(request, "exchange_trustedtokenissuer", obj.trusted_issuer)),
+            ("Created", when(obj.created)),
+            ("Revoked", when(obj.revoked)),
+        ]
+
+
 class SigningKeyAdmin(RecordAdmin):
     console_name, object_label = "Signing keys", "signing key"
     list_display = ("kid", "algorithm", "state", "created_at", "retires")
     list_display_links = ("kid",)
+
+    has_revoke_permission = has_model_change_permission
+
+    def get_urls(self):
+        opts = self.model._meta
+        rotate = path("rotate/", self.admin_site.admin_view(self.rotate_view),
+                      name=f"{opts.app_label}_{opts.model_name}_rotate")
+        return [rotate, *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"can_rotate": self.has_revoke_permission(request), **(extra_context or {})})
+
+    def rotate_view(self, request):
+        """POST: the next key, by the rotation ``rotate_signing_key`` runs; History on the new and superseded keys."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_revoke_permission(request):
+            raise PermissionDenied
+        try:
+            key, superseded = rotate_signing_key()
+        except RotationError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.log_addition(request, key, "Created by rotation.")
+            for row in superseded:
+                self.log_change(request, row, f"Superseded by {key.kid}; published until {when(row.retire_after)}.")
+            self.message_user(request, f"New signing key {key.kid} published; it signs from {when(key.activate_at or key.created)}.")
+        return HttpResponseRedirect(self.url("changelist"))
 
     @admin.display(description="State")
     def state(self, obj):
@@ -180,7 +297,7 @@ class SigningKeyAdmin(RecordAdmin):
     def record_note(self, obj):
         if rotation_due(obj):
             return {"ok": False, "what": f"This key has signed tokens for more than {KEY_ROTATION_DAYS} days.",
-                    "todo": "Rotate it: manage.py rotate_signing_key publishes the next key now and signs with it "
+                    "todo": "Rotate it (Rotate signing key on the list of keys, or manage.py rotate_signing_key): it publishes the next key now and signs with it "
                             "after the publish-ahead delay."}
         return None
 
