@@ -191,5 +191,13 @@ def test_redis_restarted_empty_refuses_nothing_new_and_everything_used(deploymen
         deployment.refused_as_replay(other, token)
     statuses, _ = deployment.race(deployment.token())
     assert statuses == [HTTPStatus.OK] + [HTTPStatus.BAD_REQUEST] * (RACE - 1)
-    wait_until(lambda: all("answers again" in i.logs() for i in deployment.instances), 30,
+    # A worker notices Redis is back on its next use of the shared cache after its retry interval (every token
+    # request reads the throttle counters): keep sending each instance an exchange until it has said so.
+    def answers_again(instance):
+        if "answers again" in instance.logs():
+            return True
+        deployment.issued(instance, deployment.token())
+        return False
+
+    wait_until(lambda: all([answers_again(i) for i in deployment.instances]), 60, interval=1,
                message="both instances to log that Redis answers again")
