@@ -7,9 +7,10 @@ class ExchangeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import audit, checks, registry, service_accounts  # noqa: F401  (checks: registers system checks)
+        from . import accounts, audit, checks, registry, service_accounts  # noqa: F401  (checks: registers system checks)
         from .ops import metrics
 
+        accounts.connect_signals()
         audit.connect_signals()
         metrics.connect_signals()
         registry.connect_signals()

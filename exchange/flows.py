@@ -22,13 +22,23 @@ from typing import NamedTuple
 
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
+from oauth2_provider.scopes import get_scopes_backend
 
-from . import certificates, discovery, key_sources, presets, service_accounts
+from . import accounts, certificates, discovery, key_sources, presets, service_accounts
 from .conf import exchange_settings
-from .models import GRANT_SHORT_NAMES, AccessToken, Application, IssuerCertificate, RefreshToken, TrustedTokenIssuer
+from .models import (
+    GRANT_SHORT_NAMES,
+    AccessToken,
+    Application,
+    IssuerCertificate,
+    LinkedIdentity,
+    RefreshToken,
+    RoleScopes,
+    TrustedTokenIssuer,
+)
 from .protocol import MANAGE_SCOPE
 
 audit_log = logging.getLogger("exchange.audit")
@@ -244,6 +254,7 @@ def first_error(exc):
 ISSUER_UPDATABLE = (
     "name", "issuer", "alias", "enabled", "jwks_uri", "allowed_algorithms", "clock_skew",
     "max_token_age", "reject_replayed_jti", "require_jti", "required_type", "condition", "preset", "applications",
+    "link_lookup_primary", "link_lookup_secondary", "link_custom_claim",
 )
 
 
@@ -403,7 +414,7 @@ def revoke_tokens(trusted, subject=None, *, dry_run=False, user=None):
 #: Fields of an application that ``update_application`` may change.
 APPLICATION_UPDATABLE = (
     "name", "allowed_grant_types", "allowed_scopes", "allowed_audiences", "access_token_lifetime",
-    "enabled", "resource_server", "service_account_permissions", "bound_to_subject_token",
+    "enabled", "resource_server", "service_account_permissions", "bound_to_subject_token", "linked_accounts",
 )
 
 
@@ -451,3 +462,123 @@ def update_application(application, *, actor=None, **changes):
     for field in (*changes, "service_user"):
         setattr(application, field, getattr(changed, field))
     return application
+
+
+# -- local users and linked identities (exchange/accounts.py) -------------------------------------------
+
+def _user_history(actor, user, message):
+    """History of a local user's links and status: a LogEntry on the user, and a line on ``exchange.audit``.
+
+    The author is ``actor`` when a user acted (console, API); otherwise (the command line, an
+    implicit link made by an exchange) the user it is about, and ``message`` says who acted.
+    """
+    author = actor if getattr(actor, "pk", None) is not None else user
+    LogEntry.objects.log_actions(author.pk, [user], CHANGE, change_message=message, single_object=True)
+    audit_log.info(message, extra={"event": "local_user_changed", "user_id": user.pk,
+                                   "actor": actor.get_username() if getattr(actor, "pk", None) else None})
+
+
+def _revoke_user_tokens(user, trusted=None, subject=None):
+    """Revoke the user's live tokens (only those exchanged for ``subject`` of ``trusted``, when given)."""
+    access = AccessToken.objects.filter(user=user)
+    refresh = RefreshToken.objects.filter(user=user, revoked__isnull=True)
+    if trusted is not None:
+        access = access.filter(trusted_issuer=trusted, subject=subject)
+        refresh = refresh.filter(trusted_issuer=trusted, subject=subject)
+    now = timezone.now()
+    refresh.update(revoked=now, updated=now)
+    return access.delete()[1].get(AccessToken._meta.label, 0)
+
+
+def link_identity(trusted, subject, user, *, actor=None):
+    """Link the external identity (``trusted``, ``subject``) to the local ``user``; the LinkedIdentity.
+
+    Refused (ValidationError) for staff, superusers and service accounts, for a subject that is not
+    1 to 255 characters of text, and for an identity already linked (to anyone).
+    """
+    if not isinstance(subject, str) or not subject or len(subject) > 255 or subject != subject.strip() \
+            or not subject.isprintable() or not _encodable(subject):
+        raise ValidationError({"subject": "Give the external subject (sub) as issued, 1 to 255 characters."},
+                              code="subject")
+    problem = accounts.linkable_problem(user)
+    if problem is not None:
+        raise ValidationError({"user": f"This user cannot be linked: {problem}."}, code="not_linkable")
+    if LinkedIdentity.objects.filter(trusted_issuer=trusted, subject=subject).exists():
+        raise ValidationError({"subject": "This external identity is already linked to a local user."},
+                              code="already_linked")
+    who = "by the command line" if getattr(actor, "pk", None) is None else f"by {actor.get_username()}"
+    with transaction.atomic():
+        link = LinkedIdentity.objects.create(trusted_issuer=trusted, subject=subject, user=user,
+                                             origin=LinkedIdentity.Origin.EXPLICIT)
+        _user_history(actor, user, f"Linked the external identity {subject!r} of {trusted.issuer} {who}.")
+    return link
+
+
+def link_implicitly(link, application):
+    """Save the implicit link an exchange found (accounts.resolve); the saved link, or the one a concurrent
+    exchange saved first. Its History entry names the attribute it was matched on and the application."""
+    try:
+        with transaction.atomic():
+            link.save()
+            _user_history(None, link.user, (
+                f"Linked the external identity {link.subject!r} of {link.trusted_issuer.issuer} implicitly at "
+                f"token exchange (matched on {link.matched_on}; application {application.client_id})."))
+    except IntegrityError:  # the same identity linked meanwhile: that link stands
+        return LinkedIdentity.objects.select_related("user").get(trusted_issuer=link.trusted_issuer,
+                                                                 subject=link.subject)
+    return link
+
+
+def unlink_identity(link, *, actor=None):
+    """Remove a link; the live tokens exchanged through it are revoked. The next exchange of that external
+    identity is for the external identity again (or refused, for applications that require a link)."""
+    user = link.user
+    who = "by the command line" if getattr(actor, "pk", None) is None else f"by {actor.get_username()}"
+    with transaction.atomic():
+        revoked = _revoke_user_tokens(user, link.trusted_issuer, link.subject)
+        link.delete()
+        _user_history(actor, user, f"Removed the link of the external identity {link.subject!r} of "
+                                   f"{link.trusted_issuer.issuer} {who}; {revoked} access token(s) revoked.")
+
+
+def set_user_active(user, active, *, actor=None):
+    """Enable or disable a local user; disabling revokes their live tokens (exchanged ones included).
+
+    Only local users: staff and superusers are managed on Django's own user page.
+    """
+    if accounts.linkable_problem(user) is not None:
+        raise ValidationError({"is_active": "Staff, superusers and service accounts are not managed here."},
+                              code="not_local")
+    if getattr(actor, "pk", None) == user.pk:
+        raise ValidationError({"is_active": "You cannot disable yourself."}, code="self")
+    who = "by the command line" if getattr(actor, "pk", None) is None else f"by {actor.get_username()}"
+    with transaction.atomic():
+        user.is_active = bool(active)
+        user.save(update_fields=["is_active"])
+        revoked = 0 if user.is_active else _revoke_user_tokens(user)
+        verb = "Enabled" if user.is_active else f"Disabled ({revoked} access token(s) revoked)"
+        _user_history(actor, user, f"{verb} {who}.")
+    return user
+
+
+def set_role_scopes(group, scopes, *, actor=None):
+    """Set the scopes a role (a Django group) holds; ``scopes`` a space-separated string or a list."""
+    names = scopes.split() if isinstance(scopes, str) else list(scopes)
+    if any(not isinstance(n, str) or not n.isprintable() or not n or " " in n for n in names):
+        raise ValidationError({"scopes": "Give scope names separated by spaces."}, code="bad_scope")
+    if MANAGE_SCOPE in names:
+        raise ValidationError({"scopes": f"The {MANAGE_SCOPE} scope is not a role's: it is never exchanged."},
+                              code="manage_scope")
+    unknown = [n for n in names if n not in get_scopes_backend().get_all_scopes()]
+    if unknown:
+        raise ValidationError({"scopes": f"Unknown scope {unknown[0]!r}: a role holds scopes this server defines "
+                                         f"(OAUTH2_PROVIDER['SCOPES'])."}, code="unknown_scope")
+    value = " ".join(dict.fromkeys(names))
+    if len(value) > 500:
+        raise ValidationError({"scopes": "At most 500 characters of scopes."}, code="too_long")
+    with transaction.atomic():
+        RoleScopes.objects.update_or_create(group=group, defaults={"scopes": value})
+        if getattr(actor, "pk", None) is not None:
+            LogEntry.objects.log_actions(actor.pk, [group], CHANGE, change_message=f"Scopes: {value or '(none)'}",
+                                         single_object=True)
+    return value

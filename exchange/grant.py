@@ -8,16 +8,18 @@ request to ``exchange`` after refusing repeated parameters and bad shapes
    client → the application allows the grant (``client_may_exchange``, also asked by ``explain_token``);
 2. parameters (``check_parameters``): required, known token types, no actor token, audience/resource
    allowed; then the scope policy (``check_scope``);
-3. the subject token (subject_token.py) — last; its replay check is deferred to step 4;
-4. the access token signed (signing.py), a refresh token when the application also allows
+3. the subject token (subject_token.py); its replay check is deferred to step 5;
+4. the local account (``resolve_local_account``, accounts.py): under the application's *attribute
+   resolution for linked accounts*, the linked (or implicitly linked) local user the token is for;
+5. the access token signed (signing.py), a refresh token when the application also allows
    ``refresh_token``; then, in one transaction (storage.py), the subject token's ``jti`` recorded
    as used (``consume_replay``, one atomic statement: a replay is refused here and nothing is
    written) and the AccessToken, RefreshToken and ExchangeEvent rows written;
-5. a refusal answers RFC 6749 §5.2 JSON and writes an ExchangeEvent with its cause code.
+6. a refusal answers RFC 6749 §5.2 JSON and writes an ExchangeEvent with its cause code.
 
 A database outage at any step is not a refusal: it propagates (also out of the replay step and
 out of a refusal whose ExchangeEvent cannot be written), and exchange/ops/outage.py answers 503
-with Retry-After. The transaction of step 4 then wrote nothing, so the client may send the same
+with Retry-After. The transaction of step 5 then wrote nothing, so the client may send the same
 subject token again.
 
 This path does not build oauthlib's ``Request``/``Server`` nor DOT's ``OAuthLibCore``: that
@@ -41,7 +43,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.signals import app_authorized
 from oauthlib.oauth2.rfc6749.tokens import random_token_generator
 
-from . import client_auth, signing, storage
+from . import accounts, client_auth, flows, signing, storage
 from .models import AccessToken
 from .ops import outage
 from .protocol import ACCESS_TOKEN_TYPE, JWT_TYPE, MANAGE_SCOPE, REFRESH_TOKEN, TOKEN_EXCHANGE
@@ -96,6 +98,7 @@ class ExchangeRequest:
         self.subject = None
         self.subject_jti = ""
         self.report = None  # the subject token's validation report, once it passed
+        self.user = None  # the linked local user the token is for (None: the external identity)
 
     def param(self, name):
         """A body parameter; empty values count as absent (RFC 6749 §3.2)."""
@@ -205,12 +208,35 @@ def check_subject_token(request, subject_token):
     request.subject_jti = jti if isinstance(jti, str) else ""
 
 
+def resolve_local_account(request):
+    """Linked accounts: the local user the token is for, by the application's setting (accounts.resolve).
+
+    Nothing is read when the application's setting is *Disabled* (the default). Otherwise the
+    (issuer, sub) link is read (one query); an implicit link found by the issuer's lookup attributes
+    is saved (audited, flows.link_implicitly); a linked user's scopes narrow the requested ones (one
+    query when a scope was requested). Refusals: accounts.CAUSES.
+    """
+    mode = request.client.linked_accounts
+    if mode == request.client.LinkedAccounts.DISABLED:
+        return
+    try:
+        resolution = accounts.resolve(request.issuer, request.subject, request.report.claims, mode)
+    except accounts.LinkRefused as exc:
+        raise ExchangeError(exc.error, exc.description, cause=exc.cause) from None
+    if resolution.user is None:
+        return
+    link = flows.link_implicitly(resolution.link, request.client) if resolution.new_link else resolution.link
+    request.user = link.user
+    request.scopes = accounts.narrow_scopes(request.scopes, request.user)
+
+
 def validate_token_request(request):
-    """Every check of the grant, in order; raises ExchangeError. The subject token comes last."""
+    """Every check of the grant, in order; raises ExchangeError. The subject token, then the local account, come last."""
     check_client(request)
     subject_token = check_parameters(request)
     check_scope(request)
     check_subject_token(request, subject_token)
+    resolve_local_account(request)
 
 
 def bounded_lifetime(client, subject_claims, now):
@@ -248,8 +274,10 @@ def issue(request):
             raise ExchangeError("invalid_request", exc.description, cause=exc.cause) from None
         raise
     scope = " ".join(request.scopes)
+    # A linked local user's token: their stable local subject as sub; sub_id still names the external identity.
+    sub = request.subject if request.user is None else accounts.local_subject(request.user)
     claims = signing.new_access_token_claims(
-        sub=request.subject, client_id=client.client_id, scope=scope,
+        sub=sub, client_id=client.client_id, scope=scope, external_subject=request.subject,
         audience=request.audience or [client.client_id], lifetime=lifetime,
         subject_issuer=request.issuer.issuer, now=now,
     )
@@ -261,7 +289,7 @@ def issue(request):
         access_token_id = storage.save_issued(
             application=client, access_token=access_token, claims=claims, refresh_token=refresh_token,
             resource=request.resources, subject=request.subject, trusted_issuer=request.issuer,
-            subject_jti=request.subject_jti, first=lambda: consume_replay(request.report),
+            subject_jti=request.subject_jti, first=lambda: consume_replay(request.report), user=request.user,
             started=request.started, refresh_not_after=not_after,
         )
     except SubjectTokenRejected as exc:  # replayed since the check, or the replay store went away

@@ -9,9 +9,11 @@ introspection can report it.
 """
 
 import ipaddress
+import uuid
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -138,6 +140,15 @@ def validate_condition(value):
             raise ValidationError(str(exc), code="bad_condition") from None
 
 
+#: Implicit account linking's lookup attributes: the local attribute, and the subject-token claim it is read
+#: from (the custom one names its claim per issuer). See exchange/accounts.py.
+LOOKUP_ATTRIBUTE_CHOICES = [
+    ("username", _("Username (claim preferred_username)")),
+    ("email", _("Email (claim email; requires email_verified: true)")),
+    ("custom", _("Custom attribute (the claim named below)")),
+]
+
+
 #: The ``iss`` of the local demo issuer (exchange/demo.py): the .invalid TLD never names a real issuer.
 DEMO_ISSUER = "https://demo-issuer.invalid"
 
@@ -211,6 +222,22 @@ class TrustedTokenIssuer(models.Model):
             "Issuers and applications without links work with each other."
         ),
     )
+    # Implicit account linking (exchange/accounts.py): up to two local attributes looked up from the
+    # subject token's claims; an exchange whose external identity is not linked yet links it to the one
+    # local user they match. Empty primary: off.
+    link_lookup_primary = models.CharField(
+        _("primary lookup attribute"), max_length=20, blank=True, choices=LOOKUP_ATTRIBUTE_CHOICES,
+        help_text=_("Implicit account linking: the local attribute matched first. Empty: no implicit linking."),
+    )
+    link_lookup_secondary = models.CharField(
+        _("secondary lookup attribute"), max_length=20, blank=True, choices=LOOKUP_ATTRIBUTE_CHOICES,
+        help_text=_("Matched when the token lacks the primary attribute. Empty: none."),
+    )
+    link_custom_claim = models.CharField(
+        _("custom attribute claim"), max_length=100, blank=True,
+        help_text=_("The subject-token claim holding the custom lookup attribute (matched against each local "
+                    "user's custom lookup attribute)."),
+    )
     # Key-source health, written when the JWKS is fetched.
     keys_fetched_at = models.DateTimeField(_("keys last fetched"), null=True, blank=True)
     key_fetch_error = models.CharField(_("last key fetch problem"), max_length=200, blank=True)
@@ -269,6 +296,22 @@ class TrustedTokenIssuer(models.Model):
         shared = presets.shared_preset(self.preset, self.issuer)
         if shared is not None and not self.condition.strip():
             raise ValidationError({"condition": presets.condition_required_message(shared)}, code="condition_required")
+        lookups = [a for a in (self.link_lookup_primary, self.link_lookup_secondary) if a]
+        if self.link_lookup_secondary and not self.link_lookup_primary:
+            raise ValidationError({"link_lookup_secondary": _("Choose the primary lookup attribute first.")},
+                                  code="lookup_order")
+        if len(set(lookups)) != len(lookups):
+            raise ValidationError({"link_lookup_secondary": _("Choose another attribute than the primary one.")},
+                                  code="lookup_twice")
+        claim = self.link_custom_claim
+        if "custom" in lookups and (not claim or claim != claim.strip() or any(not c.isprintable() for c in claim)):
+            raise ValidationError({"link_custom_claim": _("Name the claim that holds the custom attribute.")},
+                                  code="custom_claim")
+
+    @property
+    def link_lookups(self):
+        """The implicit-linking lookup attributes, primary first (empty: implicit linking is off)."""
+        return tuple(a for a in (self.link_lookup_primary, self.link_lookup_secondary) if a)
 
 
 class IssuerCertificate(models.Model):
@@ -321,6 +364,13 @@ class Application(AbstractApplication):
         TRADITIONAL = "traditional", _("Traditional OIDC web")
         SPA = "spa", _("Single-page")
 
+    class LinkedAccounts(models.TextChoices):
+        """Attribute resolution for linked accounts (WSO2's three choices)."""
+
+        DISABLED = "disabled", _("Disabled")
+        USE = "use", _("Use linked local account")
+        REQUIRE = "require", _("Require linked local account")
+
     class GrantType(models.TextChoices):
         TOKEN_EXCHANGE = TOKEN_EXCHANGE, _("Token Exchange")
         REFRESH_TOKEN = REFRESH_TOKEN, _("Refresh Token")
@@ -364,6 +414,15 @@ class Application(AbstractApplication):
         help_text=_(
             "An exchanged token (and its refresh token, and the tokens refreshed from it) expires no "
             "later than the subject token it was exchanged for."
+        ),
+    )
+
+    linked_accounts = models.CharField(
+        _("attribute resolution for linked accounts"), max_length=10, choices=LinkedAccounts.choices,
+        default=LinkedAccounts.DISABLED,
+        help_text=_(
+            "Disabled: exchanged tokens are for the external identity. Use: for the local user the external "
+            "identity is linked to, if any. Require: only for a linked local user; others are refused."
         ),
     )
 
@@ -491,6 +550,70 @@ class RefreshToken(AbstractRefreshToken):
 
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
+
+
+class LocalAccount(models.Model):
+    """What a local user (a Django user) has beyond Django's columns: the stable ``sub`` of tokens issued for
+    them (never the username, which can change) and an optional custom lookup attribute for implicit linking.
+
+    Created with the user (exchange/accounts.py, ``post_save``) and for older users by migration.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="local_account")
+    subject = models.UUIDField(_("local subject"), default=uuid.uuid4, unique=True, editable=False)
+    lookup_attribute = models.CharField(
+        _("custom lookup attribute"), max_length=255, unique=True, null=True, blank=True,
+        help_text=_("Unique among local users; matched by issuers whose implicit linking uses the custom attribute."),
+    )
+
+    def __str__(self):
+        return str(self.subject)
+
+
+class RoleScopes(models.Model):
+    """The scopes a local role (a Django group) holds: a linked local user gets at most their groups' scopes."""
+
+    group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="role_scopes")
+    scopes = models.CharField(_("scopes"), max_length=500, blank=True, help_text=_("Space-separated scopes."))
+
+    class Meta:
+        verbose_name = _("role scopes")
+        verbose_name_plural = _("role scopes")
+
+    def __str__(self):
+        return f"{self.group}: {self.scopes}"
+
+
+class LinkedIdentity(models.Model):
+    """An external identity (trusted issuer, external ``sub``) linked to a local user, for exchanged tokens."""
+
+    class Origin(models.TextChoices):
+        EXPLICIT = "explicit", _("Linked by an administrator")
+        IMPLICIT = "implicit", _("Linked implicitly at token exchange")
+
+    trusted_issuer = models.ForeignKey(
+        TrustedTokenIssuer, on_delete=models.CASCADE, related_name="linked_identities",
+        verbose_name=_("trusted token issuer"),
+    )
+    subject = models.CharField(_("external subject"), max_length=255)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="linked_identities",
+        verbose_name=_("local user"),
+    )
+    origin = models.CharField(_("origin"), max_length=10, choices=Origin.choices, default=Origin.EXPLICIT)
+    matched_on = models.CharField(_("matched on"), max_length=20, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name = _("linked identity")
+        verbose_name_plural = _("linked identities")
+        constraints = [
+            models.UniqueConstraint(fields=["trusted_issuer", "subject"], name="unique_linked_identity"),
+        ]
+
+    def __str__(self):
+        return f"{self.subject} @ {self.trusted_issuer}"
 
 
 class SigningKey(models.Model):

@@ -146,16 +146,23 @@ class OAuth2Validator(DOTValidator):
             return False  # bounded by a subject token that has expired
         issuer = instance.trusted_issuer
         # A token exchanged from a now-disabled issuer cannot be renewed.
-        return issuer is None or issuer.enabled
+        if issuer is not None and not issuer.enabled:
+            return False
+        # Nor one exchanged for a linked local user who has been disabled since (flows.set_user_active also
+        # revokes their tokens; this holds for a change made outside the flows).
+        return not (instance.subject and instance.user_id and not instance.user.is_active)
 
     def refresh_id_token(self, request):
         """A refresh answers with an ID token only for a user who signed in here, with OIDC enabled.
 
-        An ID token asserts a sign-in at this server. Exchanged tokens (an external subject) and
+        An ID token asserts a sign-in at this server. Exchanged tokens (an external subject, even one
+        linked to a local user) and
         clients' own tokens have no user: DOT would look up the missing user's claims (a 500 on
         every refresh whose scope holds ``openid``); they are refreshed without an ID token.
         """
-        return request.user is not None and oauth2_settings.OIDC_ENABLED and super().refresh_id_token(request)
+        exchanged = bool(getattr(getattr(request, "refresh_token_instance", None), "subject", ""))
+        return (request.user is not None and not exchanged and oauth2_settings.OIDC_ENABLED
+                and super().refresh_id_token(request))
 
     def _provenance(self, request):
         return {

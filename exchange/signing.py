@@ -33,6 +33,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, get_default_
 from oauthlib.oauth2.rfc6749 import errors
 
 from . import secrets_at_rest
+from .accounts import local_subject
 from .conf import exchange_settings, project_settings
 from .models import Application, SigningKey, bounded_lifetime
 
@@ -317,7 +318,7 @@ def audience_claim(audiences):
     return audiences[0] if len(audiences) == 1 else list(audiences)
 
 
-def access_token_claims(*, sub, client_id, scope, audience, iat, exp, jti, subject_issuer=None):
+def access_token_claims(*, sub, client_id, scope, audience, iat, exp, jti, subject_issuer=None, external_subject=None):
     """The claims of an access token we issue: the one function behind both the JWT and its introspection.
 
     ``audience`` is a non-empty list. ``scope`` is omitted when empty: no scope was granted, and an
@@ -325,7 +326,9 @@ def access_token_claims(*, sub, client_id, scope, audience, iat, exp, jti, subje
     A token exchanged for a third party's subject also carries ``sub_id`` (RFC 9493 ``iss_sub``)
     naming the trusted issuer's ``iss`` beside its ``sub``: two issuers' ``sub: "admin"`` give the
     same ``sub`` but never the same ``sub_id``, so resource servers can tell them apart (identify
-    by ``sub_id``, never by ``sub`` alone).
+    by ``sub_id``, never by ``sub`` alone). A token for the local user an external identity is linked
+    to (exchange/accounts.py) has the user's local subject as ``sub`` and the external ``sub`` as
+    ``external_subject``: ``sub_id`` names the external identity it was exchanged for.
     """
     claims = {
         "iss": project_settings.CONSOLE_ISSUER,
@@ -337,19 +340,31 @@ def access_token_claims(*, sub, client_id, scope, audience, iat, exp, jti, subje
         claims["scope"] = scope
     claims.update({"iat": int(iat), "exp": int(exp), "jti": jti})
     if subject_issuer is not None:
-        claims["sub_id"] = subject_identifier(subject_issuer, sub)
+        claims["sub_id"] = subject_identifier(subject_issuer, external_subject or sub)
     return claims
 
 
-def new_access_token_claims(*, sub, client_id, scope, audience, lifetime, jti=None, now=None, subject_issuer=None):
+def new_access_token_claims(*, sub, client_id, scope, audience, lifetime, jti=None, now=None, subject_issuer=None,
+                            external_subject=None):
     """The claims of a new access token: issued now (``now``, Unix time), valid for ``lifetime`` seconds."""
     now = int(time.time() if now is None else now)
     if isinstance(audience, str):
         audience = [audience]
     return access_token_claims(
         sub=sub, client_id=client_id, scope=scope, audience=list(audience), iat=now, exp=now + int(lifetime),
-        jti=jti or uuid.uuid4().hex, subject_issuer=subject_issuer,
+        jti=jti or uuid.uuid4().hex, subject_issuer=subject_issuer, external_subject=external_subject,
     )
+
+
+def token_subject(row):
+    """The ``sub`` of the token an AccessToken or RefreshToken row was written for.
+
+    An exchanged token: the external ``sub``, or, when it was issued for a linked local user, that
+    user's local subject (accounts.local_subject). Otherwise the user's local subject, else the client.
+    """
+    if row.user_id:
+        return local_subject(row.user)
+    return row.subject or row.application.client_id
 
 
 def sign(claims):
@@ -376,10 +391,9 @@ def row_claims(row):
     """
     issuer = row.trusted_issuer if row.subject and row.trusted_issuer_id else None
     return access_token_claims(
-        sub=row.subject or (str(row.user.pk) if row.user_id else row.application.client_id),
-        client_id=row.application.client_id, scope=row.scope, audience=stored_audience(row),
+        sub=token_subject(row), client_id=row.application.client_id, scope=row.scope, audience=stored_audience(row),
         iat=row.created.timestamp(), exp=row.expires.timestamp(), jti=row.jti or None,
-        subject_issuer=issuer.issuer if issuer is not None else None,
+        subject_issuer=issuer.issuer if issuer is not None else None, external_subject=row.subject or None,
     )
 
 
@@ -428,13 +442,15 @@ def access_token_generator(request, refresh_token=False):
     the request (``issued_claims``): the validator writes the AccessToken row from them.
     """
     refresh = getattr(request, "refresh_token_instance", None)
-    subject, issuer = None, None
+    external, issuer = None, None
     if refresh is not None and getattr(refresh, "subject", ""):
-        subject, issuer = refresh.subject, refresh.trusted_issuer
-        request.exchange_subject, request.exchange_issuer = subject, issuer
-    if subject is None:
-        user = getattr(request, "user", None)
-        subject = str(user.pk) if getattr(user, "pk", None) is not None else request.client.client_id
+        external, issuer = refresh.subject, refresh.trusted_issuer
+        request.exchange_subject, request.exchange_issuer = external, issuer
+    user = getattr(request, "user", None)
+    if getattr(user, "pk", None) is not None:
+        subject = local_subject(user)  # a linked local user's exchanged token keeps their local sub
+    else:
+        subject = external or request.client.client_id
     now = int(time.time())
     lifetime = request.expires_in
     not_after = getattr(refresh, "not_after", None)
@@ -443,7 +459,7 @@ def access_token_generator(request, refresh_token=False):
     claims = new_access_token_claims(
         sub=subject, client_id=request.client.client_id, scope=" ".join(request.scopes or []),
         audience=_dot_audience(request), lifetime=lifetime,
-        subject_issuer=issuer.issuer if issuer is not None else None, now=now,
+        subject_issuer=issuer.issuer if issuer is not None else None, external_subject=external, now=now,
     )
     request.issued_claims = claims
     return sign(claims)

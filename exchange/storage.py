@@ -242,13 +242,14 @@ def _announce(event):
 
 
 def save_issued(*, application, access_token, claims, refresh_token, resource, subject, trusted_issuer,
-                subject_jti, first=None, started=None, refresh_not_after=None):
+                subject_jti, first=None, started=None, refresh_not_after=None, user=None):
     """Write the AccessToken (+ RefreshToken) and the ``issued`` ExchangeEvent in one transaction.
 
     A token is issued only if its audit row is written with it. ``first()``, when given, runs
     first inside the transaction (the grant records the subject token's jti there); what it
     raises rolls everything back and propagates. ``started``: when the exchange began; the
-    exchange is refused (TokensRevoked) if its issuer's tokens were revoked since. The rows are prepared before the transaction,
+    exchange is refused (TokensRevoked) if its issuer's tokens were revoked since. ``user``: the linked
+    local user the tokens are for (accounts.py), None for the external identity. The rows are prepared before the transaction,
     which then only runs the statements: on SQLite the other workers wait for its commit
     (identity_console/sqlite/), so it should be short.
     """
@@ -257,13 +258,14 @@ def save_issued(*, application, access_token, claims, refresh_token, resource, s
     now = timezone.now()
     access = prepare(connection, AccessToken, access_token_row(
         token=access_token, claims=claims, application_id=application.pk, resource=resource,
-        subject=subject, trusted_issuer=trusted_issuer,
+        subject=subject, trusted_issuer=trusted_issuer, user_id=user.pk if user is not None else None,
     ), now=now)
     refresh = None
     if refresh_token is not None:
         refresh = prepare(connection, RefreshToken, refresh_token_row(
             token=refresh_token, application_id=application.pk, token_family=uuid.uuid4(), resource=resource,
             subject=subject, trusted_issuer=trusted_issuer, not_after=refresh_not_after,
+            user_id=user.pk if user is not None else None,
         ), now=now)
     event = _event(outcome=ExchangeEvent.Outcome.ISSUED.value, cause="", application=application,
                    trusted_issuer=trusted_issuer, subject=subject, subject_jti=subject_jti, issued_jti=claims["jti"])

@@ -203,7 +203,7 @@ def introspection_answer(token):
     elif isinstance(token, RefreshToken) and refresh_token_is_live(token):
         access = token.access_token
         data = {"active": True, "iss": project_settings.CONSOLE_ISSUER,
-                "sub": token.subject or (str(token.user.pk) if token.user_id else token.application.client_id),
+                "sub": signing.token_subject(token),
                 "client_id": token.application.client_id}
         if access.scope:
             data["scope"] = access.scope
