@@ -100,6 +100,16 @@ def linkable_problem(user):
     return None
 
 
+def lookup_descriptions(trusted_issuer):
+    """Plain descriptions of the attributes implicit linking trusts from ``trusted_issuer``, primary first."""
+    described = []
+    for attribute in trusted_issuer.link_lookups:
+        claim = trusted_issuer.link_custom_claim if attribute == "custom" else LOOKUP_CLAIMS[attribute]
+        extra = ", only with email_verified: true" if attribute == "email" else ""
+        described.append(f"{attribute} (claim {claim}{extra})")
+    return described
+
+
 def _usable(value, attribute):
     """A claim value worth looking up: a non-empty printable string, no longer than the column."""
     return isinstance(value, str) and 0 < len(value) <= _MAX_LENGTH[attribute] and value.isprintable()
@@ -215,3 +225,19 @@ def ensure_local_account(sender, instance, created, raw=False, **kwargs):
 
 def connect_signals():
     post_save.connect(ensure_local_account, sender=get_user_model(), dispatch_uid="exchange-local-account")
+
+
+def explain(trusted_issuer, claims, mode):
+    """The linking step for explanations (*Test a token*, ``explain_token``): (ok, detail); writes nothing.
+
+    ``mode`` is an application's ``linked_accounts``; the console's *Test a token* tab, which names
+    no application, asks as an application that uses linked accounts would.
+    """
+    try:
+        resolution = resolve(trusted_issuer, claims.get("sub"), claims, mode)
+    except LinkRefused as exc:
+        return False, f"{exc.cause}: {exc.description}"
+    detail = resolution.detail
+    if resolution.new_link:
+        detail = detail.replace("linked implicitly now", "would be linked implicitly")
+    return True, detail

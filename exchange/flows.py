@@ -561,8 +561,8 @@ def set_user_active(user, active, *, actor=None):
     return user
 
 
-def set_role_scopes(group, scopes, *, actor=None):
-    """Set the scopes a role (a Django group) holds; ``scopes`` a space-separated string or a list."""
+def clean_role_scopes(scopes):
+    """A role's scopes (a space-separated string or a list) as stored; ValidationError when not scopes this server defines."""
     names = scopes.split() if isinstance(scopes, str) else list(scopes)
     if any(not isinstance(n, str) or not n.isprintable() or not n or " " in n for n in names):
         raise ValidationError({"scopes": "Give scope names separated by spaces."}, code="bad_scope")
@@ -576,6 +576,12 @@ def set_role_scopes(group, scopes, *, actor=None):
     value = " ".join(dict.fromkeys(names))
     if len(value) > 500:
         raise ValidationError({"scopes": "At most 500 characters of scopes."}, code="too_long")
+    return value
+
+
+def set_role_scopes(group, scopes, *, actor=None):
+    """Set the scopes a role (a Django group) holds (``clean_role_scopes``); the stored value."""
+    value = clean_role_scopes(scopes)
     with transaction.atomic():
         RoleScopes.objects.update_or_create(group=group, defaults={"scopes": value})
         if getattr(actor, "pk", None) is not None:

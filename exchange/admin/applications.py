@@ -107,6 +107,7 @@ class ApplicationAdmin(ConsoleModelAdmin):
             "access_token_lifetime": application.access_token_lifetime,
             "bound_to_subject_token": application.bound_to_subject_token,
             "allowed_audiences": "\n".join(application.allowed_audiences or []),
+            "linked_accounts": application.linked_accounts,
         }
         if request.method == "POST":
             # The current values as initial too: History names the fields that changed.
@@ -119,6 +120,7 @@ class ApplicationAdmin(ConsoleModelAdmin):
                     access_token_lifetime=data["access_token_lifetime"],
                     bound_to_subject_token=data["bound_to_subject_token"],
                     allowed_audiences=data["allowed_audiences"],
+                    linked_accounts=data["linked_accounts"],
                 ),
             )
             if saved:

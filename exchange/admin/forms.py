@@ -6,6 +6,7 @@ application may use which grant — live on the models and in ``flows``.
 """
 
 from django import forms
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
@@ -250,6 +251,29 @@ class IssuerValidationForm(ConditionFieldsMixin, forms.ModelForm):
         self.fields["applications"].label = _("Linked applications")
 
 
+class IssuerLinkingForm(forms.ModelForm):
+    """Linking tab: implicit account linking's lookup attributes."""
+
+    class Meta:
+        model = TrustedTokenIssuer
+        fields = ("link_lookup_primary", "link_lookup_secondary", "link_custom_claim")
+
+
+class LinkIdentityForm(forms.Form):
+    """Link an external identity of this issuer to a local user (by username)."""
+
+    subject = forms.CharField(label=_("External subject (sub)"), max_length=255, strip=False,
+                              help_text=_("The sub of the issuer's tokens for this person, exactly."))
+    username = forms.CharField(label=_("Local user (username)"), max_length=150)
+
+    def clean_username(self):
+        User = get_user_model()
+        user = User.objects.filter(**{User.USERNAME_FIELD: self.cleaned_data["username"]}).first()
+        if user is None:
+            raise ValidationError(_("No local user has this username."), code="no_user")
+        return user
+
+
 class RevokeTokensForm(forms.Form):
     """Revocation by provenance: every subject's tokens, or one external subject's."""
 
@@ -338,6 +362,13 @@ class ProtocolForm(forms.Form):
         label=_("Never outlive the subject token"), required=False,
         help_text=_("An exchanged token, its refresh token and the tokens refreshed from it expire no later "
                     "than the subject token: when a user's session ends at the issuer, so does their access here."),
+    )
+    linked_accounts = forms.ChoiceField(
+        label=_("Attribute resolution for linked accounts"), choices=Application.LinkedAccounts.choices,
+        initial=Application.LinkedAccounts.DISABLED,
+        help_text=_("Disabled: exchanged tokens are for the external identity. Use linked local account: for the "
+                    "local user the external identity is linked to, when it is (their local subject, their roles' "
+                    "scopes). Require linked local account: as Use, and an exchange without a link is refused."),
     )
     allowed_audiences = forms.CharField(
         label=_("Allowed audiences"), required=False, strip=False,

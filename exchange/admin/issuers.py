@@ -11,9 +11,9 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .. import flows, key_sources
+from .. import accounts, flows, key_sources
 from ..conf import exchange_settings, project_settings
-from ..models import ExchangeEvent, IssuerCertificate, TrustedTokenIssuer
+from ..models import Application, ExchangeEvent, IssuerCertificate, LinkedIdentity, TrustedTokenIssuer
 from ..subject_token import CAUSES, explain_subject_token
 from . import dashboard, forms
 from .base import ConsoleModelAdmin
@@ -109,7 +109,7 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
 
     tabs = (
         ("general", "General"), ("certificates", "Certificates"), ("validation", "Validation"),
-        ("test", "Test a token"), ("activity", "Activity"),
+        ("linking", "Linking"), ("test", "Test a token"), ("activity", "Activity"),
     )
     detail_template = "admin/exchange/trustedtokenissuer/detail.html"
     sensitive_parameters = ("token",)
@@ -119,7 +119,8 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
     def tab_views(self):
         return {
             "general": self.general_tab, "certificates": self.certificates_tab,
-            "validation": self.validation_tab, "test": self.test_tab, "activity": self.activity_tab,
+            "validation": self.validation_tab, "linking": self.linking_tab, "test": self.test_tab,
+            "activity": self.activity_tab,
         }
 
     @admin.display(description="Name", ordering="name")
@@ -419,6 +420,37 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
         }
         return {"form": form, "defaults": defaults}
 
+    def linking_tab(self, request, trusted):
+        """Implicit account linking's settings, and the identities of this issuer linked to local users."""
+        action = request.POST.get("action") if request.method == "POST" else None
+        link_form = forms.LinkIdentityForm()
+        if action == "link":
+            link_form = forms.LinkIdentityForm(request.POST)
+            if link_form.is_valid():
+                try:
+                    link = flows.link_identity(trusted, link_form.cleaned_data["subject"], link_form.cleaned_data["username"],
+                                        actor=request.user)
+                except ValidationError as exc:
+                    forms.add_flow_errors(link_form, exc, {"user": "username"})
+                else:
+                    self.log_related(request, trusted, "added", link)
+                    messages.success(request, "Identity linked.")
+                    return self.redirect_tab(trusted, "linking")
+        elif action == "unlink":
+            link = get_object_or_404(LinkedIdentity, pk=request.POST.get("link"), trusted_issuer=trusted)
+            flows.unlink_identity(link, actor=request.user)
+            self.log_related(request, trusted, "deleted", link)
+            messages.success(request, "Link removed; the tokens exchanged through it were revoked.")
+            return self.redirect_tab(trusted, "linking")
+        if action in (None, "link"):
+            form = forms.IssuerLinkingForm(instance=trusted)
+        else:
+            form = self._settings_tab(request, trusted, forms.IssuerLinkingForm, "linking", "Linking settings updated.")
+            if isinstance(form, HttpResponseRedirect):
+                return form
+        links = trusted.linked_identities.select_related("user").order_by("subject")[:200]
+        return {"form": form, "link_form": link_form, "links": links, "trusted_lookups": accounts.lookup_descriptions(trusted)}
+
     def test_tab(self, request, trusted):
         report = None
         if request.method == "POST":
@@ -429,7 +461,11 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
         else:
             form = forms.TestTokenForm()
         other_issuer = report is not None and report.issuer is not None and report.issuer.pk != trusted.pk
-        return {"form": form, "report": report, "other_issuer": other_issuer, "causes": CAUSES}
+        linking = None
+        if report is not None and report.ok:
+            # The grant's linking step, as an application using linked accounts would meet it.
+            linking = accounts.explain(report.issuer, report.claims, Application.LinkedAccounts.USE)
+        return {"form": form, "report": report, "other_issuer": other_issuer, "causes": CAUSES, "linking": linking}
 
     def activity_tab(self, request, trusted):
         if request.method == "POST":

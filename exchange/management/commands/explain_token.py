@@ -2,6 +2,7 @@ import sys
 
 from django.core.management.base import CommandError
 
+from ... import accounts
 from ...grant import client_may_exchange
 from ...models import Application
 from ...subject_token import SUBJECT_TOKEN_TYPES, explain_subject_token
@@ -60,10 +61,21 @@ class Command(ConsoleCommand):
             lines.append(f"{MARKS[client[0]]}  {'Client':<26} {printable(client[1])}")
         for step in report.steps:
             lines.append(f"{MARKS[step.ok]}  {step.label:<26} {printable(step.detail)}".rstrip())
-        if report.ok:
-            lines.append("Accepted." if not rejected else "Rejected: the client may not exchange tokens.")
-        else:
+        linked = True
+        if report.ok and application is not None:
+            # The grant's linking step (accounts.resolve), as this application's setting makes it.
+            linked, detail = accounts.explain(report.issuer, report.claims, application.linked_accounts)
+            data["linked_account"] = {"ok": linked, "detail": detail}
+            lines.append(f"{MARKS[linked]}  {'Linked account':<26} {printable(detail)}")
+        if not report.ok:
             lines.append(f"Rejected ({report.cause}): {report.description}")
+        elif rejected:
+            lines.append("Rejected: the client may not exchange tokens.")
+        elif not linked:
+            lines.append("Rejected: the linked account check failed.")
+        else:
+            lines.append("Accepted.")
         self.emit(options, data, "\n".join(lines))
-        if rejected:
-            raise CommandError(f"the subject token would be rejected ({report.cause or 'client'})", returncode=1)
+        if rejected or not linked:
+            raise CommandError(f"the subject token would be rejected ({report.cause or ('client' if rejected else 'linked account')})",
+                               returncode=1)
