@@ -35,6 +35,7 @@ from .models import (
     Application,
     IssuerCertificate,
     LinkedIdentity,
+    LocalAccount,
     RefreshToken,
     RoleScopes,
     TrustedTokenIssuer,
@@ -559,6 +560,24 @@ def set_user_active(user, active, *, actor=None):
         verb = "Enabled" if user.is_active else f"Disabled ({revoked} access token(s) revoked)"
         _user_history(actor, user, f"{verb} {who}.")
     return user
+
+
+def set_lookup_attribute(user, value, *, actor=None):
+    """Set (or, with None or "", remove) a local user's custom lookup attribute: unique among local users."""
+    value = value or None
+    if value is not None and (not isinstance(value, str) or len(value) > 255 or value != value.strip()
+                              or not value.isprintable() or not _encodable(value)):
+        raise ValidationError({"lookup_attribute": "Give 1 to 255 printable characters without surrounding spaces."},
+                              code="lookup_attribute")
+    account = LocalAccount.objects.get_or_create(user=user)[0]
+    if value is not None and LocalAccount.objects.filter(lookup_attribute=value).exclude(pk=account.pk).exists():
+        raise ValidationError({"lookup_attribute": "Another local user has this lookup attribute."}, code="unique")
+    who = "by the command line" if getattr(actor, "pk", None) is None else f"by {actor.get_username()}"
+    with transaction.atomic():
+        account.lookup_attribute = value
+        account.save(update_fields=["lookup_attribute"])
+        _user_history(actor, user, f"{'Set' if value else 'Removed'} the custom lookup attribute {who}.")
+    return account
 
 
 def clean_role_scopes(scopes):

@@ -143,6 +143,7 @@ def validate_condition(value):
 #: Implicit account linking's lookup attributes: the local attribute, and the subject-token claim it is read
 #: from (the custom one names its claim per issuer). See exchange/accounts.py.
 LOOKUP_ATTRIBUTE_CHOICES = [
+    ("", _("None")),
     ("username", _("Username (claim preferred_username)")),
     ("email", _("Email (claim email; requires email_verified: true)")),
     ("custom", _("Custom attribute (the claim named below)")),

@@ -271,7 +271,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Identity Console management API",
     "DESCRIPTION": (
-        "Trusted token issuers, applications and subject-token checks. Authenticate with a console "
+        "Trusted token issuers, applications, local users and their linked identities, roles' scopes and "
+        "subject-token checks. Authenticate with a console "
         "session (CSRF token on unsafe methods) or a bearer token with the `console:manage` scope "
         "(client_credentials at /oauth2/token). Errors are RFC 9457 problem details "
         "(`application/problem+json`)."
@@ -289,7 +290,8 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "exchange.api.schema.canonical_paths",
     ],
-    "ENUM_NAME_OVERRIDES": {"KeySourceEnum": ["jwks", "pem"]},
+    "ENUM_NAME_OVERRIDES": {"KeySourceEnum": ["jwks", "pem"],
+                            "LookupAttributeEnum": "exchange.models.LOOKUP_ATTRIBUTE_CHOICES"},
     "OAUTH2_FLOWS": ["clientCredentials"],
     "OAUTH2_TOKEN_URL": "/oauth2/token",
     "OAUTH2_SCOPES": {"console:manage": "Manage trusted token issuers and applications through the API"},

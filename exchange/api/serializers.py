@@ -13,7 +13,7 @@ from rest_framework import serializers
 from .. import service_accounts
 from ..certificates import MAX_CERTIFICATE_INPUT
 from ..conf import ASYMMETRIC_ALGORITHMS
-from ..models import GRANT_SHORT_NAMES, Application, IssuerCertificate, TrustedTokenIssuer
+from ..models import GRANT_SHORT_NAMES, Application, IssuerCertificate, LinkedIdentity, TrustedTokenIssuer
 from ..subject_token import SUBJECT_TOKEN_TYPES
 
 class _JSONType:
@@ -124,14 +124,16 @@ class TrustedTokenIssuerSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "issuer", "alias", "enabled", "key_source", "jwks_uri", "certificates",
             "allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti",
-            "required_type", "condition", "preset", "applications", "keys_fetched_at", "key_fetch_error",
+            "required_type", "condition", "preset", "applications", "link_lookup_primary", "link_lookup_secondary",
+            "link_custom_claim", "keys_fetched_at", "key_fetch_error",
             "key_fetch_failed_at", "tokens_revoked_at", "created", "updated",
         ]
         read_only_fields = fields
 
 
 _ISSUER_OPTIONS = ["allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti",
-                   "required_type", "condition", "preset", "applications"]
+                   "required_type", "condition", "preset", "applications", "link_lookup_primary",
+                   "link_lookup_secondary", "link_custom_claim"]
 
 _CONDITION_HELP = (
     "Admission condition: a CEL expression over the subject token's verified claims (the variable "
@@ -245,7 +247,7 @@ class ApplicationSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "client_id", "application_type", "client_type", "allowed_grant_types",
             "allowed_scopes", "allowed_audiences", "access_token_lifetime", "enabled", "resource_server",
-            "service_account_permissions", "bound_to_subject_token", "created", "updated",
+            "service_account_permissions", "bound_to_subject_token", "linked_accounts", "created", "updated",
         ]
         read_only_fields = fields
 
@@ -287,7 +289,7 @@ class ApplicationCreateSerializer(StrictModelSerializer):
         model = Application
         fields = ["name", "application_type", "allowed_grant_types", "allowed_scopes", "allowed_audiences",
                   "access_token_lifetime", "resource_server", "service_account_permissions",
-                  "bound_to_subject_token"]
+                  "bound_to_subject_token", "linked_accounts"]
         extra_kwargs = {"name": {"required": True}}
 
 
@@ -300,7 +302,7 @@ class ApplicationUpdateSerializer(StrictModelSerializer):
         model = Application
         fields = ["name", "allowed_grant_types", "allowed_scopes", "allowed_audiences", "access_token_lifetime",
                   "enabled", "resource_server", "service_account_permissions",
-                  "bound_to_subject_token"]
+                  "bound_to_subject_token", "linked_accounts"]
 
 
 class ProtocolSerializer(StrictModelSerializer):
@@ -379,3 +381,55 @@ class TokenValidationSerializer(serializers.Serializer):
         allow_null=True, help_text="The token's claims: verified when valid, unverified otherwise.",
     )
 
+
+
+# -- local users, linked identities, roles (exchange/accounts.py) -----------------------------------------
+
+class LinkedIdentitySerializer(serializers.ModelSerializer):
+    """An external identity (trusted issuer, external sub) linked to a local user."""
+
+    issuer = serializers.CharField(source="trusted_issuer.issuer", read_only=True)
+    username = serializers.CharField(source="user.get_username", read_only=True)
+
+    class Meta:
+        model = LinkedIdentity
+        fields = ["id", "trusted_issuer", "issuer", "subject", "user", "username", "origin", "matched_on", "created"]
+        read_only_fields = fields
+
+
+class LinkedIdentityCreateSerializer(serializers.Serializer):
+    trusted_issuer = StrictIntegerField(min_value=1, max_value=2**63 - 1, help_text="The trusted issuer's id.")
+    subject = StrictCharField(max_length=255, trim_whitespace=False,
+                              help_text="The external subject: the sub of the issuer's tokens, exactly.")
+    user = StrictIntegerField(min_value=1, max_value=2**63 - 1, help_text="The local user's id.")
+
+
+class LocalUserSerializer(serializers.Serializer):
+    """A local user (a Django user) as the API returns it."""
+
+    id = serializers.IntegerField(read_only=True)
+    username = serializers.CharField(read_only=True)
+    email = serializers.CharField(read_only=True)
+    is_active = serializers.BooleanField(read_only=True, help_text="false: disabled.")
+    is_staff = serializers.BooleanField(read_only=True, help_text="Console administrators are never linked.")
+    local_subject = serializers.CharField(read_only=True, help_text="The sub of tokens issued for this user; it never changes.")
+    lookup_attribute = serializers.CharField(read_only=True, allow_null=True,
+                                             help_text="The custom lookup attribute of implicit account linking.")
+    role_scopes = serializers.ListField(child=serializers.CharField(), read_only=True,
+                                        help_text="The scopes the user's roles (groups) hold.")
+    linked_identities = LinkedIdentitySerializer(many=True, read_only=True)
+
+
+class LocalUserUpdateSerializer(serializers.Serializer):
+    is_active = StrictBooleanField(required=False, help_text="false disables the user and revokes their tokens.")
+    lookup_attribute = StrictCharField(required=False, allow_null=True, max_length=255, trim_whitespace=False,
+                                       help_text="Unique among local users; null to remove it.")
+
+
+class RoleSerializer(serializers.Serializer):
+    """A role: a Django group and the scopes it holds."""
+
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    scopes = StrictCharField(allow_blank=True, max_length=500, trim_whitespace=False,
+                             help_text="Space-separated scopes this server defines (never console:manage).")

@@ -19,6 +19,9 @@ class Router(SimpleRouter):
 router = Router()
 router.register("trusted-token-issuers", views.TrustedTokenIssuerViewSet, basename="trusted-token-issuer")
 router.register("applications", views.ApplicationViewSet, basename="application")
+router.register("users", views.LocalUserViewSet, basename="user")
+router.register("linked-identities", views.LinkedIdentityViewSet, basename="linked-identity")
+router.register("roles", views.RoleViewSet, basename="role")
 
 app_name = "api"
 urlpatterns = [

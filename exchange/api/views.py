@@ -17,8 +17,12 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import flows, key_sources
-from ..models import Application, TrustedTokenIssuer
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db.models import Q
+
+from .. import accounts, flows, key_sources
+from ..models import Application, LinkedIdentity, RoleScopes, TrustedTokenIssuer
 from ..subject_token import explain_subject_token
 from . import serializers as s
 from .errors import PROBLEM_JSON, Conflict, ProblemSerializer
@@ -442,6 +446,176 @@ class ApplicationViewSet(
         application = self.get_object()
         secret = flows.regenerate_secret(application, actor=acting_user(request))
         return Response({"client_id": application.client_id, "client_secret": secret})
+
+
+class UserFilterSerializer(serializers.Serializer):
+    search = serializers.CharField(required=False, allow_blank=True, max_length=255,
+                                   help_text="Usernames, emails or linked external subjects containing this.")
+    is_active = s.QueryBooleanField(required=False, allow_null=True, default=None)
+
+
+def _user_body(user):
+    return {
+        "id": user.pk, "username": user.get_username(), "email": getattr(user, "email", ""),
+        "is_active": user.is_active, "is_staff": user.is_staff, "local_subject": accounts.local_subject(user),
+        "lookup_attribute": user.local_account.lookup_attribute, "role_scopes": sorted(accounts.scopes_for_user(user)),
+        "linked_identities": s.LinkedIdentitySerializer(
+            user.linked_identities.select_related("trusted_issuer", "user"), many=True).data,
+    }
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List local users", parameters=[UserFilterSerializer],
+        responses={200: s.LocalUserSerializer(many=True), **_problems(400, *_AUTH_ERRORS)},
+    ),
+    retrieve=extend_schema(
+        summary="Get a local user", responses={200: s.LocalUserSerializer, **_problems(*_AUTH_ERRORS, 404)},
+    ),
+    partial_update=extend_schema(
+        summary="Disable or enable a local user, or set their custom lookup attribute",
+        description="`is_active: false` disables the user and revokes their live tokens; exchanges for their linked "
+                    "identities are then refused. Staff, superusers and service accounts are not managed here (400).",
+        request=s.LocalUserUpdateSerializer,
+        responses={200: s.LocalUserSerializer, **_problems(400, *_AUTH_ERRORS, 404)},
+        examples=[OpenApiExample("Disable", request_only=True, value={"is_active": False})],
+    ),
+)
+class LocalUserViewSet(ManagementMixin, viewsets.GenericViewSet):
+    """Local users: Django's users, with their local subject, roles' scopes and linked identities."""
+
+    permission_model = get_user_model()
+    serializer_class = s.LocalUserSerializer
+
+    def get_queryset(self):
+        queryset = get_user_model().objects.select_related("local_account").order_by("pk")
+        if self.action == "list":
+            query = UserFilterSerializer(data=self.request.query_params.dict())
+            query.is_valid(raise_exception=True)
+            search = query.validated_data.get("search")
+            if search:
+                queryset = queryset.filter(Q(username__icontains=search) | Q(email__icontains=search)
+                                           | Q(linked_identities__subject__icontains=search)).distinct()
+            if query.validated_data.get("is_active") is not None:
+                queryset = queryset.filter(is_active=query.validated_data["is_active"])
+        return queryset
+
+    def list(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([_user_body(user) for user in page])
+
+    def retrieve(self, request, pk=None):
+        return Response(_user_body(self.get_object()))
+
+    def partial_update(self, request, pk=None):
+        user = self.get_object()
+        data = _valid(s.LocalUserUpdateSerializer, request.data, partial=True)
+        if "lookup_attribute" in data:
+            flows.set_lookup_attribute(user, data["lookup_attribute"], actor=acting_user(request))
+        if "is_active" in data and data["is_active"] != user.is_active:
+            flows.set_user_active(user, data["is_active"], actor=acting_user(request))
+        user.refresh_from_db()
+        return Response(_user_body(get_user_model().objects.select_related("local_account").get(pk=user.pk)))
+
+
+class LinkFilterSerializer(serializers.Serializer):
+    trusted_issuer = serializers.IntegerField(required=False, min_value=1, max_value=_MAX_ID)
+    user = serializers.IntegerField(required=False, min_value=1, max_value=_MAX_ID)
+    subject = serializers.CharField(required=False, max_length=255, trim_whitespace=False,
+                                    help_text="The exact external subject.")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List linked identities", parameters=[LinkFilterSerializer],
+        responses={200: s.LinkedIdentitySerializer(many=True), **_problems(400, *_AUTH_ERRORS)},
+    ),
+    create=extend_schema(
+        summary="Link an external identity to a local user",
+        description="Exchanges of (`trusted_issuer`, `subject`) by applications that use linked accounts are then "
+                    "for the local user. Refused (400) for staff, superusers and service accounts, and for an "
+                    "identity already linked.",
+        request=s.LinkedIdentityCreateSerializer,
+        responses={201: s.LinkedIdentitySerializer, **_problems(400, *_AUTH_ERRORS)},
+        examples=[OpenApiExample("Link", request_only=True, value={"trusted_issuer": 1, "subject": "248289761001",
+                                                                   "user": 7})],
+    ),
+    retrieve=extend_schema(
+        summary="Get a linked identity", responses={200: s.LinkedIdentitySerializer, **_problems(*_AUTH_ERRORS, 404)},
+    ),
+    destroy=extend_schema(
+        summary="Remove a link",
+        description="The live tokens exchanged through it are revoked; the next exchange of that identity is for the "
+                    "external identity (or refused, for applications that require a linked local account).",
+        responses={204: None, **_problems(*_AUTH_ERRORS, 404)},
+    ),
+)
+class LinkedIdentityViewSet(ManagementMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                            mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.LinkedIdentitySerializer
+    permission_model = LinkedIdentity
+
+    def get_queryset(self):
+        queryset = LinkedIdentity.objects.select_related("trusted_issuer", "user").order_by("pk")
+        if self.action == "list":
+            queryset = _filtered(queryset, LinkFilterSerializer, self.request,
+                                 {"trusted_issuer": "trusted_issuer", "user": "user", "subject": "subject"})
+        return queryset
+
+    def create(self, request):
+        data = _valid(s.LinkedIdentityCreateSerializer, request.data)
+        trusted = TrustedTokenIssuer.objects.filter(pk=data["trusted_issuer"]).first()
+        user = get_user_model().objects.filter(pk=data["user"]).first()
+        if trusted is None:
+            raise ValidationError({"trusted_issuer": ["No trusted token issuer has this id."]})
+        if user is None:
+            raise ValidationError({"user": ["No local user has this id."]})
+        link = flows.link_identity(trusted, data["subject"], user, actor=acting_user(request))
+        location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{link.pk}")
+        return Response(s.LinkedIdentitySerializer(link).data, status=status.HTTP_201_CREATED,
+                        headers={"Location": location})
+
+    def perform_destroy(self, instance):
+        flows.unlink_identity(instance, actor=acting_user(self.request))
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List roles (groups) and their scopes",
+                       responses={200: s.RoleSerializer(many=True), **_problems(400, *_AUTH_ERRORS)}),
+    retrieve=extend_schema(summary="Get a role's scopes", responses={200: s.RoleSerializer, **_problems(*_AUTH_ERRORS, 404)}),
+    partial_update=extend_schema(
+        summary="Set a role's scopes",
+        description="A linked local user's exchanged tokens carry at most the scopes of their roles (and of the "
+                    "application). Only scopes this server defines; never `console:manage`.",
+        request=s.RoleSerializer, responses={200: s.RoleSerializer, **_problems(400, *_AUTH_ERRORS, 404)},
+        examples=[OpenApiExample("Scopes", request_only=True, value={"scopes": "openid profile"})],
+    ),
+)
+class RoleViewSet(ManagementMixin, viewsets.GenericViewSet):
+    serializer_class = s.RoleSerializer
+    permission_model = Group
+
+    def get_queryset(self):
+        return Group.objects.order_by("name", "pk")
+
+    @staticmethod
+    def _body(group):
+        row = RoleScopes.objects.filter(group=group).first()
+        return {"id": group.pk, "name": group.name, "scopes": row.scopes if row else ""}
+
+    def list(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([self._body(group) for group in page])
+
+    def retrieve(self, request, pk=None):
+        return Response(self._body(self.get_object()))
+
+    def partial_update(self, request, pk=None):
+        group = self.get_object()
+        data = _valid(s.RoleSerializer, request.data, partial=True)
+        if "scopes" in data:
+            flows.set_role_scopes(group, data["scopes"], actor=acting_user(request))
+        return Response(self._body(group))
 
 
 def _renderable(value):

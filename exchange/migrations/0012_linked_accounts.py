@@ -40,12 +40,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='trustedtokenissuer',
             name='link_lookup_primary',
-            field=models.CharField(blank=True, choices=[('username', 'Username (claim preferred_username)'), ('email', 'Email (claim email; requires email_verified: true)'), ('custom', 'Custom attribute (the claim named below)')], help_text='Implicit account linking: the local attribute matched first. Empty: no implicit linking.', max_length=20, verbose_name='primary lookup attribute'),
+            field=models.CharField(blank=True, choices=[('', 'None'), ('username', 'Username (claim preferred_username)'), ('email', 'Email (claim email; requires email_verified: true)'), ('custom', 'Custom attribute (the claim named below)')], help_text='Implicit account linking: the local attribute matched first. Empty: no implicit linking.', max_length=20, verbose_name='primary lookup attribute'),
         ),
         migrations.AddField(
             model_name='trustedtokenissuer',
             name='link_lookup_secondary',
-            field=models.CharField(blank=True, choices=[('username', 'Username (claim preferred_username)'), ('email', 'Email (claim email; requires email_verified: true)'), ('custom', 'Custom attribute (the claim named below)')], help_text='Matched when the token lacks the primary attribute. Empty: none.', max_length=20, verbose_name='secondary lookup attribute'),
+            field=models.CharField(blank=True, choices=[('', 'None'), ('username', 'Username (claim preferred_username)'), ('email', 'Email (claim email; requires email_verified: true)'), ('custom', 'Custom attribute (the claim named below)')], help_text='Matched when the token lacks the primary attribute. Empty: none.', max_length=20, verbose_name='secondary lookup attribute'),
         ),
         migrations.CreateModel(
             name='LocalAccount',

@@ -28,6 +28,12 @@ OPERATIONS = {
     "/api/server/v1/applications/{id}/protocol": {"get", "put"},
     "/api/server/v1/applications/{id}/regenerate-secret": {"post"},
     "/api/server/v1/token-validations": {"post"},
+    "/api/server/v1/users": {"get"},
+    "/api/server/v1/users/{id}": {"get", "patch"},
+    "/api/server/v1/linked-identities": {"get", "post"},
+    "/api/server/v1/linked-identities/{id}": {"get", "delete"},
+    "/api/server/v1/roles": {"get"},
+    "/api/server/v1/roles/{id}": {"get", "patch"},
 }
 
 
