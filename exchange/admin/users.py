@@ -92,7 +92,7 @@ class LocalUserAdmin(UserAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         user = self.get_object(request, object_id)
-        context = {"title": "User"}
+        context = {}
         if user is not None:
             context.update(
                 linked_identities=user.linked_identities.select_related("trusted_issuer").order_by("trusted_issuer__name",
