@@ -347,6 +347,13 @@ class ApplicationGeneralForm(ApplicationCreateForm):
             field.initial = service_accounts.permission_names(self.instance.service_user)
 
 
+class _KeptWhenAbsentChoiceField(forms.ChoiceField):
+    """A choice that a form post without it leaves as it was (neither changed nor in History)."""
+
+    def has_changed(self, initial, data):
+        return data not in (None, "") and super().has_changed(initial, data)
+
+
 class ProtocolForm(forms.Form):
     """Protocol tab: allowed grant types and the access-token lifetime."""
 
@@ -363,9 +370,9 @@ class ProtocolForm(forms.Form):
         help_text=_("An exchanged token, its refresh token and the tokens refreshed from it expire no later "
                     "than the subject token: when a user's session ends at the issuer, so does their access here."),
     )
-    linked_accounts = forms.ChoiceField(
+    linked_accounts = _KeptWhenAbsentChoiceField(
         label=_("Attribute resolution for linked accounts"), choices=Application.LinkedAccounts.choices,
-        initial=Application.LinkedAccounts.DISABLED,
+        initial=Application.LinkedAccounts.DISABLED, required=False,  # not sent: unchanged
         help_text=_("Disabled: exchanged tokens are for the external identity. Use linked local account: for the "
                     "local user the external identity is linked to, when it is (their local subject, their roles' "
                     "scopes). Require linked local account: as Use, and an exchange without a link is refused."),
@@ -379,6 +386,10 @@ class ProtocolForm(forms.Form):
 
     def clean_allowed_audiences(self):
         return [line.strip() for line in self.cleaned_data["allowed_audiences"].splitlines() if line.strip()]
+
+    def clean_linked_accounts(self):
+        return self.cleaned_data["linked_accounts"] or self.initial.get("linked_accounts") or \
+            Application.LinkedAccounts.DISABLED
 
     SPA_REASON = _(
         "Token Exchange is not available for single-page applications: they are public clients "
