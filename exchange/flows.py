@@ -525,8 +525,8 @@ def link_implicitly(link, application):
                 f"Linked the external identity {link.subject!r} of {link.trusted_issuer.issuer} implicitly at "
                 f"token exchange (matched on {link.matched_on}; application {application.client_id})."))
     except IntegrityError:  # the same identity linked meanwhile: that link stands
-        return LinkedIdentity.objects.select_related("user").get(trusted_issuer=link.trusted_issuer,
-                                                                 subject=link.subject)
+        return LinkedIdentity.objects.select_related("user__local_account", "user__service_application").get(
+            trusted_issuer=link.trusted_issuer, subject=link.subject)
     return link
 
 

@@ -24,6 +24,7 @@ class LocalUserAdmin(UserAdmin):
     list_display = ("username", "email", "status", "kind", "linked_identities_count")
     list_filter = ("is_active", "is_staff", "groups")
     search_fields = ("username", "email", "first_name", "last_name", "linked_identities__subject")
+    list_select_related = ("service_application",)
     change_form_template = "admin/exchange/user/change_form.html"
     actions = None
 
@@ -40,6 +41,8 @@ class LocalUserAdmin(UserAdmin):
             return "Superuser"
         if obj.is_staff:
             return "Console administrator"
+        if hasattr(obj, "service_application"):
+            return "Service account"
         return "Local user"
 
     @admin.display(description="Linked identities")

@@ -263,3 +263,13 @@ def test_an_implicit_link_to_a_disabled_user_is_refused(
     make_local_user(email="alice@example.com", is_active=False)
     token = _token(rsa_key, email_issuer, email="alice@example.com", email_verified=True)
     _refused(exchange_as(linking_app("use"), token), "invalid_grant", "local_user_disabled")
+
+
+def test_an_implicit_link_racing_another_keeps_the_first(make_local_user, linking_app, pem_issuer):
+    first, second = make_local_user(username="first"), make_local_user(username="second")
+    existing = flows.link_identity(pem_issuer, EXTERNAL, first)
+    racing = LinkedIdentity(trusted_issuer=pem_issuer, subject=EXTERNAL, user=second, origin="implicit",
+                            matched_on="email")
+    kept = flows.link_implicitly(racing, linking_app("use"))
+    assert (kept.pk, kept.user) == (existing.pk, first)
+    assert LinkedIdentity.objects.count() == 1
