@@ -232,7 +232,7 @@ class TrustedTokenIssuer(models.Model):
     )
     link_lookup_secondary = models.CharField(
         _("secondary lookup attribute"), max_length=20, blank=True, choices=LOOKUP_ATTRIBUTE_CHOICES,
-        help_text=_("Matched when the token lacks the primary attribute. Empty: none."),
+        help_text=_("Looked up when the token lacks the primary attribute or it matches no local user. Empty: none."),
     )
     link_custom_claim = models.CharField(
         _("custom attribute claim"), max_length=100, blank=True,

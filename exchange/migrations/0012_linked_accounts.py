@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='trustedtokenissuer',
             name='link_lookup_secondary',
-            field=models.CharField(blank=True, choices=[('', 'None'), ('username', 'Username (claim preferred_username)'), ('email', 'Email (claim email; requires email_verified: true)'), ('custom', 'Custom attribute (the claim named below)')], help_text='Matched when the token lacks the primary attribute. Empty: none.', max_length=20, verbose_name='secondary lookup attribute'),
+            field=models.CharField(blank=True, choices=[('', 'None'), ('username', 'Username (claim preferred_username)'), ('email', 'Email (claim email; requires email_verified: true)'), ('custom', 'Custom attribute (the claim named below)')], help_text='Looked up when the token lacks the primary attribute or it matches no local user. Empty: none.', max_length=20, verbose_name='secondary lookup attribute'),
         ),
         migrations.CreateModel(
             name='LocalAccount',
