@@ -516,17 +516,20 @@ def link_identity(trusted, subject, user, *, actor=None):
 
 
 def link_implicitly(link, application):
-    """Save the implicit link an exchange found (accounts.resolve); the saved link, or the one a concurrent
-    exchange saved first. Its History entry names the attribute it was matched on and the application."""
+    """Save the implicit link an exchange found (accounts.resolve); the saved link, or the one saved meanwhile
+    by another request (accounts.LinkRefused if that link's user may not get tokens). Its History entry
+    names the attribute it was matched on and the application."""
     try:
         with transaction.atomic():
             link.save()
             _user_history(None, link.user, (
                 f"Linked the external identity {link.subject!r} of {link.trusted_issuer.issuer} implicitly at "
                 f"token exchange (matched on {link.matched_on}; application {application.client_id})."))
-    except IntegrityError:  # the same identity linked meanwhile: that link stands
-        return LinkedIdentity.objects.select_related("user__local_account", "user__service_application").get(
+    except IntegrityError:  # the same identity linked meanwhile (perhaps to someone else): that link stands
+        existing = LinkedIdentity.objects.select_related("user__local_account", "user__service_application").get(
             trusted_issuer=link.trusted_issuer, subject=link.subject)
+        accounts.check_user(existing.user)
+        return existing
     return link
 
 

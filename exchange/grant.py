@@ -221,18 +221,11 @@ def resolve_local_account(request):
         return
     try:
         resolution = accounts.resolve(request.issuer, request.subject, request.report.claims, mode)
+        if resolution.user is None:
+            return
+        link = flows.link_implicitly(resolution.link, request.client) if resolution.new_link else resolution.link
     except accounts.LinkRefused as exc:
         raise ExchangeError(exc.error, exc.description, cause=exc.cause) from None
-    if resolution.user is None:
-        return
-    link = resolution.link
-    if resolution.new_link:
-        link = flows.link_implicitly(link, request.client)
-        if link.user_id != resolution.user.pk:  # linked to someone else meanwhile: that link decides
-            try:
-                accounts.check_user(link.user)
-            except accounts.LinkRefused as exc:
-                raise ExchangeError(exc.error, exc.description, cause=exc.cause) from None
     request.user = link.user
     request.scopes = accounts.narrow_scopes(request.scopes, request.user)
 

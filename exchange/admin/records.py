@@ -23,6 +23,7 @@ from oauth2_provider.models import revoke_access_token
 
 from ..models import ExchangeEvent
 from ..signing import RotationError, rotate_signing_key
+from ..accounts import CAUSES as LINK_CAUSES
 from ..subject_token import CAUSES
 from .base import RecordAdmin
 
@@ -64,6 +65,13 @@ REMEDIES = {
     "invalid_target": "The requested audience or resource is not in the application's allowed audiences "
                       "(Protocol tab).",
     "invalid_scope": "The requested scope is not allowed for the application (General tab).",
+    "lookup_attributes_missing": "The token carries none of the issuer's lookup attributes (Linking tab): ask the "
+                                 "issuer to include them, or link the identity by hand.",
+    "local_account_required": "The application requires a linked local account (Protocol tab): link the external "
+                              "identity to a local user on the issuer's Linking tab, or choose Use instead of Require.",
+    "local_user_disabled": "The linked local user is disabled: enable them on their Users page, or remove the link.",
+    "local_user_not_linkable": "The linked local user is now staff, a superuser or a service account, who are never "
+                               "linked: remove the link on their Users page.",
 }
 
 #: Plain sentences for the causes that are not about the subject token itself.
@@ -80,7 +88,7 @@ def explain_cause(cause):
     """(what happened, what to do) in plain language for an event's cause code; ("", "") for none."""
     if not cause:
         return "", ""
-    return (CAUSES.get(cause) or CLIENT_CAUSES.get(cause) or "The exchange was refused.",
+    return (CAUSES.get(cause) or CLIENT_CAUSES.get(cause) or LINK_CAUSES.get(cause) or "The exchange was refused.",
             REMEDIES.get(cause, "Test the token on the issuer's Test a token tab to see which check refuses it."))
 
 

@@ -123,3 +123,12 @@ def test_group_page_sets_role_scopes(signed_in):
     assert Group.objects.get().role_scopes.scopes == "openid"
     response = signed_in.post("/console/auth/group/add/", {"name": "bad", "scopes": "console:manage"})
     assert response.status_code == HTTPStatus.OK and "never exchanged" in response.content.decode()
+
+
+@pytest.mark.parametrize("cause", ["lookup_attributes_missing", "local_account_required", "local_user_disabled",
+                                   "local_user_not_linkable"])
+def test_each_linking_refusal_is_explained_with_what_to_do(cause):
+    from exchange.accounts import CAUSES
+    from exchange.admin.records import REMEDIES, explain_cause
+
+    assert explain_cause(cause) == (CAUSES[cause], REMEDIES[cause])

@@ -273,3 +273,15 @@ def test_an_implicit_link_racing_another_keeps_the_first(make_local_user, linkin
     kept = flows.link_implicitly(racing, linking_app("use"))
     assert (kept.pk, kept.user) == (existing.pk, first)
     assert LinkedIdentity.objects.count() == 1
+
+
+def test_an_implicit_link_racing_a_link_to_a_disabled_user_is_refused(make_local_user, linking_app, pem_issuer):
+    from exchange.accounts import LinkRefused
+
+    disabled = make_local_user(username="gone", is_active=False)
+    flows.link_identity(pem_issuer, EXTERNAL, disabled)
+    racing = LinkedIdentity(trusted_issuer=pem_issuer, subject=EXTERNAL, user=make_local_user(username="new"),
+                            origin="implicit", matched_on="email")
+    with pytest.raises(LinkRefused) as refused:
+        flows.link_implicitly(racing, linking_app("use"))
+    assert refused.value.cause == "local_user_disabled"
