@@ -65,7 +65,7 @@ class Resolution(NamedTuple):
     """What an exchange is for: ``user`` (None: the external identity) through ``link``.
 
     ``new_link``: an implicit link to create (not saved yet: the grant saves it through flows).
-    ``detail``: one line for explanations.
+    ``detail``: one line for explanations (*Test a token*, ``explain_token``), which save nothing.
     """
 
     user: object
@@ -188,25 +188,23 @@ def resolve(trusted_issuer, subject, claims, mode):
     """
     if mode == Application.LinkedAccounts.DISABLED:
         return Resolution(None, None, "linked accounts are not used by this application")
-    link = find_link(trusted_issuer, subject)
-    new_link = False
+    link, new_link, detail = find_link(trusted_issuer, subject), False, "no linked local account"
     if link is None and trusted_issuer.link_lookups:
         user, attribute, detail = implicit_match(trusted_issuer, claims)
         if user is not None:
             link = LinkedIdentity(trusted_issuer=trusted_issuer, subject=subject, user=user,
                                   origin=LinkedIdentity.Origin.IMPLICIT, matched_on=attribute)
             new_link = True
-        elif mode == Application.LinkedAccounts.REQUIRE:
-            raise LinkRefused("local_account_required")
-        else:
-            return Resolution(None, None, f"{detail}; issued for the external identity")
     if link is None:
         if mode == Application.LinkedAccounts.REQUIRE:
             raise LinkRefused("local_account_required")
-        return Resolution(None, None, "no linked local account; issued for the external identity")
+        return Resolution(None, None, f"{detail}; issued for the external identity")
     check_user(link.user)
-    how = "linked implicitly now" if new_link else "linked"
-    return Resolution(link.user, link, f"{how} to local user {link.user.get_username()}", new_link)
+    name = link.user.get_username()
+    if new_link:
+        return Resolution(link.user, link, f"would be linked implicitly to local user {name} (matched on "
+                                           f"{link.matched_on})", True)
+    return Resolution(link.user, link, f"linked to local user {name}")
 
 
 def narrow_scopes(scopes, user):
@@ -237,7 +235,4 @@ def explain(trusted_issuer, claims, mode):
         resolution = resolve(trusted_issuer, claims.get("sub"), claims, mode)
     except LinkRefused as exc:
         return False, f"{exc.cause}: {exc.description}"
-    detail = resolution.detail
-    if resolution.new_link:
-        detail = detail.replace("linked implicitly now", "would be linked implicitly")
-    return True, detail
+    return True, resolution.detail
