@@ -404,6 +404,7 @@ def revoke_tokens(trusted, subject=None, *, dry_run=False, user=None):
 APPLICATION_UPDATABLE = (
     "name", "allowed_grant_types", "allowed_scopes", "allowed_audiences", "access_token_lifetime",
     "enabled", "resource_server", "service_account_permissions", "bound_to_subject_token",
+    "redirect_uris", "skip_authorization",
 )
 
 

@@ -159,8 +159,20 @@ class OAuth2Validator(DOTValidator):
         which this server always requires (signin.py); a request without it is refused rather than
         compared with a default."""
         if getattr(request, "using_default_redirect_uri", False):
-            return False
-        return super().confirm_redirect_uri(client_id, code, redirect_uri, client, request, *args, **kwargs)
+            raise errors.InvalidRequestError(description="The redirect_uri parameter is required.", request=request)
+        if not super().confirm_redirect_uri(client_id, code, redirect_uri, client, request, *args, **kwargs):
+            # RFC 6749 §5.2 names this invalid_grant (oauthlib would say invalid_request)
+            raise errors.InvalidGrantError(
+                description="The redirect_uri differs from the authorization request's.", request=request)
+        return True
+
+    def validate_silent_login(self, request):
+        """``prompt=none``: signin.AuthorizationView answers ``login_required`` itself before oauthlib asks."""
+        return True
+
+    def validate_silent_authorization(self, request):
+        """``prompt=none``: signin.AuthorizationView answers ``consent_required`` itself before oauthlib asks."""
+        return True
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
         """DOT's check of the code, and its user still active (disabled since the sign-in: refused)."""

@@ -107,6 +107,8 @@ class ApplicationAdmin(ConsoleModelAdmin):
             "access_token_lifetime": application.access_token_lifetime,
             "bound_to_subject_token": application.bound_to_subject_token,
             "allowed_audiences": "\n".join(application.allowed_audiences or []),
+            "redirect_uris": "\n".join(application.redirect_uris.split()),
+            "skip_authorization": application.skip_authorization,
         }
         if request.method == "POST":
             # The current values as initial too: History names the fields that changed.
@@ -119,6 +121,7 @@ class ApplicationAdmin(ConsoleModelAdmin):
                     access_token_lifetime=data["access_token_lifetime"],
                     bound_to_subject_token=data["bound_to_subject_token"],
                     allowed_audiences=data["allowed_audiences"],
+                    redirect_uris=data["redirect_uris"], skip_authorization=data["skip_authorization"],
                 ),
             )
             if saved:

@@ -324,7 +324,7 @@ class ApplicationGeneralForm(ApplicationCreateForm):
 
 
 class ProtocolForm(forms.Form):
-    """Protocol tab: allowed grant types and the access-token lifetime."""
+    """Protocol tab: allowed grant types, redirect URLs and consent (Code), the access-token lifetime, audiences."""
 
     allowed_grant_types = forms.MultipleChoiceField(
         label=_("Allowed grant types"), required=False, choices=Application.GrantType.choices,
@@ -345,6 +345,21 @@ class ProtocolForm(forms.Form):
         help_text=_("One per line: the values a token request may name in audience or resource. "
                     "Empty: requests may name none, and issued tokens are for this application (aud = client ID)."),
     )
+
+    redirect_uris = forms.CharField(
+        label=_("Authorized redirect URLs"), required=False, strip=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "spellcheck": "false"}),
+        help_text=_("One per line: where the Code grant may send users back after they sign in. A request's "
+                    "redirect_uri must equal one of them exactly."),
+    )
+    skip_authorization = forms.BooleanField(
+        label=_("First-party application: skip the consent page"), required=False,
+        help_text=_("Users who sign in are sent back without being asked to allow the requested scopes. "
+                    "Only for applications of this organization."),
+    )
+
+    def clean_redirect_uris(self):
+        return " ".join(line.strip() for line in self.cleaned_data["redirect_uris"].splitlines() if line.strip())
 
     def clean_allowed_audiences(self):
         return [line.strip() for line in self.cleaned_data["allowed_audiences"].splitlines() if line.strip()]

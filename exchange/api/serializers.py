@@ -89,6 +89,27 @@ class GrantTypesField(serializers.ListField):
     child = StrictCharField(max_length=100)
 
 
+class RedirectUrisField(serializers.ListField):
+    """The Code grant's redirect URIs: a list here, stored space-separated (DOT's ``redirect_uris``)."""
+
+    child = StrictCharField(max_length=2048, trim_whitespace=False)
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 20)
+        kwargs.setdefault("help_text", "Where the Code grant may send users back; a request's redirect_uri must "
+                                       "equal one of them exactly.")
+        super().__init__(**kwargs)
+
+    def to_representation(self, data):
+        return data.split() if isinstance(data, str) else super().to_representation(data)
+
+    def to_internal_value(self, data):
+        uris = super().to_internal_value(data)
+        if any(not uri or any(ch.isspace() for ch in uri) for uri in uris):
+            raise serializers.ValidationError("Give each redirect URI without spaces.")
+        return " ".join(uris)
+
+
 class CertificateSerializer(serializers.ModelSerializer):
     class Meta:
         model = IssuerCertificate
@@ -239,13 +260,15 @@ class ApplicationSerializer(serializers.ModelSerializer):
     allowed_grant_types = GrantTypesField(read_only=True)
     allowed_audiences = serializers.ListField(child=serializers.CharField(), read_only=True)
     service_account_permissions = serializers.SerializerMethodField(help_text=_SERVICE_ACCOUNT_HELP)
+    redirect_uris = RedirectUrisField(read_only=True)
 
     class Meta:
         model = Application
         fields = [
             "id", "name", "client_id", "application_type", "client_type", "allowed_grant_types",
             "allowed_scopes", "allowed_audiences", "access_token_lifetime", "enabled", "resource_server",
-            "service_account_permissions", "bound_to_subject_token", "created", "updated",
+            "service_account_permissions", "bound_to_subject_token", "redirect_uris", "skip_authorization",
+            "created", "updated",
         ]
         read_only_fields = fields
 
@@ -282,12 +305,13 @@ class ApplicationCreateSerializer(StrictModelSerializer):
     allowed_grant_types = GrantTypesField(required=False)
     allowed_audiences = _audiences_field()
     service_account_permissions = _service_account_field()
+    redirect_uris = RedirectUrisField(required=False)
 
     class Meta:
         model = Application
         fields = ["name", "application_type", "allowed_grant_types", "allowed_scopes", "allowed_audiences",
                   "access_token_lifetime", "resource_server", "service_account_permissions",
-                  "bound_to_subject_token"]
+                  "bound_to_subject_token", "redirect_uris", "skip_authorization"]
         extra_kwargs = {"name": {"required": True}}
 
 
@@ -295,12 +319,13 @@ class ApplicationUpdateSerializer(StrictModelSerializer):
     allowed_grant_types = GrantTypesField(required=False)
     allowed_audiences = _audiences_field()
     service_account_permissions = _service_account_field()
+    redirect_uris = RedirectUrisField(required=False)
 
     class Meta:
         model = Application
         fields = ["name", "allowed_grant_types", "allowed_scopes", "allowed_audiences", "access_token_lifetime",
                   "enabled", "resource_server", "service_account_permissions",
-                  "bound_to_subject_token"]
+                  "bound_to_subject_token", "redirect_uris", "skip_authorization"]
 
 
 class ProtocolSerializer(StrictModelSerializer):

@@ -9,6 +9,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from django.contrib.auth import get_user_model
 
+from ..utils import basic_auth, post_form
+
 REDIRECT_URI = "https://app.example/callback"
 PASSWORD = "correct horse battery staple"
 
@@ -79,5 +81,21 @@ def get_code(signed_in, authorize_url):
         answer = signed_in.post("/oauth2/authorize", {**data, "allow": "Authorize"})
         assert answer.status_code == 302, answer.content[:500]
         return query(answer["Location"])
+
+    return run
+
+
+@pytest.fixture
+def redeem(client):
+    """POST the code to the token endpoint: Basic for a confidential client, client_id alone for a public one."""
+    def run(app, code, verifier, redirect_uri=REDIRECT_URI, **extra):
+        body = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+                "code_verifier": verifier, **extra}
+        headers = {}
+        if app.client_type == app.CLIENT_CONFIDENTIAL:
+            headers["HTTP_AUTHORIZATION"] = basic_auth(app.client_id, app.raw_secret)
+        else:
+            body.setdefault("client_id", app.client_id)
+        return post_form(client, "/oauth2/token", {k: v for k, v in body.items() if v is not None}, **headers)
 
     return run
