@@ -12,7 +12,7 @@ import requests
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
-from .conftest import CHROMIUM_ARGS, shoot  # noqa: F401  (CHROMIUM_ARGS: the same browser set-up)
+from .conftest import shoot
 from .test_console_browser import create_application
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
