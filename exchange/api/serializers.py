@@ -94,8 +94,9 @@ class RedirectUrisField(serializers.ListField):
 
     child = StrictCharField(max_length=2048, trim_whitespace=False)
 
+    MAX_URIS = 20
+
     def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 20)
         kwargs.setdefault("help_text", "Where the Code grant may send users back; a request's redirect_uri must "
                                        "equal one of them exactly.")
         super().__init__(**kwargs)
@@ -105,6 +106,8 @@ class RedirectUrisField(serializers.ListField):
 
     def to_internal_value(self, data):
         uris = super().to_internal_value(data)
+        if len(uris) > self.MAX_URIS:
+            raise serializers.ValidationError(f"Give at most {self.MAX_URIS} redirect URIs.")
         if any(not uri or any(ch.isspace() for ch in uri) for uri in uris):
             raise serializers.ValidationError("Give each redirect URI without spaces.")
         return " ".join(uris)
