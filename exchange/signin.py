@@ -18,6 +18,7 @@ PKCE (RFC 7636) and OpenID Connect, through django-oauth-toolkit's own authoriza
 
 import logging
 
+from django import forms
 from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
@@ -32,6 +33,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider import views as dot_views
 from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.forms import AllowForm
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.common import add_params_to_uri
 
@@ -131,10 +133,17 @@ def error_page(request, cause, status=400):
     return response
 
 
+class ConsentForm(AllowForm):
+    """DOT's consent form; ``scope`` may be empty (RFC 6749 §3.3: a request may ask for no scope)."""
+
+    scope = forms.CharField(required=False, widget=forms.HiddenInput())
+
+
 class AuthorizationView(dot_views.AuthorizationView):
     """GET/POST /oauth2/authorize — DOT's authorization endpoint, with the rules in this module's docstring."""
 
     template_name = "signin/consent.html"
+    form_class = ConsentForm
 
     def get_login_url(self):
         return reverse("signin:login")

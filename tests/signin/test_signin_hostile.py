@@ -251,6 +251,13 @@ def test_scopes_are_narrowed_to_the_applications_never_the_management_scope(get_
     assert body["scope"] == "openid email"
 
 
+@pytest.mark.parametrize("scope", [None, "", "console:manage", "unknown"])
+def test_a_sign_in_without_any_granted_scope_works_and_grants_none(get_code, redeem, signin_app, scope):
+    verifier, challenge = pkce_pair()
+    body = redeem(signin_app, get_code(signin_app, challenge, scope=scope)["code"], verifier).json()
+    assert "access_token" in body and "scope" not in body and "id_token" not in body
+
+
 def test_denying_consent_redirects_access_denied(signed_in, authorize_url, signin_app):
     _, challenge = pkce_pair()
     page = signed_in.get(authorize_url(signin_app, challenge))

@@ -7,7 +7,7 @@ import * as client from 'openid-client'
 const env = process.env
 const secret = env.CLIENT_SECRET || undefined
 const config = await client.discovery(new URL(env.ISSUER), env.CLIENT_ID, secret,
-  secret ? client.ClientSecretBasic(secret) : client.None(), { execute: [client.allowInsecureRequests] })
+  secret ? undefined : client.None(), { execute: [client.allowInsecureRequests] })  // a secret: the default, client_secret_post
 
 if (process.argv[2] === 'start') {
   const verifier = client.randomPKCECodeVerifier()
