@@ -139,8 +139,12 @@ class ConsentForm(AllowForm):
     scope = forms.CharField(required=False, widget=forms.HiddenInput())
 
 
+@method_decorator(never_cache, name="dispatch")
 class AuthorizationView(dot_views.AuthorizationView):
-    """GET/POST /oauth2/authorize — DOT's authorization endpoint, with the rules in this module's docstring."""
+    """GET/POST /oauth2/authorize — DOT's authorization endpoint, with the rules in this module's docstring.
+
+    Nothing it answers is cached (the consent page holds a CSRF token, the redirects a code).
+    """
 
     template_name = "signin/consent.html"
     form_class = ConsentForm

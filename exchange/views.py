@@ -32,7 +32,8 @@ from .registry import registry
 
 #: Parameters that RFC 8693 / RFC 8707 allow to repeat.
 REPEATABLE = {"audience", "resource"}
-SECRET_PARAMETERS = ("client_secret", "subject_token", "actor_token", "refresh_token", "code", "password")
+SECRET_PARAMETERS = ("client_secret", "subject_token", "actor_token", "refresh_token", "code", "code_verifier",
+                     "password")
 
 
 def oauth_error(error, description, status=400, headers=None):

@@ -1,8 +1,6 @@
 """No input to the sign-in endpoints yields a 5xx: odd, oversized and malformed parameters, anonymous or signed in."""
 
 from http import HTTPStatus
-from urllib.parse import urlencode
-
 import pytest
 
 from ..utils import FORM, basic_auth, post_form
@@ -121,4 +119,10 @@ def test_consent_page_escapes_what_the_client_sends(signed_in, signin_app, autho
     page = signed_in.get(authorize_url(signin_app, CHALLENGE, state=state))
     assert page.status_code == HTTPStatus.OK
     assert b"<script>alert(1)" not in page.content
-    assert urlencode({"x": state})  # the state survives the form (test_code_flow checks it comes back)
+
+
+def test_consent_and_sign_in_pages_are_neither_framed_nor_cached(client, signed_in, signin_app, authorize_url):
+    for response in (signed_in.get(authorize_url(signin_app, CHALLENGE)), client.get("/oauth2/signin")):
+        assert response.status_code == HTTPStatus.OK
+        assert response["X-Frame-Options"] == "DENY"
+        assert "no-store" in response["Cache-Control"]
