@@ -50,8 +50,10 @@ def granted_scopes(requested, application, user):
 
     The one place where a sign-in's scopes are decided (the authorization request, the consent page
     and the code all use it). Never the console's management scope: managing the console is not
-    something an application's sign-in can hand out. ``user`` is the signed-in user (None before the
-    sign-in); the user's own roles narrow nothing yet.
+    something an application's sign-in can hand out. ``user`` is the signed-in user, or None where
+    it is not known yet (the request's first check, before anyone signs in): the consent page and
+    the code are always decided with the user known, so narrowing by the user's roles belongs here,
+    applied when ``user`` is not None. Today the user's roles narrow nothing.
     """
     allowed = set((application.allowed_scopes or "").split()) if application is not None else set()
     granted = []

@@ -71,7 +71,8 @@ def signed_in(client, local_user):
 
 @pytest.fixture
 def get_code(signed_in, authorize_url):
-    """Run the authorization request and the consent as the signed-in user; the redirect's parameters."""
+    """Run the authorization request and the consent as the signed-in user; the redirect's parameters
+    (one value each) and ``_location``, the whole redirect."""
 
     def run(app, challenge, **params):
         page = signed_in.get(authorize_url(app, challenge, **params))
@@ -80,7 +81,7 @@ def get_code(signed_in, authorize_url):
         data = {name: form[name].value() or "" for name in form.fields if name != "allow"}
         answer = signed_in.post("/oauth2/authorize", {**data, "allow": "Authorize"})
         assert answer.status_code == 302, answer.content[:500]
-        return query(answer["Location"])
+        return {**query(answer["Location"]), "_location": answer["Location"]}
 
     return run
 

@@ -2,6 +2,7 @@
 userinfo (the authlib client test against a live server is test_signin_interop.py)."""
 
 from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from django.conf import settings
@@ -27,6 +28,7 @@ def test_confidential_client_code_token_refresh_userinfo(client, signin_app, loc
     params = get_code(signin_app, challenge, scope="openid profile email")
     assert params["state"] == "st-1" and "code" in params
     assert params["iss"] == settings.CONSOLE_ISSUER
+    assert parse_qs(urlsplit(params["_location"]).query)["iss"] == [settings.CONSOLE_ISSUER]  # exactly once
     response = post_form(client, "/oauth2/token", {"grant_type": "authorization_code", "code": params["code"],
                                              "redirect_uri": REDIRECT_URI, "code_verifier": verifier},
                            HTTP_AUTHORIZATION=basic_auth(signin_app.client_id, signin_app.raw_secret))
