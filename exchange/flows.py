@@ -244,6 +244,7 @@ def first_error(exc):
 ISSUER_UPDATABLE = (
     "name", "issuer", "alias", "enabled", "jwks_uri", "allowed_algorithms", "clock_skew",
     "max_token_age", "reject_replayed_jti", "require_jti", "required_type", "condition", "preset", "applications",
+    "claim_mappings",
 )
 
 

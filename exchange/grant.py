@@ -251,7 +251,7 @@ def issue(request):
     claims = signing.new_access_token_claims(
         sub=request.subject, client_id=client.client_id, scope=scope,
         audience=request.audience or [client.client_id], lifetime=lifetime,
-        subject_issuer=request.issuer.issuer, now=now,
+        subject_issuer=request.issuer.issuer, now=now, mapped_claims=request.report.mapped_claims,
     )
     access_token = signing.sign(claims)
     refresh_token = None
@@ -262,7 +262,7 @@ def issue(request):
             application=client, access_token=access_token, claims=claims, refresh_token=refresh_token,
             resource=request.resources, subject=request.subject, trusted_issuer=request.issuer,
             subject_jti=request.subject_jti, first=lambda: consume_replay(request.report),
-            started=request.started, refresh_not_after=not_after,
+            started=request.started, refresh_not_after=not_after, mapped_claims=request.report.mapped_claims,
         )
     except SubjectTokenRejected as exc:  # replayed since the check, or the replay store went away
         raise ExchangeError("invalid_request", exc.description, cause=exc.cause) from None

@@ -21,7 +21,7 @@ from oauth2_provider.models import (
     AbstractRefreshToken,
 )
 
-from . import certificates, conditions, presets, secrets_at_rest
+from . import certificates, claim_mapping, conditions, presets, secrets_at_rest
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings
 from .protocol import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, MANAGE_SCOPE, REFRESH_TOKEN, TOKEN_EXCHANGE
 
@@ -138,6 +138,14 @@ def validate_condition(value):
             raise ValidationError(str(exc), code="bad_condition") from None
 
 
+def validate_claim_mappings(value):
+    """A claim-mapping list (claim_mapping.py): well-formed, bounded, never a reserved target."""
+    try:
+        claim_mapping.validate_mappings(value)
+    except claim_mapping.MappingError as exc:
+        raise ValidationError(str(exc), code="bad_claim_mapping") from None
+
+
 #: The ``iss`` of the local demo issuer (exchange/demo.py): the .invalid TLD never names a real issuer.
 DEMO_ISSUER = "https://demo-issuer.invalid"
 
@@ -201,6 +209,13 @@ class TrustedTokenIssuer(models.Model):
     preset = models.CharField(
         _("preset"), max_length=40, blank=True, choices=presets.CHOICES,
         help_text=_("The shared platform this issuer was set up for; shared issuers require a condition."),
+    )
+    claim_mappings = models.JSONField(
+        _("claim mappings"), default=list, blank=True, validators=[validate_claim_mappings],
+        help_text=_(
+            "Claims of this issuer's tokens carried into the tokens issued for them: source claim, target "
+            "name, expected type, required or not. Empty: only sub."
+        ),
     )
     applications = models.ManyToManyField(
         settings.OAUTH2_PROVIDER_APPLICATION_MODEL, blank=True, related_name="trusted_issuers",
@@ -269,6 +284,10 @@ class TrustedTokenIssuer(models.Model):
         shared = presets.shared_preset(self.preset, self.issuer)
         if shared is not None and not self.condition.strip():
             raise ValidationError({"condition": presets.condition_required_message(shared)}, code="condition_required")
+        try:  # stored normalized (``required`` always present); the field's validator reports a bad list
+            self.claim_mappings = claim_mapping.validate_mappings(self.claim_mappings)
+        except claim_mapping.MappingError:
+            pass
 
 
 class IssuerCertificate(models.Model):
@@ -469,6 +488,9 @@ class AccessToken(AbstractAccessToken):
     # The aud claim of the issued JWT, always as a list: introspection and refresh read it from here,
     # so what they say is what the token says. Empty on rows written before it existed.
     audience = models.JSONField(_("audience"), default=list, blank=True)
+    # The claims the trusted issuer's claim mapping carried into the JWT (claim_mapping.py), so that
+    # introspection and refresh say what the token says.
+    mapped_claims = models.JSONField(_("mapped claims"), default=dict, blank=True)
 
     class Meta(AbstractAccessToken.Meta):
         swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"
@@ -488,6 +510,8 @@ class RefreshToken(AbstractRefreshToken):
     # The subject token's expiry, for a token exchanged by an application bound to it: the refresh
     # token stops refreshing then, and no access token refreshed from it lives longer.
     not_after = models.DateTimeField(_("not after"), null=True, blank=True)
+    # The mapped claims of the exchanged token: tokens refreshed from it carry them too.
+    mapped_claims = models.JSONField(_("mapped claims"), default=dict, blank=True)
 
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
