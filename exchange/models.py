@@ -9,6 +9,7 @@ introspection can report it.
 """
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -331,6 +332,51 @@ class IssuerCertificate(models.Model):
         super().save(*args, **kwargs)
 
 
+#: RFC 6749 §3.3 scope-token: printable ASCII except space, double quote and backslash.
+_SCOPE_TOKEN = re.compile(r"\A[\x21\x23-\x5B\x5D-\x7E]{1,100}\Z")
+
+
+def is_scope_name(value):
+    """Whether ``value`` is an RFC 6749 §3.3 scope-token of at most 100 characters."""
+    return isinstance(value, str) and _SCOPE_TOKEN.match(value) is not None
+
+
+def validate_scope_name(value):
+    if not is_scope_name(value):
+        raise ValidationError(
+            _("Enter a scope name of 1 to 100 printable ASCII characters without spaces, quotes or backslashes "
+              "(RFC 6749 §3.3)."),
+            code="bad_scope_name",
+        )
+
+
+class Scope(models.Model):
+    """A scope this server knows (the scope registry): applications may be allowed only registered scopes.
+
+    ``protected`` scopes are the ones the server itself relies on (``console:manage`` for the
+    management API, ``openid``): seeded by a migration and never deleted.
+    """
+
+    name = models.CharField(
+        _("name"), max_length=100, unique=True, validators=[validate_scope_name],
+        help_text=_("The scope as clients request it, e.g. orders:read."),
+    )
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    protected = models.BooleanField(
+        _("protected"), default=False, editable=False,
+        help_text=_("Needed by the server itself: it cannot be deleted."),
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("scope")
+
+    def __str__(self):
+        return self.name
+
+
 class Application(AbstractApplication):
     """An OAuth client, typed like WSO2's application templates, with several grant types."""
 
@@ -419,6 +465,18 @@ class Application(AbstractApplication):
                 {"allowed_audiences": _("Give distinct, non-empty values without surrounding spaces "
                                         "(at most 2048 characters each).")},
                 code="bad_audience",
+            )
+        scopes = self.allowed_scopes.split() if isinstance(self.allowed_scopes, str) else None
+        if scopes is None or any(not is_scope_name(scope) for scope in scopes):
+            raise ValidationError(
+                {"allowed_scopes": _("Give registered scope names separated by spaces.")}, code="bad_scope",
+            )
+        unknown = sorted(set(scopes) - set(Scope.objects.filter(name__in=scopes).values_list("name", flat=True)))
+        if unknown:
+            raise ValidationError(
+                {"allowed_scopes": _("Unknown scope %(scopes)s: register it in the scope registry first.")
+                 % {"scopes": ", ".join(unknown[:5])}},
+                code="unknown_scope",
             )
         if self.application_type == self.Type.SPA and TOKEN_EXCHANGE in grants:
             raise ValidationError(

@@ -11,7 +11,6 @@ import hashlib
 import json
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
@@ -230,8 +229,9 @@ class IntrospectView(ThrottledClientAuthMixin, dot_views.IntrospectTokenView):
     issued to it or names its client ID in ``aud``; an application marked ``resource_server``
     may introspect any token. Every other token is ``{"active": false}``, as an unknown one.
     The caller is the client authenticated by client_auth.py (Basic or body credentials);
-    DOT's fallback to a bearer token with an ``introspection`` scope names no client here, and
-    that scope is never granted (it is not in ``OAUTH2_PROVIDER["SCOPES"]``).
+    DOT's fallback to a bearer token with an ``introspection`` scope names no client here, so
+    such a caller learns nothing (every token is ``{"active": false}``), even where an
+    administrator registers and grants that scope.
     """
 
     sensitive_parameters = ("client_secret", "token")
@@ -323,9 +323,9 @@ def server_metadata(request):
     Grants: token exchange, refresh and client credentials; no authorization endpoint yet, so
     neither the code grant nor a response type that needs one is advertised (RFC 8414 makes
     ``response_types_supported`` REQUIRED and validators refuse an empty list: ``none``, the
-    response type that issues nothing, is the honest value). Scopes: those a client may be
-    granted through these endpoints (never the console's management scope, which is granted
-    by the console only).
+    response type that issues nothing, is the honest value). Scopes: the scope registry's
+    (exchange/scopes.py), those a client may be granted through these endpoints (never the
+    console's management scope, which is granted by the console only).
     """
     base = request.build_absolute_uri("/").rstrip("/")
     return {
@@ -339,7 +339,7 @@ def server_metadata(request):
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "scopes_supported": sorted(set(settings.OAUTH2_PROVIDER.get("SCOPES", {})) - {MANAGE_SCOPE}),
+        "scopes_supported": sorted(set(registry.scopes()) - {MANAGE_SCOPE}),
     }
 
 

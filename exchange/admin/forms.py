@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import certificates, claim_mapping, conditions, flows, presets, service_accounts
 from ..conf import ASYMMETRIC_ALGORITHMS
-from ..models import Application, TrustedTokenIssuer, validate_jwks_uri
+from ..models import Application, Scope, TrustedTokenIssuer, validate_jwks_uri
 from ..subject_token import SUBJECT_TOKEN_TYPES
 
 PEM_FILE_TYPES = ".pem,.crt,.cer,.der"
@@ -303,6 +303,27 @@ class ClaimMappingsForm(forms.Form):
             mappings.append({"source": source, "target": target, "type": kind, "required": required})
         data["claim_mappings"] = mappings
         return data
+
+
+class ScopeForm(_NoStripMixin, forms.ModelForm):
+    """New Scope: the name clients request (the model checks its syntax and uniqueness) and a description."""
+
+    no_strip = ("name",)
+
+    class Meta:
+        model = Scope
+        fields = ("name", "description")
+
+    def validate_unique(self):
+        pass  # the flow reports it, with the model's message
+
+
+class ScopeDescriptionForm(forms.ModelForm):
+    """A scope's page: only its description changes (the name is what applications and tokens carry)."""
+
+    class Meta:
+        model = Scope
+        fields = ("description",)
 
 
 class RevokeTokensForm(forms.Form):

@@ -13,7 +13,7 @@ from rest_framework import serializers
 from .. import claim_mapping, service_accounts
 from ..certificates import MAX_CERTIFICATE_INPUT
 from ..conf import ASYMMETRIC_ALGORITHMS
-from ..models import GRANT_SHORT_NAMES, Application, IssuerCertificate, TrustedTokenIssuer
+from ..models import GRANT_SHORT_NAMES, Application, IssuerCertificate, Scope, TrustedTokenIssuer
 from ..subject_token import SUBJECT_TOKEN_TYPES
 
 class _JSONType:
@@ -405,3 +405,31 @@ class TokenValidationSerializer(serializers.Serializer):
         allow_null=True, help_text="The token's claims: verified when valid, unverified otherwise.",
     )
 
+
+
+class ScopeSerializer(serializers.ModelSerializer):
+    """A registered scope as the API returns it."""
+
+    class Meta:
+        model = Scope
+        fields = ["id", "name", "description", "protected", "created", "updated"]
+        read_only_fields = fields
+
+
+class ScopeCreateSerializer(StrictModelSerializer):
+    """Register a scope: its name as clients request it (RFC 6749 §3.3 syntax) and a description."""
+
+    class Meta:
+        model = Scope
+        fields = ["name", "description"]
+        # Syntax and uniqueness are the model's rules, checked by the flow (one message for all surfaces).
+        extra_kwargs = {"name": {**_EXACT, "validators": []}, "description": {**_EXACT, "required": False}}
+
+
+class ScopeUpdateSerializer(StrictModelSerializer):
+    """Change a scope's description (its name never changes)."""
+
+    class Meta:
+        model = Scope
+        fields = ["description"]
+        extra_kwargs = {"description": {**_EXACT, "required": True}}
