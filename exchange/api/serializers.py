@@ -433,3 +433,8 @@ class ScopeUpdateSerializer(StrictModelSerializer):
         model = Scope
         fields = ["description"]
         extra_kwargs = {"description": {**_EXACT, "required": True}}
+
+    def validate(self, attrs):
+        if isinstance(self.initial_data, dict) and "name" in self.initial_data:
+            raise serializers.ValidationError({"name": "A scope's name never changes: register a new scope."})
+        return attrs
