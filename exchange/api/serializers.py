@@ -404,7 +404,9 @@ class TokenValidationSerializer(serializers.Serializer):
     claims = serializers.DictField(
         allow_null=True, help_text="The token's claims: verified when valid, unverified otherwise.",
     )
-
+    mapped_claims = serializers.DictField(
+        help_text="The claims the issuer's claim mapping would carry into the issued token (empty: only sub).",
+    )
 
 
 class ScopeSerializer(serializers.ModelSerializer):

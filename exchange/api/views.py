@@ -548,6 +548,7 @@ class TokenValidationView(APIView):
         body = report.as_dict()
         body["header"] = _renderable(report.header)
         body["claims"] = _renderable(report.claims)
+        body["mapped_claims"] = _renderable(report.mapped_claims)
         return Response(s.TokenValidationSerializer(body).data)
 
 
