@@ -5,7 +5,7 @@ Each flow validates with the models' own ``full_clean`` and raises Django's
 saved unless everything is valid.
 
 Every data change of the console and the API goes through a flow, and each flow that changes
-issuers, certificates or applications invalidates what reads them, so the next token request
+issuers, certificates, applications or scopes invalidates what reads them, so the next token request
 sees the change (in this process at once, in every other within ``REGISTRY_CHECK_MS``):
 
 - the registry (registry.py) through the model signals the flow's own writes send; the same

@@ -376,6 +376,17 @@ class Scope(models.Model):
     def __str__(self):
         return self.name
 
+    def clean(self):
+        # Scope names compare exactly, but a scope differing only in case (CONSOLE:MANAGE) would read as the
+        # same one to a person or to a resource server comparing loosely: never two such names.
+        if isinstance(self.name, str):
+            clash = Scope.objects.filter(name__iexact=self.name).exclude(pk=self.pk).exclude(name=self.name).first()
+            if clash is not None:
+                raise ValidationError(
+                    {"name": _("A scope differing only in case is already registered: %(name)s.") % {"name": clash.name}},
+                    code="scope_case",
+                )
+
 
 class Application(AbstractApplication):
     """An OAuth client, typed like WSO2's application templates, with several grant types."""

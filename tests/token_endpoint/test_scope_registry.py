@@ -187,3 +187,9 @@ def test_a_new_scope_is_usable_at_once(client, make_application, pem_issuer, rsa
     assert response.status_code == HTTPStatus.OK, response.content
     with django_assert_num_queries(0):
         assert "orders:read" in registry.scopes()
+
+
+@pytest.mark.parametrize("name", ["CONSOLE:MANAGE", "OpenID", "Orders:Read"])
+def test_a_scope_differing_only_in_case_is_refused(orders, name):
+    with pytest.raises(ValidationError, match="differing only in case is already registered"):
+        flows.create_scope(name=name)
