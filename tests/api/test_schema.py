@@ -27,6 +27,8 @@ OPERATIONS = {
     "/api/server/v1/applications/{id}": {"get", "patch", "delete"},
     "/api/server/v1/applications/{id}/protocol": {"get", "put"},
     "/api/server/v1/applications/{id}/regenerate-secret": {"post"},
+    "/api/server/v1/scopes": {"get", "post"},
+    "/api/server/v1/scopes/{id}": {"get", "patch", "delete"},
     "/api/server/v1/token-validations": {"post"},
 }
 
