@@ -7,10 +7,13 @@ class ExchangeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import audit, checks, registry, service_accounts  # noqa: F401  (checks: registers system checks)
+        from django.db.models.signals import post_migrate
+
+        from . import audit, checks, registry, scopes, service_accounts  # noqa: F401  (checks: registers system checks)
         from .ops import metrics
 
         audit.connect_signals()
         metrics.connect_signals()
         registry.connect_signals()
         service_accounts.connect_signals()
+        post_migrate.connect(scopes.post_migrate, sender=self, dispatch_uid="exchange-built-in-scopes")

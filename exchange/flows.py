@@ -5,7 +5,7 @@ Each flow validates with the models' own ``full_clean`` and raises Django's
 saved unless everything is valid.
 
 Every data change of the console and the API goes through a flow, and each flow that changes
-issuers, certificates or applications invalidates what reads them, so the next token request
+issuers, certificates, applications or scopes invalidates what reads them, so the next token request
 sees the change (in this process at once, in every other within ``REGISTRY_CHECK_MS``):
 
 - the registry (registry.py) through the model signals the flow's own writes send; the same
@@ -20,7 +20,7 @@ import copy
 import logging
 from typing import NamedTuple
 
-from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -28,7 +28,9 @@ from oauth2_provider.generators import generate_client_secret
 
 from . import certificates, discovery, key_sources, presets, service_accounts
 from .conf import exchange_settings
-from .models import GRANT_SHORT_NAMES, AccessToken, Application, IssuerCertificate, RefreshToken, TrustedTokenIssuer
+from .models import (
+    GRANT_SHORT_NAMES, AccessToken, Application, IssuerCertificate, RefreshToken, Scope, TrustedTokenIssuer,
+)
 from .protocol import MANAGE_SCOPE
 from .subject_token import storable
 
@@ -245,6 +247,7 @@ def first_error(exc):
 ISSUER_UPDATABLE = (
     "name", "issuer", "alias", "enabled", "jwks_uri", "allowed_algorithms", "clock_skew",
     "max_token_age", "reject_replayed_jti", "require_jti", "required_type", "condition", "preset", "applications",
+    "claim_mappings",
 )
 
 
@@ -444,3 +447,61 @@ def update_application(application, *, actor=None, **changes):
     for field in (*changes, "service_user"):
         setattr(application, field, getattr(changed, field))
     return application
+
+
+# -- The scope registry (exchange/scopes.py) ------------------------------------------------------
+
+
+def _history(user, obj, action, message):
+    if user is not None and getattr(user, "pk", None) is not None:
+        LogEntry.objects.log_actions(user.pk, [obj], action, change_message=message, single_object=True)
+
+
+def create_scope(*, name, description="", user=None):
+    """Register a scope (validated by the model: RFC 6749 syntax, unique). ``user``: its History author."""
+    scope = Scope(name=name, description=description)
+    scope.full_clean()
+    with transaction.atomic():
+        scope.save()
+        _history(user, scope, ADDITION, [{"added": {}}])
+    return scope  # the registry's caches are emptied by the model signals (registry.py)
+
+
+def update_scope(scope, *, description, user=None):
+    """Change a scope's description. Its name is what applications and tokens carry: it never changes."""
+    changed = copy.copy(scope)
+    changed.description = description
+    changed.full_clean()
+    with transaction.atomic():
+        changed.save(update_fields=["description", "updated"])
+        _history(user, changed, CHANGE, [{"changed": {"fields": ["Description"]}}])
+    scope.description, scope.updated = changed.description, changed.updated
+    return scope
+
+
+def applications_allowing(scope):
+    """The applications whose allowed scopes name ``scope`` (exactly, not as a substring)."""
+    candidates = Application.objects.filter(allowed_scopes__contains=scope.name).order_by("name")
+    return [application for application in candidates if scope.name in application.allowed_scopes.split()]
+
+
+def delete_scope(scope, *, user=None):
+    """Remove a scope from the registry: refused while it is protected or any application is allowed it.
+
+    Refused rather than removed from those applications: an application losing a scope changes
+    what its clients get, which should be a choice made on the application itself. Tokens already
+    issued with the scope keep it until they expire.
+    """
+    if scope.protected:
+        raise ValidationError({"name": f"The {scope.name} scope is needed by the server and cannot be deleted."},
+                              code="protected_scope")
+    users = applications_allowing(scope)
+    if users:
+        names = ", ".join(application.name for application in users[:5]) + (" …" if len(users) > 5 else "")
+        raise ValidationError(
+            {"name": f"The scope is allowed for {len(users)} application(s) ({names}); remove it there first."},
+            code="scope_in_use",
+        )
+    with transaction.atomic():
+        _history(user, scope, DELETION, "Deleted")
+        scope.delete()

@@ -42,7 +42,7 @@ from oauth2_provider.signals import app_authorized
 from oauthlib.oauth2.rfc6749.tokens import random_token_generator
 
 from . import client_auth, signing, storage
-from .models import AccessToken
+from .models import AccessToken, is_scope_name
 from .ops import outage
 from .protocol import ACCESS_TOKEN_TYPE, JWT_TYPE, MANAGE_SCOPE, REFRESH_TOKEN, TOKEN_EXCHANGE
 from .registry import registry
@@ -178,16 +178,35 @@ def check_targets(request):
     request.resources = resources
 
 
+#: invalid_scope's fixed sentences. Only a registered scope's name is ever named (the registry's text,
+#: not the request's): an unknown or malformed value is never echoed.
+SCOPE_MALFORMED = "The scope parameter must be scope names separated by single spaces."
+SCOPE_UNKNOWN = "A requested scope is not a scope this server knows."
+SCOPE_NOT_ALLOWED = "The scope {} is not allowed for this application."
+
+
 def check_scope(request):
-    """Scope policy: only scopes the client may have, and never the console's management scope."""
+    """Scope policy: registered scopes the client is allowed, and never the console's management scope.
+
+    No query: the scope registry is cached (registry.scopes), and read only when a scope is requested.
+    """
     # An empty scope parameter counts as absent (RFC 6749 §3.2), not as the scope "".
     scope = request.param("scope")
     request.scopes = scope.strip().split(" ") if scope and scope.strip() else []
-    if not set(request.scopes).issubset(get_scopes_backend().get_available_scopes(application=request.client)):
-        raise ExchangeError("invalid_scope")
+    if not request.scopes:
+        return
+    if not all(is_scope_name(name) for name in request.scopes):
+        raise ExchangeError("invalid_scope", SCOPE_MALFORMED)
     if MANAGE_SCOPE in request.scopes:
         # Managing the console is for the console's own clients, never for a third party's subject.
         raise ExchangeError("invalid_scope", f"The {MANAGE_SCOPE} scope cannot be obtained by token exchange.")
+    known = registry.scopes()
+    if any(name not in known for name in request.scopes):
+        raise ExchangeError("invalid_scope", SCOPE_UNKNOWN)
+    available = get_scopes_backend().get_available_scopes(application=request.client)
+    for name in request.scopes:
+        if name not in available:
+            raise ExchangeError("invalid_scope", SCOPE_NOT_ALLOWED.format(name))
 
 
 def check_subject_token(request, subject_token):
@@ -251,7 +270,7 @@ def issue(request):
     claims = signing.new_access_token_claims(
         sub=request.subject, client_id=client.client_id, scope=scope,
         audience=request.audience or [client.client_id], lifetime=lifetime,
-        subject_issuer=request.issuer.issuer, now=now,
+        subject_issuer=request.issuer.issuer, now=now, mapped_claims=request.report.mapped_claims,
     )
     access_token = signing.sign(claims)
     refresh_token = None
@@ -262,7 +281,7 @@ def issue(request):
             application=client, access_token=access_token, claims=claims, refresh_token=refresh_token,
             resource=request.resources, subject=request.subject, trusted_issuer=request.issuer,
             subject_jti=request.subject_jti, first=lambda: consume_replay(request.report),
-            started=request.started, refresh_not_after=not_after,
+            started=request.started, refresh_not_after=not_after, mapped_claims=request.report.mapped_claims,
         )
     except SubjectTokenRejected as exc:  # replayed since the check, or the replay store went away
         raise ExchangeError("invalid_request", exc.description, cause=exc.cause) from None

@@ -9,6 +9,7 @@ introspection can report it.
 """
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -21,7 +22,7 @@ from oauth2_provider.models import (
     AbstractRefreshToken,
 )
 
-from . import certificates, conditions, presets, secrets_at_rest
+from . import certificates, claim_mapping, conditions, presets, secrets_at_rest
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings
 from .protocol import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, MANAGE_SCOPE, REFRESH_TOKEN, TOKEN_EXCHANGE
 
@@ -138,6 +139,14 @@ def validate_condition(value):
             raise ValidationError(str(exc), code="bad_condition") from None
 
 
+def validate_claim_mappings(value):
+    """A claim-mapping list (claim_mapping.py): well-formed, bounded, never a reserved target."""
+    try:
+        claim_mapping.validate_mappings(value)
+    except claim_mapping.MappingError as exc:
+        raise ValidationError(str(exc), code="bad_claim_mapping") from None
+
+
 #: The ``iss`` of the local demo issuer (exchange/demo.py): the .invalid TLD never names a real issuer.
 DEMO_ISSUER = "https://demo-issuer.invalid"
 
@@ -201,6 +210,13 @@ class TrustedTokenIssuer(models.Model):
     preset = models.CharField(
         _("preset"), max_length=40, blank=True, choices=presets.CHOICES,
         help_text=_("The shared platform this issuer was set up for; shared issuers require a condition."),
+    )
+    claim_mappings = models.JSONField(
+        _("claim mappings"), default=list, blank=True, validators=[validate_claim_mappings],
+        help_text=_(
+            "Claims of this issuer's tokens carried into the tokens issued for them: source claim, target "
+            "name, expected type, required or not. Empty: only sub."
+        ),
     )
     applications = models.ManyToManyField(
         settings.OAUTH2_PROVIDER_APPLICATION_MODEL, blank=True, related_name="trusted_issuers",
@@ -269,6 +285,10 @@ class TrustedTokenIssuer(models.Model):
         shared = presets.shared_preset(self.preset, self.issuer)
         if shared is not None and not self.condition.strip():
             raise ValidationError({"condition": presets.condition_required_message(shared)}, code="condition_required")
+        try:  # stored normalized (``required`` always present); the field's validator reports a bad list
+            self.claim_mappings = claim_mapping.validate_mappings(self.claim_mappings)
+        except claim_mapping.MappingError:
+            pass
 
 
 class IssuerCertificate(models.Model):
@@ -310,6 +330,62 @@ class IssuerCertificate(models.Model):
         if not self.fingerprint:
             self.clean()
         super().save(*args, **kwargs)
+
+
+#: RFC 6749 §3.3 scope-token: printable ASCII except space, double quote and backslash.
+_SCOPE_TOKEN = re.compile(r"\A[\x21\x23-\x5B\x5D-\x7E]{1,100}\Z")
+
+
+def is_scope_name(value):
+    """Whether ``value`` is an RFC 6749 §3.3 scope-token of at most 100 characters."""
+    return isinstance(value, str) and _SCOPE_TOKEN.match(value) is not None
+
+
+def validate_scope_name(value):
+    if not is_scope_name(value):
+        raise ValidationError(
+            _("Enter a scope name of 1 to 100 printable ASCII characters without spaces, quotes or backslashes "
+              "(RFC 6749 §3.3)."),
+            code="bad_scope_name",
+        )
+
+
+class Scope(models.Model):
+    """A scope this server knows (the scope registry): applications may be allowed only registered scopes.
+
+    ``protected`` scopes are the ones the server itself relies on (``console:manage`` for the
+    management API, ``openid``): seeded by a migration and never deleted.
+    """
+
+    name = models.CharField(
+        _("name"), max_length=100, unique=True, validators=[validate_scope_name],
+        help_text=_("The scope as clients request it, e.g. orders:read."),
+    )
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    protected = models.BooleanField(
+        _("protected"), default=False, editable=False,
+        help_text=_("Needed by the server itself: it cannot be deleted."),
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("scope")
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        # Scope names compare exactly, but a scope differing only in case (CONSOLE:MANAGE) would read as the
+        # same one to a person or to a resource server comparing loosely: never two such names.
+        if isinstance(self.name, str):
+            clash = Scope.objects.filter(name__iexact=self.name).exclude(pk=self.pk).exclude(name=self.name).first()
+            if clash is not None:
+                raise ValidationError(
+                    {"name": _("A scope differing only in case is already registered: %(name)s.") % {"name": clash.name}},
+                    code="scope_case",
+                )
 
 
 class Application(AbstractApplication):
@@ -401,6 +477,18 @@ class Application(AbstractApplication):
                                         "(at most 2048 characters each).")},
                 code="bad_audience",
             )
+        scopes = self.allowed_scopes.split() if isinstance(self.allowed_scopes, str) else None
+        if scopes is None or any(not is_scope_name(scope) for scope in scopes):
+            raise ValidationError(
+                {"allowed_scopes": _("Give registered scope names separated by spaces.")}, code="bad_scope",
+            )
+        unknown = sorted(set(scopes) - set(Scope.objects.filter(name__in=scopes).values_list("name", flat=True)))
+        if unknown:
+            raise ValidationError(
+                {"allowed_scopes": _("Unknown scope %(scopes)s: register it in the scope registry first.")
+                 % {"scopes": ", ".join(unknown[:5])}},
+                code="unknown_scope",
+            )
         if self.application_type == self.Type.SPA and TOKEN_EXCHANGE in grants:
             raise ValidationError(
                 {"allowed_grant_types": _(
@@ -474,6 +562,9 @@ class AccessToken(AbstractAccessToken):
     # The aud claim of the issued JWT, always as a list: introspection and refresh read it from here,
     # so what they say is what the token says. Empty on rows written before it existed.
     audience = models.JSONField(_("audience"), default=list, blank=True)
+    # The claims the trusted issuer's claim mapping carried into the JWT (claim_mapping.py), so that
+    # introspection and refresh say what the token says.
+    mapped_claims = models.JSONField(_("mapped claims"), default=dict, blank=True)
 
     class Meta(AbstractAccessToken.Meta):
         swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"
@@ -493,6 +584,8 @@ class RefreshToken(AbstractRefreshToken):
     # The subject token's expiry, for a token exchanged by an application bound to it: the refresh
     # token stops refreshing then, and no access token refreshed from it lives longer.
     not_after = models.DateTimeField(_("not after"), null=True, blank=True)
+    # The mapped claims of the exchanged token: tokens refreshed from it carry them too.
+    mapped_claims = models.JSONField(_("mapped claims"), default=dict, blank=True)
 
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"

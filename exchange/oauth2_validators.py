@@ -258,6 +258,7 @@ class OAuth2Validator(DOTValidator):
         return {
             "subject": getattr(request, "exchange_subject", None) or "",
             "trusted_issuer": getattr(request, "exchange_issuer", None),
+            "mapped_claims": getattr(request, "exchange_mapped_claims", None),
         }
 
     def _create_access_token(self, expires, request, token, source_refresh_token=None):

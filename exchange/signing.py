@@ -34,6 +34,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, get_default_
 from oauthlib.oauth2.rfc6749 import errors
 
 from . import secrets_at_rest
+from .claim_mapping import RESERVED_TARGETS
 from .conf import exchange_settings, project_settings
 from .models import Application, SigningKey, bounded_lifetime
 
@@ -318,7 +319,7 @@ def audience_claim(audiences):
     return audiences[0] if len(audiences) == 1 else list(audiences)
 
 
-def access_token_claims(*, sub, client_id, scope, audience, iat, exp, jti, subject_issuer=None):
+def access_token_claims(*, sub, client_id, scope, audience, iat, exp, jti, subject_issuer=None, mapped_claims=None):
     """The claims of an access token we issue: the one function behind both the JWT and its introspection.
 
     ``audience`` is a non-empty list. ``scope`` is omitted when empty: no scope was granted, and an
@@ -326,14 +327,16 @@ def access_token_claims(*, sub, client_id, scope, audience, iat, exp, jti, subje
     A token exchanged for a third party's subject also carries ``sub_id`` (RFC 9493 ``iss_sub``)
     naming the trusted issuer's ``iss`` beside its ``sub``: two issuers' ``sub: "admin"`` give the
     same ``sub`` but never the same ``sub_id``, so resource servers can tell them apart (identify
-    by ``sub_id``, never by ``sub`` alone).
+    by ``sub_id``, never by ``sub`` alone). ``mapped_claims``: what the trusted issuer's claim mapping
+    carries (claim_mapping.py); they come first, so no claim of this server can be overridden by one.
     """
-    claims = {
+    claims = {name: value for name, value in (mapped_claims or {}).items() if name.lower() not in RESERVED_TARGETS}
+    claims.update({
         "iss": project_settings.CONSOLE_ISSUER,
         "sub": sub,
         "aud": audience_claim(audience),
         "client_id": client_id,
-    }
+    })
     if scope:
         claims["scope"] = scope
     claims.update({"iat": int(iat), "exp": int(exp), "jti": jti})
@@ -342,14 +345,15 @@ def access_token_claims(*, sub, client_id, scope, audience, iat, exp, jti, subje
     return claims
 
 
-def new_access_token_claims(*, sub, client_id, scope, audience, lifetime, jti=None, now=None, subject_issuer=None):
+def new_access_token_claims(*, sub, client_id, scope, audience, lifetime, jti=None, now=None, subject_issuer=None,
+                            mapped_claims=None):
     """The claims of a new access token: issued now (``now``, Unix time), valid for ``lifetime`` seconds."""
     now = int(time.time() if now is None else now)
     if isinstance(audience, str):
         audience = [audience]
     return access_token_claims(
         sub=sub, client_id=client_id, scope=scope, audience=list(audience), iat=now, exp=now + int(lifetime),
-        jti=jti or uuid.uuid4().hex, subject_issuer=subject_issuer,
+        jti=jti or uuid.uuid4().hex, subject_issuer=subject_issuer, mapped_claims=mapped_claims,
     )
 
 
@@ -410,7 +414,7 @@ def row_claims(row):
         sub=row.subject or (str(row.user.pk) if row.user_id else row.application.client_id),
         client_id=row.application.client_id, scope=row.scope, audience=stored_audience(row),
         iat=row.created.timestamp(), exp=row.expires.timestamp(), jti=row.jti or None,
-        subject_issuer=issuer.issuer if issuer is not None else None,
+        subject_issuer=issuer.issuer if issuer is not None else None, mapped_claims=row.mapped_claims,
     )
 
 
@@ -453,16 +457,18 @@ def access_token_generator(request, refresh_token=False):
     """DOT's ACCESS_TOKEN_GENERATOR: every access token this server issues is a signed JWT.
 
     The subject is the resource owner, otherwise the client; a refresh of an exchanged token
-    keeps its external ``sub`` and ``sub_id`` (carried by the refresh token), its audience, its
+    keeps its external ``sub``, ``sub_id`` and mapped claims (carried by the refresh token), its audience, its
     scope (oauthlib takes the original scopes when none are asked) and its bound: never past the
     refresh token's ``not_after``. The claims are left on
     the request (``issued_claims``): the validator writes the AccessToken row from them.
     """
     refresh = getattr(request, "refresh_token_instance", None)
-    subject, issuer = None, None
+    subject, issuer, mapped = None, None, None
     if refresh is not None and getattr(refresh, "subject", ""):
         subject, issuer = refresh.subject, refresh.trusted_issuer
+        mapped = refresh.mapped_claims or None  # the exchanged token's mapped claims stay with its refreshes
         request.exchange_subject, request.exchange_issuer = subject, issuer
+        request.exchange_mapped_claims = mapped or {}
     if subject is None:
         user = getattr(request, "user", None)
         subject = str(user.pk) if getattr(user, "pk", None) is not None else request.client.client_id
@@ -474,7 +480,7 @@ def access_token_generator(request, refresh_token=False):
     claims = new_access_token_claims(
         sub=subject, client_id=request.client.client_id, scope=" ".join(request.scopes or []),
         audience=_dot_audience(request), lifetime=lifetime,
-        subject_issuer=issuer.issuer if issuer is not None else None, now=now,
+        subject_issuer=issuer.issuer if issuer is not None else None, now=now, mapped_claims=mapped,
     )
     request.issued_claims = claims
     return sign(claims)

@@ -115,7 +115,7 @@ def _utc(seconds):
 
 
 def access_token_row(*, token, claims, application_id, resource, subject, trusted_issuer, user_id=None,
-                     id_token_id=None, source_refresh_token_id=None):
+                     id_token_id=None, source_refresh_token_id=None, mapped_claims=None):
     """The columns of a new AccessToken row: the one place that says what an issued access token stores.
 
     Every access token is written from this row (the exchange's ``save_issued``; DOT's other grants
@@ -123,7 +123,8 @@ def access_token_row(*, token, claims, application_id, resource, subject, truste
     says is taken from its ``claims`` (signing.access_token_claims): ``aud`` → ``audience``,
     ``scope``, ``iat`` → ``created``, ``exp`` → ``expires``, ``jti``; introspection rebuilds the
     claims from these columns (signing.row_claims), so both always agree. ``subject`` and
-    ``trusted_issuer`` are the provenance of an exchanged token (empty/None for the other grants).
+    ``trusted_issuer`` are the provenance of an exchanged token (empty/None for the other grants);
+    ``mapped_claims`` the claims its issuer's claim mapping carried into it (also in ``claims``).
     """
     aud = claims["aud"]
     return {
@@ -134,11 +135,12 @@ def access_token_row(*, token, claims, application_id, resource, subject, truste
         "resource": resource,
         "audience": [aud] if isinstance(aud, str) else list(aud), "jti": claims["jti"],
         "id_token_id": id_token_id, "source_refresh_token_id": source_refresh_token_id,
+        "mapped_claims": dict(mapped_claims or {}),
     }
 
 
 def refresh_token_row(*, token, application_id, token_family, resource, subject, trusted_issuer,
-                      access_token_id=None, user_id=None, not_after=None):
+                      access_token_id=None, user_id=None, not_after=None, mapped_claims=None):
     """The columns of a new RefreshToken row: the one place that says what a refresh token stores (as above).
 
     ``not_after``: the subject token's expiry when the token is bounded by it (models.RefreshToken).
@@ -148,6 +150,7 @@ def refresh_token_row(*, token, application_id, token_family, resource, subject,
         "trusted_issuer_id": trusted_issuer.pk if trusted_issuer is not None else None,
         "user_id": user_id, "application_id": application_id, "access_token_id": access_token_id,
         "token_family": token_family, "resource": resource, "not_after": not_after,
+        "mapped_claims": dict(mapped_claims or {}),
     }
 
 
@@ -242,7 +245,7 @@ def _announce(event):
 
 
 def save_issued(*, application, access_token, claims, refresh_token, resource, subject, trusted_issuer,
-                subject_jti, first=None, started=None, refresh_not_after=None):
+                subject_jti, first=None, started=None, refresh_not_after=None, mapped_claims=None):
     """Write the AccessToken (+ RefreshToken) and the ``issued`` ExchangeEvent in one transaction.
 
     A token is issued only if its audit row is written with it. ``first()``, when given, runs
@@ -257,13 +260,13 @@ def save_issued(*, application, access_token, claims, refresh_token, resource, s
     now = timezone.now()
     access = prepare(connection, AccessToken, access_token_row(
         token=access_token, claims=claims, application_id=application.pk, resource=resource,
-        subject=subject, trusted_issuer=trusted_issuer,
+        subject=subject, trusted_issuer=trusted_issuer, mapped_claims=mapped_claims,
     ), now=now)
     refresh = None
     if refresh_token is not None:
         refresh = prepare(connection, RefreshToken, refresh_token_row(
             token=refresh_token, application_id=application.pk, token_family=uuid.uuid4(), resource=resource,
-            subject=subject, trusted_issuer=trusted_issuer, not_after=refresh_not_after,
+            subject=subject, trusted_issuer=trusted_issuer, not_after=refresh_not_after, mapped_claims=mapped_claims,
         ), now=now)
     event = _event(outcome=ExchangeEvent.Outcome.ISSUED.value, cause="", application=application,
                    trusted_issuer=trusted_issuer, subject=subject, subject_jti=subject_jti, issued_jti=claims["jti"])

@@ -21,7 +21,9 @@ cause code and the same report.
 9. ``sub`` a non-empty, printable string
 10. the issuer's admission condition (a CEL expression over the verified claims; conditions.py),
     when it has one: anything but ``true`` refuses
-11. ``jti`` replay, when the issuer asks for it (the database's record of consumed ``jti``
+11. the issuer's claim mapping (claim_mapping.py): the claims carried into the issued token,
+    typed and bounded; a required one missing or invalid refuses
+12. ``jti`` replay, when the issuer asks for it (the database's record of consumed ``jti``
     values, with or without Redis — shared_cache.py)
 """
 
@@ -37,7 +39,7 @@ from dataclasses import dataclass, field
 
 from jwt.algorithms import get_default_algorithms
 
-from . import conditions, key_sources, presets
+from . import claim_mapping, conditions, key_sources, presets
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings, project_settings
 from .models import normalize_token_type
 from .ops import outage
@@ -69,6 +71,9 @@ CAUSES = {
     "too_old": "The subject token was issued too long ago.",
     "audience_mismatch": "The subject token is not intended for this server.",
     "condition_not_met": "The subject token does not meet the conditions set for its issuer.",
+    "mapped_claim_missing": "The subject token lacks a claim its issuer's claim mapping requires.",
+    "mapped_claim_invalid": "A claim the issuer's claim mapping requires has a value of the wrong type or size.",
+    "mapped_claims_too_large": "The claims the issuer's claim mapping carries are too large.",
     "replayed": "The subject token has already been used.",
     "replay_check_unavailable": "The subject token's reuse could not be checked; try again later.",
 }
@@ -87,6 +92,7 @@ STEPS = (
     ("audience", "Audience (aud)"),
     ("subject", "Subject (sub)"),
     ("condition", "Admission condition"),
+    ("claims", "Mapped claims"),
     ("replay", "Replay (jti)"),
 )
 
@@ -131,6 +137,7 @@ class Report:
     cause: str | None = None
     key_description: str = ""
     replay: "ReplayEntry | None" = None  # set when the issuer rejects reused jtis (see consume_replay)
+    mapped_claims: dict = field(default_factory=dict)  # what the issued token carries beside sub (claim_mapping.py)
 
     @property
     def ok(self):
@@ -149,6 +156,7 @@ class Report:
             "cause": self.cause,
             "description": self.description or None,
             "issuer": self.issuer.name if self.issuer is not None else None,
+            "mapped_claims": self.mapped_claims,
             "steps": [
                 {"name": s.name, "label": s.label, "ok": s.ok, "detail": s.detail} for s in self.steps
             ],
@@ -587,6 +595,25 @@ def _check_condition(v):
     if not ok:
         _fail(v.report, "condition", "condition_not_met", why)
     v.report.passed("condition", "true")
+
+
+@_step("claims")
+def _check_claims(v):
+    """The issuer's claim mapping over the verified claims (claim_mapping.map_claims).
+
+    Before the replay step, so a refused token's jti is not spent. The detail names the configured
+    claim names only, never a value.
+    """
+    mappings = v.issuer.claim_mappings
+    if not mappings:
+        v.report.passed("claims", "none mapped for this issuer: only sub")
+        return
+    try:
+        mapped, notes = claim_mapping.map_claims(mappings, v.claims)
+    except claim_mapping.MappingRefused as exc:
+        _fail(v.report, "claims", exc.cause, exc.detail)
+    v.report.mapped_claims = mapped
+    v.report.passed("claims", "; ".join(notes))
 
 
 @_step("replay")

@@ -12,7 +12,6 @@ import hashlib
 import json
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
@@ -232,8 +231,9 @@ class IntrospectView(ThrottledClientAuthMixin, dot_views.IntrospectTokenView):
     issued to it or names its client ID in ``aud``; an application marked ``resource_server``
     may introspect any token. Every other token is ``{"active": false}``, as an unknown one.
     The caller is the client authenticated by client_auth.py (Basic or body credentials);
-    DOT's fallback to a bearer token with an ``introspection`` scope names no client here, and
-    that scope is never granted (it is not in ``OAUTH2_PROVIDER["SCOPES"]``).
+    DOT's fallback to a bearer token with an ``introspection`` scope names no client here, so
+    such a caller learns nothing (every token is ``{"active": false}``), even where an
+    administrator registers and grants that scope.
     """
 
     sensitive_parameters = ("client_secret", "token")
@@ -326,12 +326,11 @@ def server_metadata(request):
     Grants: token exchange, refresh, client credentials and the authorization code (with PKCE
     ``S256`` only, and ``iss`` in every authorization response, RFC 9207). Public clients
     authenticate with ``none`` at the token endpoint (the code flow only); the other endpoints take
-    client secrets. ID tokens are signed with the algorithms of the published keys. Scopes: those a
-    client may be granted through these endpoints (never the console's management scope, which is
-    granted by the console only). No end-session endpoint: sign-out is a page, not RP-initiated logout.
+    client secrets. ID tokens are signed with the algorithms of the published keys. Scopes: the scope
+    registry's (exchange/scopes.py), those a client may be granted through these endpoints (never
+    the console's management scope, which is granted by the console only). No end-session endpoint: sign-out is a page, not RP-initiated logout.
     """
     base = request.build_absolute_uri("/").rstrip("/")
-    scopes = sorted(set(settings.OAUTH2_PROVIDER.get("SCOPES", {})) - {MANAGE_SCOPE})
     return {
         "issuer": project_settings.CONSOLE_ISSUER,
         "authorization_endpoint": base + reverse("signin:authorize"),
@@ -350,7 +349,7 @@ def server_metadata(request):
         "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "scopes_supported": scopes,
+        "scopes_supported": sorted(set(registry.scopes()) - {MANAGE_SCOPE}),
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
                              "preferred_username", "name", "given_name", "family_name", "email"],
         "prompt_values_supported": ["none", "login", "consent"],

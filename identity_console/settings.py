@@ -241,12 +241,9 @@ OAUTH2_PROVIDER = {
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
     # Production sets "https" only (docs/deployment.md); http stays allowed for loopback development.
     "ALLOWED_REDIRECT_URI_SCHEMES": env_list("OAUTH2_REDIRECT_URI_SCHEMES", ["http", "https"]),
-    "SCOPES": {
-        "openid": "Sign you in (OpenID Connect)",
-        "profile": "Your name and username",
-        "email": "Your email address",
-        "console:manage": "Manage trusted token issuers and applications through the API",
-    },
+    # Scopes are data: the scope registry (exchange/scopes.py, models.Scope), managed in the console and
+    # the API. The scopes backend above reads it; DOT's SCOPES setting is not used.
+    "SCOPES": {},
     "DEFAULT_SCOPES": [],
     # Sign-in for the registered applications: the validator asks exchange.signin.pkce_required (always for
     # public clients, for confidential ones unless TOKEN_EXCHANGE["PKCE_REQUIRED_FOR_CONFIDENTIAL_CLIENTS"]

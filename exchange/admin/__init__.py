@@ -2,16 +2,17 @@
 
 One module per concern: ``base`` (the page renderer, the tabbed object page, History entries),
 ``issuers`` (Connections and the New Connection wizard), ``applications`` (with *Try it out*),
-``records`` (tokens, signing keys, exchange events), ``dashboard`` (the home page's data), ``forms``.
+``scopes`` (the scope registry), ``records`` (tokens, signing keys, exchange events), ``dashboard`` (the home page's data), ``forms``.
 """
 
 from django.contrib import admin
 from oauth2_provider.models import get_grant_model, get_id_token_model
 
-from ..models import AccessToken, Application, ExchangeEvent, RefreshToken, SigningKey, TrustedTokenIssuer
+from ..models import AccessToken, Application, ExchangeEvent, RefreshToken, Scope, SigningKey, TrustedTokenIssuer
 from .applications import ApplicationAdmin
 from .issuers import TrustedTokenIssuerAdmin
 from .records import AccessTokenAdmin, ExchangeEventAdmin, RefreshTokenAdmin, SigningKeyAdmin
+from .scopes import ScopeAdmin
 
 # django-oauth-toolkit registers its own admins; ours replace them, and authorization codes and ID tokens
 # (not used by token exchange) get no stock pages in the console.
@@ -21,6 +22,7 @@ for model in (Application, AccessToken, RefreshToken, get_grant_model(), get_id_
 
 admin.site.register(TrustedTokenIssuer, TrustedTokenIssuerAdmin)
 admin.site.register(Application, ApplicationAdmin)
+admin.site.register(Scope, ScopeAdmin)
 admin.site.register(AccessToken, AccessTokenAdmin)
 admin.site.register(RefreshToken, RefreshTokenAdmin)
 admin.site.register(SigningKey, SigningKeyAdmin)

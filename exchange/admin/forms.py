@@ -9,9 +9,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from .. import certificates, conditions, flows, presets, service_accounts
+from .. import certificates, claim_mapping, conditions, flows, presets, service_accounts
 from ..conf import ASYMMETRIC_ALGORITHMS
-from ..models import Application, TrustedTokenIssuer, validate_jwks_uri
+from ..models import Application, Scope, TrustedTokenIssuer, validate_jwks_uri
 from ..subject_token import SUBJECT_TOKEN_TYPES, storable
 
 PEM_FILE_TYPES = ".pem,.crt,.cer,.der"
@@ -248,6 +248,82 @@ class IssuerValidationForm(ConditionFieldsMixin, forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["applications"].queryset = Application.objects.order_by("name")
         self.fields["applications"].label = _("Linked applications")
+
+
+class ClaimMappingsForm(forms.Form):
+    """Claim mapping tab: one row per mapping (source, target, type, required); empty rows are ignored.
+
+    Only shapes the rows into the list the model validates (claim_mapping.validate_mappings): the
+    rules — reserved targets, sizes, names — are the model's, as for the API and the commands.
+    """
+
+    EXTRA_ROWS = 3
+
+    def __init__(self, data=None, *, mappings=()):
+        mappings = list(mappings or [])
+        if data is not None:
+            try:
+                rows = int(data.get("rows", ""))
+            except ValueError:
+                rows = 0
+        else:
+            rows = len(mappings) + self.EXTRA_ROWS
+        self.row_count = max(1, min(rows, claim_mapping.MAX_MAPPINGS))
+        initial = {}
+        for index, mapping in enumerate(mappings[:self.row_count]):
+            initial.update({f"source_{index}": mapping["source"], f"target_{index}": mapping["target"],
+                            f"type_{index}": mapping["type"], f"required_{index}": mapping.get("required", False)})
+        super().__init__(data, initial=initial)
+        types = [("", "—")] + list(claim_mapping.TYPES.items())
+        for index in range(self.row_count):
+            self.fields[f"source_{index}"] = forms.CharField(
+                label=_("Source claim %(n)s") % {"n": index + 1}, required=False, strip=False,
+                max_length=claim_mapping.MAX_NAME_LENGTH * 2)
+            self.fields[f"target_{index}"] = forms.CharField(
+                label=_("Target claim %(n)s") % {"n": index + 1}, required=False, strip=False,
+                max_length=claim_mapping.MAX_NAME_LENGTH * 2)
+            self.fields[f"type_{index}"] = forms.ChoiceField(
+                label=_("Type %(n)s") % {"n": index + 1}, required=False, choices=types)
+            self.fields[f"required_{index}"] = forms.BooleanField(
+                label=_("Required %(n)s") % {"n": index + 1}, required=False)
+
+    def rows(self):
+        """(source, target, type, required) bound fields per row, for the template."""
+        return [(self[f"source_{i}"], self[f"target_{i}"], self[f"type_{i}"], self[f"required_{i}"])
+                for i in range(self.row_count)]
+
+    def clean(self):
+        data = super().clean()
+        mappings = []
+        for index in range(self.row_count):
+            source, target = data.get(f"source_{index}", ""), data.get(f"target_{index}", "")
+            kind, required = data.get(f"type_{index}", ""), data.get(f"required_{index}", False)
+            if not source and not target and not kind:
+                continue
+            mappings.append({"source": source, "target": target, "type": kind, "required": required})
+        data["claim_mappings"] = mappings
+        return data
+
+
+class ScopeForm(_NoStripMixin, forms.ModelForm):
+    """New Scope: the name clients request (the model checks its syntax and uniqueness) and a description."""
+
+    no_strip = ("name",)
+
+    class Meta:
+        model = Scope
+        fields = ("name", "description")
+
+    def validate_unique(self):
+        pass  # the flow reports it, with the model's message
+
+
+class ScopeDescriptionForm(forms.ModelForm):
+    """A scope's page: only its description changes (the name is what applications and tokens carry)."""
+
+    class Meta:
+        model = Scope
+        fields = ("description",)
 
 
 class RevokeTokensForm(forms.Form):

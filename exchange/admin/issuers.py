@@ -11,7 +11,7 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .. import flows, key_sources
+from .. import claim_mapping, flows, key_sources
 from ..conf import exchange_settings, project_settings
 from ..models import ExchangeEvent, IssuerCertificate, TrustedTokenIssuer
 from ..subject_token import CAUSES, explain_subject_token
@@ -109,7 +109,7 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
 
     tabs = (
         ("general", "General"), ("certificates", "Certificates"), ("validation", "Validation"),
-        ("test", "Test a token"), ("activity", "Activity"),
+        ("claims", "Claim mapping"), ("test", "Test a token"), ("activity", "Activity"),
     )
     detail_template = "admin/exchange/trustedtokenissuer/detail.html"
     sensitive_parameters = ("token",)
@@ -119,7 +119,8 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
     def tab_views(self):
         return {
             "general": self.general_tab, "certificates": self.certificates_tab,
-            "validation": self.validation_tab, "test": self.test_tab, "activity": self.activity_tab,
+            "validation": self.validation_tab, "claims": self.claims_tab, "test": self.test_tab,
+            "activity": self.activity_tab,
         }
 
     @admin.display(description="Name", ordering="name")
@@ -418,6 +419,23 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
             "max_token_age": exchange_settings.DEFAULT_MAX_TOKEN_AGE_SECONDS,
         }
         return {"form": form, "defaults": defaults}
+
+    def claims_tab(self, request, trusted):
+        """The claims of this issuer's tokens carried into issued tokens (claim_mapping.py), through the flow."""
+        if request.method != "POST":
+            form = forms.ClaimMappingsForm(mappings=trusted.claim_mappings)
+        else:
+            form = forms.ClaimMappingsForm(request.POST, mappings=trusted.claim_mappings)
+            saved = self.save_tab(
+                request, trusted, form, "claims", "Claim mapping updated.",
+                lambda data: flows.update_trusted_token_issuer(trusted, claim_mappings=data["claim_mappings"]),
+            )
+            if saved:
+                return saved
+        return {"form": form, "claim_types": claim_mapping.TYPES, "limits": {
+            "mappings": claim_mapping.MAX_MAPPINGS, "string": claim_mapping.MAX_STRING_LENGTH,
+            "items": claim_mapping.MAX_LIST_ITEMS, "total": claim_mapping.MAX_TOTAL_BYTES,
+        }, "reserved": sorted(claim_mapping.RESERVED_TARGETS)}
 
     def test_tab(self, request, trusted):
         report = None

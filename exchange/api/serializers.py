@@ -10,10 +10,10 @@ from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .. import service_accounts
+from .. import claim_mapping, service_accounts
 from ..certificates import MAX_CERTIFICATE_INPUT
 from ..conf import ASYMMETRIC_ALGORITHMS
-from ..models import GRANT_SHORT_NAMES, Application, IssuerCertificate, TrustedTokenIssuer
+from ..models import GRANT_SHORT_NAMES, Application, IssuerCertificate, Scope, TrustedTokenIssuer
 from ..subject_token import SUBJECT_TOKEN_TYPES
 
 class _JSONType:
@@ -113,6 +113,28 @@ class RedirectUrisField(serializers.ListField):
         return " ".join(uris)
 
 
+@extend_schema_field({
+    "type": "array", "maxItems": claim_mapping.MAX_MAPPINGS,
+    "items": {
+        "type": "object", "required": ["source", "target", "type"], "additionalProperties": False,
+        "properties": {
+            "source": {"type": "string", "maxLength": claim_mapping.MAX_NAME_LENGTH,
+                       "description": "A top-level claim of the issuer's tokens, taken literally (no paths)."},
+            "target": {"type": "string", "maxLength": claim_mapping.MAX_NAME_LENGTH,
+                       "description": "The claim name in the issued token: printable ASCII, never a claim this "
+                                      "server sets (" + ", ".join(sorted(claim_mapping.RESERVED_TARGETS)) + ")."},
+            "type": {"type": "string", "enum": list(claim_mapping.TYPES)},
+            "required": {"type": "boolean", "default": False,
+                         "description": "Refuse the exchange (mapped_claim_missing / mapped_claim_invalid) when "
+                                        "the claim is absent or not of the type; otherwise it is left out."},
+        },
+    },
+    "description": "Claims of the issuer's tokens carried into the tokens issued for them. Empty: only sub.",
+})
+class ClaimMappingsField(serializers.JSONField):
+    """The claim-mapping list; its rules are the model's (claim_mapping.validate_mappings)."""
+
+
 class CertificateSerializer(serializers.ModelSerializer):
     class Meta:
         model = IssuerCertificate
@@ -142,20 +164,22 @@ class TrustedTokenIssuerSerializer(serializers.ModelSerializer):
     allowed_algorithms = AlgorithmsField(read_only=True)
     applications = serializers.SlugRelatedField(slug_field="client_id", many=True, read_only=True,
                                                 help_text=_LINKS_HELP)
+    claim_mappings = ClaimMappingsField(read_only=True)
 
     class Meta:
         model = TrustedTokenIssuer
         fields = [
             "id", "name", "issuer", "alias", "enabled", "key_source", "jwks_uri", "certificates",
             "allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti",
-            "required_type", "condition", "preset", "applications", "keys_fetched_at", "key_fetch_error",
+            "required_type", "condition", "preset", "applications", "claim_mappings", "keys_fetched_at",
+            "key_fetch_error",
             "key_fetch_failed_at", "tokens_revoked_at", "created", "updated",
         ]
         read_only_fields = fields
 
 
 _ISSUER_OPTIONS = ["allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti",
-                   "required_type", "condition", "preset", "applications"]
+                   "required_type", "condition", "preset", "applications", "claim_mappings"]
 
 _CONDITION_HELP = (
     "Admission condition: a CEL expression over the subject token's verified claims (the variable "
@@ -181,6 +205,7 @@ class TrustedTokenIssuerCreateSerializer(StrictModelSerializer):
     )
     allowed_algorithms = AlgorithmsField(required=False)
     applications = _links_field()
+    claim_mappings = ClaimMappingsField(required=False)
     discover = StrictBooleanField(
         required=False, default=False,
         help_text="Fill jwks_uri and allowed_algorithms from <issuer>/.well-known/openid-configuration "
@@ -206,6 +231,7 @@ class TrustedTokenIssuerUpdateSerializer(StrictModelSerializer):
 
     allowed_algorithms = AlgorithmsField(required=False)
     applications = _links_field()
+    claim_mappings = ClaimMappingsField(required=False)
     revoke_tokens = StrictBooleanField(
         required=False, write_only=True,
         help_text="With enabled false: also revoke the live tokens issued from this issuer's tokens, in the same step.",
@@ -406,4 +432,39 @@ class TokenValidationSerializer(serializers.Serializer):
     claims = serializers.DictField(
         allow_null=True, help_text="The token's claims: verified when valid, unverified otherwise.",
     )
+    mapped_claims = serializers.DictField(
+        help_text="The claims the issuer's claim mapping would carry into the issued token (empty: only sub).",
+    )
 
+
+class ScopeSerializer(serializers.ModelSerializer):
+    """A registered scope as the API returns it."""
+
+    class Meta:
+        model = Scope
+        fields = ["id", "name", "description", "protected", "created", "updated"]
+        read_only_fields = fields
+
+
+class ScopeCreateSerializer(StrictModelSerializer):
+    """Register a scope: its name as clients request it (RFC 6749 §3.3 syntax) and a description."""
+
+    class Meta:
+        model = Scope
+        fields = ["name", "description"]
+        # Syntax and uniqueness are the model's rules, checked by the flow (one message for all surfaces).
+        extra_kwargs = {"name": {**_EXACT, "validators": []}, "description": {**_EXACT, "required": False}}
+
+
+class ScopeUpdateSerializer(StrictModelSerializer):
+    """Change a scope's description (its name never changes)."""
+
+    class Meta:
+        model = Scope
+        fields = ["description"]
+        extra_kwargs = {"description": {**_EXACT, "required": True}}
+
+    def validate(self, attrs):
+        if isinstance(self.initial_data, dict) and "name" in self.initial_data:
+            raise serializers.ValidationError({"name": "A scope's name never changes: register a new scope."})
+        return attrs

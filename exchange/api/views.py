@@ -7,6 +7,7 @@ import json
 import re
 import time
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
@@ -18,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import flows, key_sources
-from ..models import Application, TrustedTokenIssuer
+from ..models import Application, Scope, TrustedTokenIssuer
 from ..subject_token import explain_subject_token
 from . import serializers as s
 from .errors import PROBLEM_JSON, Conflict, ProblemSerializer
@@ -444,6 +445,77 @@ class ApplicationViewSet(
         return Response({"client_id": application.client_id, "client_secret": secret})
 
 
+class ScopeFilterSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True, max_length=100, trim_whitespace=False,
+                                 help_text="The exact scope name.")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List the registered scopes", parameters=[ScopeFilterSerializer],
+        description="The scope registry: the scopes applications may be allowed (`allowed_scopes`) and that "
+                    "discovery lists in `scopes_supported` (all but `console:manage`).",
+        responses={200: s.ScopeSerializer(many=True), **_problems(400, *_AUTH_ERRORS)},
+    ),
+    create=extend_schema(
+        summary="Register a scope",
+        description="`name`: as clients request it, 1 to 100 printable ASCII characters without spaces, quotes or "
+                    "backslashes (RFC 6749 §3.3), unique.",
+        request=s.ScopeCreateSerializer,
+        responses={201: s.ScopeSerializer, **_problems(400, *_AUTH_ERRORS)},
+        examples=[OpenApiExample("A resource scope", request_only=True,
+                                 value={"name": "orders:read", "description": "Read the orders API"})],
+    ),
+    retrieve=extend_schema(
+        summary="Get a scope", responses={200: s.ScopeSerializer, **_problems(*_AUTH_ERRORS, 404)},
+    ),
+    partial_update=extend_schema(
+        summary="Change a scope's description", description="The name never changes: applications and tokens carry it.",
+        request=s.ScopeUpdateSerializer, responses={200: s.ScopeSerializer, **_problems(400, *_AUTH_ERRORS, 404)},
+    ),
+    destroy=extend_schema(
+        summary="Delete a scope",
+        description="Refused (409) for a protected scope (needed by the server: `openid`, `console:manage`) and "
+                    "for a scope that an application still allows: remove it from those applications first. "
+                    "Tokens already issued with it keep it until they expire.",
+        responses={204: None, **_problems(*_AUTH_ERRORS, 404, 409)},
+    ),
+)
+class ScopeViewSet(
+    ManagementMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    queryset = Scope.objects.all()
+    serializer_class = s.ScopeSerializer
+    permission_model = Scope
+
+    def get_queryset(self):
+        queryset = super().get_queryset().order_by("name", "pk")
+        if self.action == "list":
+            queryset = _filtered(queryset, ScopeFilterSerializer, self.request, {"name": "name"})
+        return queryset
+
+    def create(self, request):
+        data = _valid(s.ScopeCreateSerializer, request.data)
+        scope = flows.create_scope(name=data["name"], description=data.get("description", ""),
+                                   user=acting_user(request))
+        location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{scope.pk}")
+        return Response(s.ScopeSerializer(scope).data, status=status.HTTP_201_CREATED, headers={"Location": location})
+
+    def partial_update(self, request, pk=None):
+        scope = self.get_object()
+        data = _valid(s.ScopeUpdateSerializer, request.data, partial=True)
+        if "description" in data:
+            scope = flows.update_scope(scope, description=data["description"], user=acting_user(request))
+        return Response(s.ScopeSerializer(scope).data)
+
+    def perform_destroy(self, instance):
+        try:
+            flows.delete_scope(instance, user=acting_user(self.request))
+        except DjangoValidationError as exc:
+            raise Conflict(flows.first_error(exc).removeprefix("name: ")) from None
+
+
 def _renderable(value):
     """Parsed token JSON the strict JSON renderer accepts: a number beyond the float range (``1e400``
     parses as infinity, which JSON cannot carry) is shown as the string "Infinity" or "-Infinity"."""
@@ -476,6 +548,7 @@ class TokenValidationView(APIView):
         body = report.as_dict()
         body["header"] = _renderable(report.header)
         body["claims"] = _renderable(report.claims)
+        body["mapped_claims"] = _renderable(report.mapped_claims)
         return Response(s.TokenValidationSerializer(body).data)
 
 

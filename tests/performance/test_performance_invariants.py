@@ -17,7 +17,7 @@ from exchange.registry import Registry, registry
 from exchange.subject_token import CAUSES
 
 from ..factories import certificate_pem, mint, private_key
-from ..utils import assert_oauth_error, basic_auth, post_form
+from ..utils import assert_oauth_error, basic_auth, exchange_body, post_form
 
 #: An exchange, once the issuer and the application are cached. Without Redis (as here) the state
 #: every worker must share lives in the database: the failed-authentication counters are read
@@ -54,6 +54,31 @@ def test_cold_exchange_reads_application_issuer_and_certificates_once(
     with django_assert_num_queries(EXCHANGE_QUERIES + 5) as captured:
         assert exchange(mint(rsa_key, pem_issuer.issuer)).status_code == HTTPStatus.OK
     assert _statements(captured).count("SELECT") == 7
+
+
+def test_scopes_and_claim_mapping_add_no_query_to_a_warm_exchange(
+        make_application, client, pem_issuer, rsa_key, django_assert_num_queries):
+    """The scope registry is cached with issuers and applications; the mapping is on the cached issuer row.
+    Cold, the registry costs one SELECT, once per change."""
+    flows.create_scope(name="orders:read")
+    flows.update_trusted_token_issuer(pem_issuer, claim_mappings=[
+        {"source": "email", "target": "email", "type": "string", "required": True}])
+    app = make_application(name="Orders", scopes="orders:read")
+
+    def scoped_exchange():
+        body = exchange_body(mint(rsa_key, pem_issuer.issuer, email="a@example.com"), scope="orders:read")
+        response = post_form(client, "/oauth2/token", body, HTTP_AUTHORIZATION=basic_auth(app.client_id, app.raw_secret))
+        assert response.status_code == HTTPStatus.OK, response.content
+        return response
+
+    scoped_exchange()  # fills the caches
+    with django_assert_num_queries(EXCHANGE_QUERIES):
+        scoped_exchange()
+    signing.active_key()
+    registry.clear()
+    with django_assert_num_queries(EXCHANGE_QUERIES + 5 + 1) as captured:  # + the scope registry
+        scoped_exchange()
+    assert sum("exchange_scope" in q["sql"] for q in captured.captured_queries) == 1
 
 
 def test_client_credentials_still_reads_back_nothing_it_does_not_need(client, make_application, django_assert_max_num_queries):

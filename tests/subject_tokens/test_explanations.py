@@ -48,6 +48,9 @@ CLIENT_SENTENCES = {
     "too_old": "The subject token was issued too long ago.",
     "audience_mismatch": "The subject token is not intended for this server.",
     "condition_not_met": "The subject token does not meet the conditions set for its issuer.",
+    "mapped_claim_missing": "The subject token lacks a claim its issuer's claim mapping requires.",
+    "mapped_claim_invalid": "A claim the issuer's claim mapping requires has a value of the wrong type or size.",
+    "mapped_claims_too_large": "The claims the issuer's claim mapping carries are too large.",
     "replayed": "The subject token has already been used.",
     "replay_check_unavailable": "The subject token's reuse could not be checked; try again later.",
 }
@@ -57,7 +60,7 @@ LABELS = [
     ("algorithm", "Signing algorithm"), ("key", "Signing key"), ("signature", "Signature"),
     ("expiry", "Expiry (exp)"), ("not_before", "Not before (nbf)"), ("issued_at", "Issued at (iat) and age"),
     ("audience", "Audience (aud)"), ("subject", "Subject (sub)"), ("condition", "Admission condition"),
-    ("replay", "Replay (jti)"),
+    ("claims", "Mapped claims"), ("replay", "Replay (jti)"),
 ]
 
 
@@ -222,10 +225,11 @@ def test_a_valid_token_is_explained_step_by_step(pem_issuer):
         ("audience", "Audience (aud)", True, f"contains {settings.CONSOLE_ISSUER!r}"),
         ("subject", "Subject (sub)", True, "alice"),
         ("condition", "Admission condition", True, "none set for this issuer"),
+        ("claims", "Mapped claims", True, "none mapped for this issuer: only sub"),
         ("replay", "Replay (jti)", True, "first use of this jti (not recorded yet)"),
     ]
     assert report.as_dict() == {
-        "valid": True, "cause": None, "description": None, "issuer": "PEM issuer",
+        "valid": True, "cause": None, "description": None, "issuer": "PEM issuer", "mapped_claims": {},
         "steps": [{"name": s.name, "label": s.label, "ok": True, "detail": s.detail} for s in report.steps],
     }
 
@@ -438,3 +442,22 @@ def test_an_audience_mismatch_names_no_alias_when_the_issuer_has_none(db):
     flows.create_trusted_token_issuer(name="Plain", issuer="https://plain.test", certificates=[certificate_pem(key)])
     report = explain_subject_token(mint(key, "https://plain.test", aud="https://elsewhere.test"), now=time.time())
     assert _failure(report) == ("audience", "audience_mismatch", f"aud must contain {settings.CONSOLE_ISSUER!r}")
+
+
+def test_the_claim_mapping_step_is_explained(pem_issuer):
+    flows.update_trusted_token_issuer(pem_issuer, claim_mappings=[
+        {"source": "email", "target": "mail", "type": "string", "required": True},
+        {"source": "groups", "target": "groups", "type": "string_list"},
+        {"source": "level", "target": "level", "type": "number"}])
+    report = explain_subject_token(_signed(email="a@example.com", groups=5), now=NOW)
+    assert report.ok and report.mapped_claims == {"mail": "a@example.com"}
+    assert {s.name: s.detail for s in report.steps}["claims"] == (
+        "email → mail; groups: not a list of strings within the size limits, dropped; level: absent, not carried")
+    assert report.as_dict()["mapped_claims"] == {"mail": "a@example.com"}
+    refused = explain_subject_token(_signed(groups=["g"]), now=NOW)
+    assert _failure(refused) == ("claims", "mapped_claim_missing", "email is missing (required)")
+    assert refused.mapped_claims == {}
+    refused = explain_subject_token(_signed(email=["a@example.com"]), now=NOW)
+    assert _failure(refused) == ("claims", "mapped_claim_invalid",
+                                 "email is not a string within the size limits (required)")
+    assert [s.ok for s in refused.steps if s.name == "replay"] == [None]  # the jti is not looked at, nor spent

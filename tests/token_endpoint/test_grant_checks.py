@@ -104,7 +104,8 @@ def test_scopes(make_application):
     blank = _request(app, scope="   ")
     grant.check_scope(blank)
     assert blank.scopes == []
-    assert _refusal(grant.check_scope, _request(app, scope="openid admin")) == ("invalid_scope", "", 400, "invalid_scope")
+    assert _refusal(grant.check_scope, _request(app, scope="openid admin")) == (
+        "invalid_scope", "A requested scope is not a scope this server knows.", 400, "invalid_scope")
     # The management scope is a grant (service_accounts): the system gives it here, as an administrator would.
     manager = make_application(name="Manager", scopes=MANAGE_SCOPE, actor=SYSTEM)
     assert _refusal(grant.check_scope, _request(manager, scope=MANAGE_SCOPE))[:2] == (

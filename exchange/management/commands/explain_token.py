@@ -1,3 +1,4 @@
+import json
 import sys
 
 from django.core.management.base import CommandError
@@ -60,6 +61,10 @@ class Command(ConsoleCommand):
             lines.append(f"{MARKS[client[0]]}  {'Client':<26} {printable(client[1])}")
         for step in report.steps:
             lines.append(f"{MARKS[step.ok]}  {step.label:<26} {printable(step.detail)}".rstrip())
+        if report.ok and report.mapped_claims:
+            carried = ", ".join(f"{name}={json.dumps(value, ensure_ascii=True)[:200]}"
+                                for name, value in report.mapped_claims.items())
+            lines.append(f"Mapped claims: {printable(carried)}")
         if report.ok:
             lines.append("Accepted." if not rejected else "Rejected: the client may not exchange tokens.")
         else:
