@@ -20,7 +20,7 @@ def test_register_list_change_and_delete_a_scope(api):
     assert response["Location"].endswith(f"{API}/scopes/{body['id']}")
     assert (body["name"], body["description"], body["protected"]) == ("orders:read", "Read the orders API", False)
     names = [scope["name"] for scope in api.get("scopes").json()["results"]]
-    assert names == ["console:manage", "openid", "orders:read", "profile"]
+    assert names == ["console:manage", "email", "openid", "orders:read", "profile"]
     assert [s["name"] for s in api.get("scopes?name=orders:read").json()["results"]] == ["orders:read"]
     response = api.patch(f"scopes/{body['id']}", {"description": "Orders, read only"})
     assert response.status_code == HTTPStatus.OK, response.content

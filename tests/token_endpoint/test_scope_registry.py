@@ -170,11 +170,11 @@ def test_scopes_supported_is_the_registry(client, db):
     def supported():
         return client.get("/.well-known/oauth-authorization-server").json()["scopes_supported"]
 
-    assert supported() == ["openid", "profile"]  # never console:manage
+    assert supported() == ["email", "openid", "profile"]  # never console:manage
     flows.create_scope(name="orders:read")
-    assert supported() == ["openid", "orders:read", "profile"]
+    assert supported() == ["email", "openid", "orders:read", "profile"]
     flows.delete_scope(Scope.objects.get(name="profile"))
-    assert supported() == ["openid", "orders:read"]
+    assert supported() == ["email", "openid", "orders:read"]
 
 
 def test_a_new_scope_is_usable_at_once(client, make_application, pem_issuer, rsa_key, django_assert_num_queries):
