@@ -22,6 +22,7 @@ Everything else (parsing, keep-alive, limits, graceful stop) is gthread's own co
 """
 
 import socket
+from collections import deque
 from concurrent import futures
 
 from gunicorn.workers import gthread
@@ -39,11 +40,25 @@ def _readable(sock):
 
 
 class InlineThreadWorker(gthread.ThreadWorker):
+    _queue = None  # connections to serve in the running loop of enqueue_req, while it runs
+
     def enqueue_req(self, conn):
-        done = futures.Future()
-        if not conn.initialized and not conn.data_ready and not _readable(conn.sock):
-            # Accepted, nothing sent yet: wait for its first bytes in the poller, never in a blocking read.
-            done.set_result(gthread._DEFER)
-        else:
-            done.set_result(self.handle(conn))  # handle() answers every error itself
-        self.finish_request(conn, done)
+        if self._queue is not None:
+            # Called back by finish_request for a connection whose next request is already read
+            # (pipelined): served by the loop below, not by a call inside it (a client pipelining
+            # thousands of requests would otherwise exhaust the recursion limit).
+            self._queue.append(conn)
+            return
+        self._queue = deque([conn])
+        try:
+            while self._queue:
+                conn = self._queue.popleft()
+                done = futures.Future()
+                if not conn.initialized and not conn.data_ready and not _readable(conn.sock):
+                    # Accepted, nothing sent yet: wait for its first bytes in the poller, never in a blocking read.
+                    done.set_result(gthread._DEFER)
+                else:
+                    done.set_result(self.handle(conn))  # handle() answers every error itself
+                self.finish_request(conn, done)
+        finally:
+            self._queue = None

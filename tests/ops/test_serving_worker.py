@@ -116,3 +116,16 @@ def test_a_request_sent_in_pieces_is_answered(server):
     # No client credentials: the token endpoint's own answer, so the whole request reached it.
     assert answer.startswith(b"HTTP/1.1 401 ")
     assert b'"error": "invalid_client"' in answer
+
+
+def test_thousands_of_pipelined_requests_are_all_answered(server):
+    """Requests already read behind the one served are served in a loop, never by recursion."""
+    count = 2000
+    request = b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        sock.sendall(request * count + b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.count(b"HTTP/1.1 ") == count + 1
+    assert answer.count(b"HTTP/1.1 200 ") == count + 1
