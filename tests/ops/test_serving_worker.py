@@ -49,7 +49,7 @@ def test_the_configuration_picks_the_worker_class_by_threads(env, worker_class, 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def inline_server(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("serving")
     env = base_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", GUNICORN_LOGLEVEL="info")
     manage(env, "migrate", "--noinput")
@@ -58,13 +58,13 @@ def server(tmp_path_factory):
     instance.stop()
 
 
-def test_the_server_runs_the_inline_worker(server):
-    assert "Using worker: identity_console.serving.InlineThreadWorker" in server.logs()
+def test_the_server_runs_the_inline_worker(inline_server):
+    assert "Using worker: identity_console.serving.InlineThreadWorker" in inline_server.logs()
     assert issubclass(InlineThreadWorker, ThreadWorker)  # gthread's code for everything but where a request runs
 
 
-def test_a_connection_is_kept_alive_across_requests(server):
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+def test_a_connection_is_kept_alive_across_requests(inline_server):
+    connection = http.client.HTTPConnection("127.0.0.1", inline_server.port, timeout=10)
     try:
         connection.request("GET", "/livez")
         first = connection.getresponse()
@@ -79,13 +79,13 @@ def test_a_connection_is_kept_alive_across_requests(server):
         connection.close()
 
 
-def test_a_silent_connection_does_not_hold_the_only_worker(server):
+def test_a_silent_connection_does_not_hold_the_only_worker(inline_server):
     """gthread's one pool thread waited up to 5 s for a new connection's first bytes; this worker never does."""
-    silent = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    silent = socket.create_connection(("127.0.0.1", inline_server.port), timeout=10)
     try:
         time.sleep(0.2)  # accepted by the only worker
         started = time.monotonic()
-        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        connection = http.client.HTTPConnection("127.0.0.1", inline_server.port, timeout=10)
         connection.request("GET", "/livez")
         response = connection.getresponse()
         assert response.status == 200
@@ -102,8 +102,8 @@ def test_a_silent_connection_does_not_hold_the_only_worker(server):
         silent.close()
 
 
-def test_a_request_sent_in_pieces_is_answered(server):
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+def test_a_request_sent_in_pieces_is_answered(inline_server):
+    with socket.create_connection(("127.0.0.1", inline_server.port), timeout=10) as sock:
         body = b"grant_type=client_credentials"
         head = (b"POST /oauth2/token HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                 b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n" % len(body))
@@ -118,11 +118,11 @@ def test_a_request_sent_in_pieces_is_answered(server):
     assert b'"error": "invalid_client"' in answer
 
 
-def test_thousands_of_pipelined_requests_are_all_answered(server):
+def test_thousands_of_pipelined_requests_are_all_answered(inline_server):
     """Requests already read behind the one served are served in a loop, never by recursion."""
     count = 2000
     request = b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+    with socket.create_connection(("127.0.0.1", inline_server.port), timeout=60) as sock:
         sock.sendall(request * count + b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         answer = b""
         while chunk := sock.recv(65536):
