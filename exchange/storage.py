@@ -166,13 +166,24 @@ def _check_not_revoked(connection, trusted_issuer, started):
     waits for it and reads its stamp; and a revocation beginning now waits for this transaction,
     then revokes what it wrote. On SQLite write transactions are serial (BEGIN IMMEDIATE), so
     the plain read is enough.
+
+    The column is read with a plain cursor and converted as the ORM converts it (the backend's
+    ``convert_datetimefield_value``, where it has one: SQLite and MySQL return text or naive values):
+    a ``raw()`` queryset building a model instance cost as much as the rest of the transaction.
     """
     lock = " FOR SHARE" if connection.vendor in ("postgresql", "mysql") else ""
     table = connection.ops.quote_name(TrustedTokenIssuer._meta.db_table)
-    rows = list(TrustedTokenIssuer.objects.db_manager(connection.alias).raw(
-        f"SELECT id, tokens_revoked_at FROM {table} WHERE id = %s{lock}", [trusted_issuer.pk]))
-    revoked_at = rows[0].tokens_revoked_at if rows else None
-    if not rows or (revoked_at is not None and revoked_at >= started):
+    column = connection.ops.quote_name(TrustedTokenIssuer._meta.get_field("tokens_revoked_at").column)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {column} FROM {table} WHERE id = %s{lock}", [trusted_issuer.pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise TokensRevoked
+    revoked_at = row[0]
+    convert = getattr(connection.ops, "convert_datetimefield_value", None)
+    if revoked_at is not None and convert is not None:
+        revoked_at = convert(revoked_at, None, connection)
+    if revoked_at is not None and revoked_at >= started:
         raise TokensRevoked
 
 
