@@ -50,13 +50,16 @@ CLIENT_SENTENCES = {
     "condition_not_met": "The subject token does not meet the conditions set for its issuer.",
     "replayed": "The subject token has already been used.",
     "replay_check_unavailable": "The subject token's reuse could not be checked; try again later.",
+    "invalid_delegation_claim": "The subject token's act or may_act claim is not valid.",
+    "act_chain_too_deep": "The delegation chain (act) is longer than this server accepts.",
 }
 
 LABELS = [
     ("format", "Token format"), ("header", "Header"), ("issuer", "Trusted issuer"), ("type", "Token type (typ)"),
     ("algorithm", "Signing algorithm"), ("key", "Signing key"), ("signature", "Signature"),
     ("expiry", "Expiry (exp)"), ("not_before", "Not before (nbf)"), ("issued_at", "Issued at (iat) and age"),
-    ("audience", "Audience (aud)"), ("subject", "Subject (sub)"), ("condition", "Admission condition"),
+    ("audience", "Audience (aud)"), ("subject", "Subject (sub)"), ("delegation", "Delegation (act, may_act)"),
+    ("condition", "Admission condition"),
     ("replay", "Replay (jti)"),
 ]
 
@@ -221,6 +224,7 @@ def test_a_valid_token_is_explained_step_by_step(pem_issuer):
         ("issued_at", "Issued at (iat) and age", True, f"issued 10 s ago (maximum {MAX_AGE} s)"),
         ("audience", "Audience (aud)", True, f"contains {settings.CONSOLE_ISSUER!r}"),
         ("subject", "Subject (sub)", True, "alice"),
+        ("delegation", "Delegation (act, may_act)", True, "no act or may_act"),
         ("condition", "Admission condition", True, "none set for this issuer"),
         ("replay", "Replay (jti)", True, "first use of this jti (not recorded yet)"),
     ]
