@@ -107,6 +107,8 @@ class ApplicationAdmin(ConsoleModelAdmin):
             "access_token_lifetime": application.access_token_lifetime,
             "bound_to_subject_token": application.bound_to_subject_token,
             "allowed_audiences": "\n".join(application.allowed_audiences or []),
+            "allow_delegation": application.allow_delegation,
+            "actor_issuers": list(application.actor_issuers.values_list("pk", flat=True)),
         }
         if request.method == "POST":
             # The current values as initial too: History names the fields that changed.
@@ -119,6 +121,7 @@ class ApplicationAdmin(ConsoleModelAdmin):
                     access_token_lifetime=data["access_token_lifetime"],
                     bound_to_subject_token=data["bound_to_subject_token"],
                     allowed_audiences=data["allowed_audiences"],
+                    allow_delegation=data["allow_delegation"], actor_issuers=list(data["actor_issuers"]),
                 ),
             )
             if saved:
