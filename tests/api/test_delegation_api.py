@@ -2,9 +2,7 @@
 
 from http import HTTPStatus
 
-from exchange import flows
-
-from ..factories import certificate_pem, mint, private_key
+from ..factories import mint
 from ..utils import basic_auth, post_form
 from .helpers import assert_problem
 
@@ -12,14 +10,9 @@ ACTOR_ISS = "https://actor.issuer.test"
 JWT = "urn:ietf:params:oauth:token-type:jwt"
 
 
-def _actor_issuer():
-    key = private_key("rsa", "actor-issuer")
-    return key, flows.create_trusted_token_issuer(name="Actor issuer", issuer=ACTOR_ISS,
-                                                  certificates=[certificate_pem(key)])
 
-
-def test_delegation_is_set_through_the_api_and_takes_effect(api, client, pem_issuer, rsa_key):
-    actor_key, _ = _actor_issuer()
+def test_delegation_is_set_through_the_api_and_takes_effect(api, client, pem_issuer, rsa_key, actor_key,
+                                                            actor_issuer):
     created = api.post("applications", {"name": "Orders", "allowed_grant_types": ["token_exchange"]})
     assert created.status_code == HTTPStatus.CREATED, created.content
     body = created.json()
@@ -42,8 +35,7 @@ def test_delegation_is_set_through_the_api_and_takes_effect(api, client, pem_iss
         "The actor token's issuer is not accepted for delegation by this client.")
 
 
-def test_create_with_delegation(api, db):
-    _actor_issuer()
+def test_create_with_delegation(api, actor_issuer):
     response = api.post("applications", {"name": "Agent", "allowed_grant_types": ["token_exchange"],
                                          "allow_delegation": True, "actor_issuers": [ACTOR_ISS]})
     assert response.status_code == HTTPStatus.CREATED, response.content
@@ -60,8 +52,7 @@ def test_unknown_actor_issuers_and_wrong_types_are_problems(api, make_applicatio
                    HTTPStatus.BAD_REQUEST, "allow_delegation")
 
 
-def test_token_validations_explain_an_actor_token(api, db):
-    actor_key, _ = _actor_issuer()
+def test_token_validations_explain_an_actor_token(api, actor_key, actor_issuer):
     response = api.post("token-validations", {"subject_token": mint(actor_key, ACTOR_ISS, sub="svc", exp=1),
                                               "role": "actor"})
     assert response.status_code == HTTPStatus.OK, response.content

@@ -6,9 +6,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from exchange import flows
-
-from ..factories import certificate_pem, mint, private_key
+from ..factories import mint
 from .test_explain_token import explain
 
 ACTOR_ISS = "https://actor.issuer.test"
@@ -22,16 +20,6 @@ def explain_refused(*args):
     assert raised.value.returncode == 1
     return out.getvalue()
 
-
-@pytest.fixture
-def actor_key():
-    return private_key("rsa", "actor-issuer")
-
-
-@pytest.fixture
-def actor_issuer(db, actor_key):
-    return flows.create_trusted_token_issuer(name="Actor issuer", issuer=ACTOR_ISS,
-                                             certificates=[certificate_pem(actor_key)])
 
 
 def test_a_delegation_is_explained_with_the_act_it_would_issue(pem_issuer, rsa_key, actor_key, actor_issuer,

@@ -4,24 +4,17 @@ from http import HTTPStatus
 
 from django.contrib.admin.models import LogEntry
 
-from exchange import flows
 from exchange.models import Application, ExchangeEvent
 
-from ..factories import certificate_pem, mint, private_key
+from ..factories import mint
 from ..utils import basic_auth, post_form
 
 ACTOR_ISS = "https://actor.issuer.test"
 JWT = "urn:ietf:params:oauth:token-type:jwt"
 
 
-def _actor_issuer():
-    key = private_key("rsa", "actor-issuer")
-    return key, flows.create_trusted_token_issuer(name="Actor issuer", issuer=ACTOR_ISS,
-                                                  certificates=[certificate_pem(key)])
 
-
-def test_the_protocol_tab_turns_delegation_on_for_chosen_issuers(console_admin_client, application, pem_issuer):
-    _, actor_issuer = _actor_issuer()
+def test_the_protocol_tab_turns_delegation_on_for_chosen_issuers(console_admin_client, application, actor_issuer):
     page = f"/console/exchange/application/{application.pk}/change/?tab=protocol"
     html = console_admin_client.get(page).content.decode()
     assert 'name="allow_delegation"' in html and 'name="actor_issuers"' in html and "Actor issuer" in html
@@ -45,8 +38,8 @@ def test_an_unknown_actor_issuer_is_a_form_error(console_admin_client, applicati
     assert response.status_code == HTTPStatus.OK and response.context["form"].errors["actor_issuers"]
 
 
-def test_test_a_token_explains_an_actor_token(console_admin_client, make_application):
-    key, actor_issuer = _actor_issuer()
+def test_test_a_token_explains_an_actor_token(console_admin_client, make_application, actor_key, actor_issuer):
+    key = actor_key
     url = f"/console/exchange/trustedtokenissuer/{actor_issuer.pk}/change/?tab=test"
     plain = make_application(name="Plain")
     agent = make_application(name="Agent", allow_delegation=True, actor_issuers=[actor_issuer])
@@ -65,8 +58,9 @@ def test_test_a_token_explains_an_actor_token(console_admin_client, make_applica
     assert "Rejected (actor_expired): The actor token has expired." in html
 
 
-def test_the_event_page_shows_the_actor(console_admin_client, client, make_application, pem_issuer, rsa_key):
-    key, actor_issuer = _actor_issuer()
+def test_the_event_page_shows_the_actor(console_admin_client, client, make_application, pem_issuer, rsa_key,
+                                       actor_key, actor_issuer):
+    key = actor_key
     app = make_application(name="Agent", allow_delegation=True, actor_issuers=[actor_issuer])
     form = {"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
             "subject_token": mint(rsa_key, pem_issuer.issuer, may_act={"sub": "other", "iss": ACTOR_ISS}),

@@ -15,24 +15,13 @@ from exchange import flows
 from exchange.models import AccessToken, ExchangeEvent, RefreshToken
 from exchange.protocol import ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TYPE
 
-from ..factories import certificate_pem, mint, private_key
+from ..factories import mint, private_key
 from ..utils import assert_oauth_error, basic_auth, introspected, post_form, verify_issued
 
-ACTOR_ISS = "https://actor.issuer.test"
+ACTOR_ISS = "https://actor.issuer.test"  # conftest's actor_issuer
 SUBJECT_ISS = "https://pem.issuer.test"  # conftest's pem_issuer
 _MINT = object()  # the delegate fixture mints a valid actor token
 
-
-@pytest.fixture
-def actor_key():
-    return private_key("rsa", "actor-issuer")
-
-
-@pytest.fixture
-def actor_issuer(db, actor_key):
-    return flows.create_trusted_token_issuer(
-        name="Actor issuer", issuer=ACTOR_ISS, certificates=[certificate_pem(actor_key)],
-    )
 
 
 @pytest.fixture
@@ -51,7 +40,8 @@ def delegate(client, delegating, pem_issuer, rsa_key, actor_key):
             "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
             "subject_token": mint(rsa_key, pem_issuer.issuer, **(subject or {})),
             "subject_token_type": JWT_TYPE,
-            "actor_token": actor_token if actor_token is not _MINT else mint(actor_key, ACTOR_ISS, **{"sub": "orders-service", **(actor or {})}),
+            "actor_token": (mint(actor_key, ACTOR_ISS, **{"sub": "orders-service", **(actor or {})})
+                            if actor_token is _MINT else actor_token),
             "actor_token_type": JWT_TYPE,
             **params,
         }
@@ -95,7 +85,8 @@ def test_the_issued_token_names_the_actor(client, delegate, delegating, actor_is
 def test_a_refreshed_delegated_token_keeps_its_actor(client, delegate, delegating):
     body = delegate().json()
     _, issued = verify_issued(client, body["access_token"])
-    refreshed = post_form(client, "/oauth2/token", {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
+    refreshed = post_form(client, "/oauth2/token",
+                          {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
                           HTTP_AUTHORIZATION=basic_auth(delegating.client_id, delegating.raw_secret))
     assert refreshed.status_code == HTTPStatus.OK, refreshed.content
     _, claims = verify_issued(client, refreshed.json()["access_token"])
@@ -124,7 +115,7 @@ def test_other_members_of_act_are_not_carried(client, delegate):
 def test_without_an_actor_token_nothing_changes(exchange, client, pem_issuer, rsa_key):
     token = mint(rsa_key, pem_issuer.issuer, act={"sub": "gateway"}, may_act={"sub": "someone"})
     _, claims = verify_issued(client, exchange(token).json()["access_token"])
-    assert "act" not in claims  # only sub crosses (DESIGN.md), as before delegation existed
+    assert "act" not in claims  # only sub crosses, as before delegation existed
     assert ExchangeEvent.objects.get().actor_subject == ""
 
 
@@ -182,7 +173,8 @@ def test_an_actor_issuer_is_not_accepted_through_issuer_links(delegate, delegati
 
 @pytest.mark.parametrize("actor, cause, description", [
     ({"exp": int(time.time()) - 3600}, "actor_expired", "The actor token has expired."),
-    ({"aud": "https://elsewhere.example"}, "actor_audience_mismatch", "The actor token is not intended for this server."),
+    ({"aud": "https://elsewhere.example"}, "actor_audience_mismatch",
+     "The actor token is not intended for this server."),
     ({"sub": ""}, "actor_invalid_claim", "A claim in the actor token has an invalid value."),
     ({"act": {"sub": 5}}, "actor_invalid_delegation_claim", "The actor token's act or may_act claim is not valid."),
 ])

@@ -14,26 +14,18 @@ from oauthlib.oauth2 import BackendApplicationClient
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session as RequestsOAuthlibSession
 
-from exchange import flows
 from exchange.protocol import ACCESS_TOKEN_TYPE, JWT_TYPE, TOKEN_EXCHANGE
 
-from ..factories import certificate_pem, mint, private_key
+from ..factories import mint
 from .test_interop_clients import ResourceServerValidator
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
-ACTOR_ISS = "https://actor.issuer.test"
+ACTOR_ISS = "https://actor.issuer.test"  # conftest's actor_issuer
 
 
 @pytest.fixture
-def actor_key():
-    return private_key("rsa", "actor-issuer")
-
-
-@pytest.fixture
-def agent(make_application, actor_key):
-    actor_issuer = flows.create_trusted_token_issuer(name="Actor issuer", issuer=ACTOR_ISS,
-                                                     certificates=[certificate_pem(actor_key)])
+def agent(make_application, actor_issuer):
     return make_application(name="Agent", grant_types=["token_exchange", "refresh_token"], scopes="openid",
                             allow_delegation=True, actor_issuers=[actor_issuer])
 
