@@ -14,8 +14,8 @@ request to ``exchange`` after refusing repeated parameters and bad shapes
    the ``act`` chain's depth and the subject token's scopes (``check_actor``);
 4. the access token signed (signing.py), a refresh token when the application also allows
    ``refresh_token``; then, in one transaction (storage.py), the subject token's ``jti`` (and the
-   actor token's) recorded as used (``consume_replay``, one atomic statement: a replay is refused here and nothing is
-   written) and the AccessToken, RefreshToken and ExchangeEvent rows written;
+   actor token's) recorded as used (``consume_replay``, one atomic statement: a replay is refused
+   here and nothing is written) and the AccessToken, RefreshToken and ExchangeEvent rows written;
 5. a refusal answers RFC 6749 §5.2 JSON and writes an ExchangeEvent with its cause code.
 
 A database outage at any step is not a refusal: it propagates (also out of the replay step and
@@ -383,9 +383,14 @@ def issue(request):
     try:
         lifetime, not_after = bounded_lifetime(client, request.report.claims, now,
                                                actor_report.claims if actor_report is not None else None)
-    except ExchangeError:
-        # A token already used is refused as a replay first, as it would be without the bound.
-        consume_replays(request)
+    except ExchangeError as exc:
+        # A token already used is refused as a replay first, as it would be without the bound. Only the
+        # expired token's jti is recorded: the other one may still be exchanged (a fresh actor token).
+        if exc.cause == "expired":
+            _consume(request.report, lambda rejected: ExchangeError(
+                "invalid_request", rejected.description, cause=rejected.cause))
+        else:
+            _consume(actor_report, _actor_refusal)
         raise
     scope = " ".join(request.scopes)
     claims = signing.new_access_token_claims(
@@ -416,21 +421,23 @@ def issue(request):
     return body, access_token_id
 
 
+def _consume(report, refusal):
+    """``consume_replay(report)``; its rejection raised as ``refusal(rejection)`` (an ExchangeError)."""
+    try:
+        consume_replay(report)
+    except SubjectTokenRejected as exc:
+        raise refusal(exc) from None
+
+
 def consume_replays(request):
     """Record the subject token's jti as used, then the actor token's (each when its issuer rejects reuse).
 
     Inside the transaction that writes the issued token: a refusal of either (replayed since the
     check, or the replay store went away) rolls both back. Raises ExchangeError.
     """
-    try:
-        consume_replay(request.report)
-    except SubjectTokenRejected as exc:
-        raise ExchangeError("invalid_request", exc.description, cause=exc.cause) from None
+    _consume(request.report, lambda exc: ExchangeError("invalid_request", exc.description, cause=exc.cause))
     if request.actor_report is not None:
-        try:
-            consume_replay(request.actor_report)
-        except SubjectTokenRejected as exc:
-            raise _actor_refusal(exc) from None
+        _consume(request.actor_report, _actor_refusal)
 
 
 def exchange(form, *, authorization=None, client_address="", http_request=None, sender=None):

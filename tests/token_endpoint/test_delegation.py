@@ -324,3 +324,13 @@ def test_revoking_the_actors_issuer_revokes_the_delegated_tokens(client, delegat
     result = flows.revoke_tokens(actor_issuer)
     assert (result.access_tokens, result.refresh_tokens) == (1, 1)
     assert not AccessToken.objects.exists()
+
+
+def test_an_actor_token_within_its_skew_after_exp_leaves_nothing_to_issue_and_spends_only_itself(
+        delegate, pem_issuer, rsa_key, actor_key):
+    """Accepted by the expiry step (clock skew), refused by the bound; the subject token stays usable."""
+    subject_token = mint(rsa_key, pem_issuer.issuer)
+    late = mint(actor_key, ACTOR_ISS, sub="orders-service", exp=int(time.time()) - 5)
+    _refused(delegate(subject_token=subject_token, actor_token=late), "actor_expired", "The actor token has expired.")
+    assert delegate(subject_token=subject_token).status_code == HTTPStatus.OK
+    _refused(delegate(actor_token=late), "actor_replayed", "The actor token has already been used.")
