@@ -1,4 +1,4 @@
-"""manage.py explain_token --actor-token: delegation explained with the grant's own rules (issue 17)."""
+"""Delegation from the command line (issue 17): explain_token --actor-token, create_application --actor-issuer."""
 
 import io
 import json
@@ -73,3 +73,19 @@ def test_json_output_carries_the_actor(pem_issuer, rsa_key, actor_key, actor_iss
 def test_an_actor_token_may_not_share_stdin(pem_issuer):
     with pytest.raises(CommandError, match="Only one of --token and --actor-token"):
         explain("--token", "-", "--actor-token", "-", stdin="x")
+
+
+def test_create_application_allows_delegation_for_named_actor_issuers(actor_issuer):
+    data = json.loads(run_command("create_application", "--json", "--name", "Agent", "--grant-type",
+                                      "token_exchange", "--actor-issuer", actor_issuer.issuer))
+    assert (data["allow_delegation"], data["actor_issuers"]) == (True, [actor_issuer.issuer])
+    with pytest.raises(CommandError, match="No trusted token issuer has the issuer value"):
+        run_command("create_application", "--name", "Other", "--actor-issuer", actor_issuer.issuer.upper())
+    plain = json.loads(run_command("create_application", "--json", "--name", "Plain"))
+    assert (plain["allow_delegation"], plain["actor_issuers"]) == (False, [])
+
+
+def run_command(*args):
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
