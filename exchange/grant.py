@@ -409,9 +409,11 @@ def issue(request):
             subject_jti=request.subject_jti, first=lambda: consume_replays(request),
             started=request.started, refresh_not_after=not_after, actor=request.actor,
         )
-    except storage.TokensRevoked:
-        raise ExchangeError("invalid_request", "The tokens of the subject token's issuer were revoked while this "
-                                               "request was processed; try again.", cause="tokens_revoked") from None
+    except storage.TokensRevoked as revoked:
+        whose = "actor" if revoked.actor else "subject"
+        raise ExchangeError("invalid_request", f"The tokens of the {whose} token's issuer were revoked while this "
+                                               "request was processed; try again.",
+                            cause="actor_tokens_revoked" if revoked.actor else "tokens_revoked") from None
     body = {"access_token": access_token, "expires_in": lifetime, "token_type": "Bearer"}
     if scope:  # RFC 6749 §5.1: scope is omitted when none was granted, never sent empty
         body["scope"] = scope

@@ -160,7 +160,14 @@ def refresh_token_row(*, token, application_id, token_family, resource, subject,
 
 
 class TokensRevoked(Exception):
-    """The issuer's tokens were revoked (flows.revoke_tokens) while this exchange was under way."""
+    """The issuer's tokens were revoked (flows.revoke_tokens) while this exchange was under way.
+
+    ``actor``: it was the actor token's issuer (a delegation).
+    """
+
+    def __init__(self, actor=False):
+        super().__init__("actor" if actor else "subject")
+        self.actor = actor
 
 
 def _check_not_revoked(connection, trusted_issuer, started):
@@ -300,7 +307,10 @@ def save_issued(*, application, access_token, claims, refresh_token, resource, s
         if started is not None:
             _check_not_revoked(connection, trusted_issuer, started)
             if actor.trusted_issuer is not None and actor.trusted_issuer.pk != trusted_issuer.pk:
-                _check_not_revoked(connection, actor.trusted_issuer, started)
+                try:
+                    _check_not_revoked(connection, actor.trusted_issuer, started)
+                except TokensRevoked:
+                    raise TokensRevoked(actor=True) from None
         access_token_id = execute(cursor, access)
         if refresh is not None:
             refresh.params["access_token_id"] = access_token_id  # a ForeignKey: the value as it is

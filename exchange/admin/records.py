@@ -78,6 +78,8 @@ REMEDIES = {
     "actor_token_missing": "The caller sent actor_token_type without an actor_token.",
     "actor_token_type_unsupported": "actor_token_type must be the jwt, access_token or id_token URN.",
     "scope_not_in_subject_token": "A delegated token gets only scopes the subject token holds: ask for fewer.",
+    "actor_tokens_revoked": "The actor token issuer's tokens were revoked while this exchange was under way; "
+                            "the caller may retry with a fresh actor token.",
     "actor_replayed": "The actor token's issuer rejects reused jti values: the actor needs a fresh token for each "
                       "exchange, or turn off Reject reused jti for that issuer.",
 }
