@@ -33,7 +33,7 @@ parties = st.recursive(
 
 
 @pytest.fixture
-def delegate(make_application, actor_issuer, pem_issuer, settings):
+def fuzz_delegate(make_application, actor_issuer, pem_issuer, settings):
     settings.TOKEN_EXCHANGE = {"CLIENT_AUTH_MAX_FAILURES_PER_ADDRESS": 10**6, "CLIENT_AUTH_MAX_FAILURES_PER_CLIENT": 10**6}
     app = make_application(name="Agent", scopes="openid profile", allow_delegation=True, actor_issuers=[actor_issuer])
     client = Client(HTTP_HOST="localhost")
@@ -56,8 +56,8 @@ def delegate(make_application, actor_issuer, pem_issuer, settings):
        actor=st.fixed_dictionaries({"sub": st.sampled_from(["svc", "gw"]) | json_values},
                                    optional={"act": parties, "may_act": parties}),
        scope=st.sampled_from(["", "openid", "openid profile", "profile"]))
-def test_random_delegation_claims(delegate, subject, actor, scope):
-    response = delegate({**claims_for("https://pem.issuer.test"), **subject}, {**claims_for(ACTOR_ISS), **actor},
+def test_random_delegation_claims(fuzz_delegate, subject, actor, scope):
+    response = fuzz_delegate({**claims_for("https://pem.issuer.test"), **subject}, {**claims_for(ACTOR_ISS), **actor},
                         scope)
     check(response)
     if response.status_code == HTTPStatus.OK:
