@@ -31,6 +31,7 @@ from . import certificates, discovery, key_sources, presets, service_accounts
 from .conf import exchange_settings
 from .models import GRANT_SHORT_NAMES, AccessToken, Application, IssuerCertificate, RefreshToken, TrustedTokenIssuer
 from .protocol import MANAGE_SCOPE
+from .subject_token import storable
 
 audit_log = logging.getLogger("exchange.audit")
 
@@ -343,15 +344,6 @@ class Revocation(NamedTuple):
                 "refresh_tokens": self.refresh_tokens, "dry_run": self.dry_run}
 
 
-def _encodable(text):
-    """No lone surrogate: the database drivers refuse to send one (a 500), so it is refused as invalid."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _issued_from(model, trusted, subject):
     """The tokens issued from ``trusted``'s tokens (``subject``'s only, when given): as the subject or as the actor."""
     if subject is None:
@@ -382,7 +374,7 @@ def revoke_tokens(trusted, subject=None, *, dry_run=False, user=None):
     issuer (its History page), both with the counts. Returns a ``Revocation``.
     """
     if subject is not None and (not isinstance(subject, str) or not subject or len(subject) > 255
-                                or "\x00" in subject or not _encodable(subject)):
+                                or not storable(subject)):
         raise ValidationError({"subject": "Give the subject (sub) as issued, 1 to 255 characters."}, code="subject")
     access = _issued_from(AccessToken, trusted, subject)
     refresh = _issued_from(RefreshToken, trusted, subject).filter(revoked__isnull=True)
@@ -415,6 +407,7 @@ APPLICATION_UPDATABLE = (
     "name", "allowed_grant_types", "allowed_scopes", "allowed_audiences", "access_token_lifetime",
     "enabled", "resource_server", "service_account_permissions", "bound_to_subject_token",
     "allow_delegation", "actor_issuers",
+    "redirect_uris", "skip_authorization",
 )
 
 

@@ -456,6 +456,11 @@ class Application(AbstractApplication):
             ids = set(self.actor_issuers.values_list("pk", flat=True))
         return issuer.pk in ids
 
+    def redirect_uri_allowed(self, uri):
+        """Exactly one of the registered redirect URIs, character for character (RFC 9700 §4.1.3):
+        no loopback port variation, no wildcard, no normalization."""
+        return isinstance(uri, str) and uri in self.redirect_uris.split()
+
     def is_usable(self, request):
         """DOT asks this when loading a client and when checking its access tokens."""
         return self.enabled

@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -368,6 +369,36 @@ def new_access_token_claims(*, sub, client_id, scope, audience, lifetime, jti=No
 def sign(claims):
     """The compact JWS of ``claims`` with the active signing key (``typ`` ``at+jwt``)."""
     return _compact_jws(active_key(), claims)
+
+
+def sign_id_token(claims):
+    """An OpenID Connect ID token: ``claims`` signed with the active signing key, ``typ`` ``JWT``.
+
+    The same keys as the access tokens (one key store): the ``kid`` is in ``/oauth2/jwks``, and a
+    rotation moves both kinds of token to the new key at the same instant. ``typ`` is plain ``JWT``:
+    an ID token is not an access token (RFC 9068 §2.1 reserves ``at+jwt`` for those).
+    """
+    key = active_key()
+    return jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid, "typ": "JWT"})
+
+
+def verify_id_token(token):
+    """The claims of an ID token this server signed (signature and ``iss`` checked; expiry not), or None."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+        keys = {jwk["kid"]: jwk for jwk in published_jwks()["keys"]}
+        if kid not in keys:
+            return None
+        key = jwt.PyJWK.from_dict(keys[kid])
+        return jwt.decode(token, key, algorithms=[keys[kid]["alg"]], issuer=project_settings.CONSOLE_ISSUER,
+                          options={"verify_aud": False, "verify_exp": False})
+    except (jwt.PyJWTError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def id_token_algorithms():
+    """The algorithms ID tokens may be signed with: those of the published keys (the active one and the next)."""
+    return sorted({jwk["alg"] for jwk in published_jwks()["keys"]})
 
 
 def issue_access_token(**kwargs):

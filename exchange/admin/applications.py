@@ -109,6 +109,8 @@ class ApplicationAdmin(ConsoleModelAdmin):
             "allowed_audiences": "\n".join(application.allowed_audiences or []),
             "allow_delegation": application.allow_delegation,
             "actor_issuers": list(application.actor_issuers.values_list("pk", flat=True)),
+            "redirect_uris": "\n".join(application.redirect_uris.split()),
+            "skip_authorization": application.skip_authorization,
         }
         if request.method == "POST":
             # The current values as initial too: History names the fields that changed.
@@ -122,6 +124,7 @@ class ApplicationAdmin(ConsoleModelAdmin):
                     bound_to_subject_token=data["bound_to_subject_token"],
                     allowed_audiences=data["allowed_audiences"],
                     allow_delegation=data["allow_delegation"], actor_issuers=list(data["actor_issuers"]),
+                    redirect_uris=data["redirect_uris"], skip_authorization=data["skip_authorization"],
                 ),
             )
             if saved:

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import certificates, conditions, flows, presets, service_accounts
 from ..conf import ASYMMETRIC_ALGORITHMS
 from ..models import Application, TrustedTokenIssuer, validate_jwks_uri
-from ..subject_token import SUBJECT_TOKEN_TYPES
+from ..subject_token import SUBJECT_TOKEN_TYPES, storable
 
 PEM_FILE_TYPES = ".pem,.crt,.cer,.der"
 
@@ -260,7 +260,7 @@ class RevokeTokensForm(forms.Form):
 
     def clean_subject(self):
         subject = self.cleaned_data["subject"]
-        if subject and ("\x00" in subject or not flows._encodable(subject)):
+        if subject and not storable(subject):
             raise ValidationError(_("Give the subject (sub) as issued."), code="subject")
         return subject or None
 
@@ -336,7 +336,7 @@ class ApplicationGeneralForm(ApplicationCreateForm):
 
 
 class ProtocolForm(forms.Form):
-    """Protocol tab: allowed grant types and the access-token lifetime."""
+    """Protocol tab: allowed grant types, redirect URLs and consent (Code), the access-token lifetime, audiences."""
 
     allowed_grant_types = forms.MultipleChoiceField(
         label=_("Allowed grant types"), required=False, choices=Application.GrantType.choices,
@@ -368,6 +368,21 @@ class ProtocolForm(forms.Form):
         help_text=_("The trusted token issuers whose tokens this application may present as actor tokens. "
                     "None chosen: no actor token is accepted."),
     )
+
+    redirect_uris = forms.CharField(
+        label=_("Authorized redirect URLs"), required=False, strip=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "spellcheck": "false"}),
+        help_text=_("One per line: where the Code grant may send users back after they sign in. A request's "
+                    "redirect_uri must equal one of them exactly."),
+    )
+    skip_authorization = forms.BooleanField(
+        label=_("First-party application: skip the consent page"), required=False,
+        help_text=_("Users who sign in are sent back without being asked to allow the requested scopes. "
+                    "Only for applications of this organization."),
+    )
+
+    def clean_redirect_uris(self):
+        return " ".join(line.strip() for line in self.cleaned_data["redirect_uris"].splitlines() if line.strip())
 
     def clean_allowed_audiences(self):
         return [line.strip() for line in self.cleaned_data["allowed_audiences"].splitlines() if line.strip()]

@@ -89,6 +89,30 @@ class GrantTypesField(serializers.ListField):
     child = StrictCharField(max_length=100)
 
 
+class RedirectUrisField(serializers.ListField):
+    """The Code grant's redirect URIs: a list here, stored space-separated (DOT's ``redirect_uris``)."""
+
+    child = StrictCharField(max_length=2048, trim_whitespace=False)
+
+    MAX_URIS = 20
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "Where the Code grant may send users back; a request's redirect_uri must "
+                                       "equal one of them exactly.")
+        super().__init__(**kwargs)
+
+    def to_representation(self, data):
+        return data.split() if isinstance(data, str) else super().to_representation(data)
+
+    def to_internal_value(self, data):
+        uris = super().to_internal_value(data)
+        if len(uris) > self.MAX_URIS:
+            raise serializers.ValidationError(f"Give at most {self.MAX_URIS} redirect URIs.")
+        if any(not uri or any(ch.isspace() for ch in uri) for uri in uris):
+            raise serializers.ValidationError("Give each redirect URI without spaces.")
+        return " ".join(uris)
+
+
 class CertificateSerializer(serializers.ModelSerializer):
     class Meta:
         model = IssuerCertificate
@@ -255,13 +279,15 @@ class ApplicationSerializer(serializers.ModelSerializer):
     service_account_permissions = serializers.SerializerMethodField(help_text=_SERVICE_ACCOUNT_HELP)
     allow_delegation = serializers.BooleanField(read_only=True, help_text=_ALLOW_DELEGATION_HELP)
     actor_issuers = _actor_issuers_field(read_only=True)
+    redirect_uris = RedirectUrisField(read_only=True)
 
     class Meta:
         model = Application
         fields = [
             "id", "name", "client_id", "application_type", "client_type", "allowed_grant_types",
             "allowed_scopes", "allowed_audiences", "access_token_lifetime", "enabled", "resource_server",
-            "service_account_permissions", "bound_to_subject_token", "allow_delegation", "actor_issuers",
+            "service_account_permissions", "bound_to_subject_token", "redirect_uris", "skip_authorization",
+            "allow_delegation", "actor_issuers",
             "created", "updated",
         ]
         read_only_fields = fields
@@ -300,12 +326,14 @@ class ApplicationCreateSerializer(StrictModelSerializer):
     allowed_audiences = _audiences_field()
     service_account_permissions = _service_account_field()
     actor_issuers = _actor_issuers_field(required=False, queryset=TrustedTokenIssuer.objects.all())
+    redirect_uris = RedirectUrisField(required=False)
 
     class Meta:
         model = Application
         fields = ["name", "application_type", "allowed_grant_types", "allowed_scopes", "allowed_audiences",
                   "access_token_lifetime", "resource_server", "service_account_permissions",
-                  "bound_to_subject_token", "allow_delegation", "actor_issuers"]
+                  "bound_to_subject_token", "redirect_uris", "skip_authorization",
+                  "allow_delegation", "actor_issuers"]
         extra_kwargs = {"name": {"required": True}, "allow_delegation": {"help_text": _ALLOW_DELEGATION_HELP}}
 
 
@@ -314,12 +342,14 @@ class ApplicationUpdateSerializer(StrictModelSerializer):
     allowed_audiences = _audiences_field()
     service_account_permissions = _service_account_field()
     actor_issuers = _actor_issuers_field(required=False, queryset=TrustedTokenIssuer.objects.all())
+    redirect_uris = RedirectUrisField(required=False)
 
     class Meta:
         model = Application
         fields = ["name", "allowed_grant_types", "allowed_scopes", "allowed_audiences", "access_token_lifetime",
                   "enabled", "resource_server", "service_account_permissions",
-                  "bound_to_subject_token", "allow_delegation", "actor_issuers"]
+                  "bound_to_subject_token", "redirect_uris", "skip_authorization",
+                  "allow_delegation", "actor_issuers"]
         extra_kwargs = {"allow_delegation": {"help_text": _ALLOW_DELEGATION_HELP}}
 
 

@@ -19,6 +19,10 @@ class Command(ConsoleCommand):
                             help="A grant type wire name or short name (token_exchange, refresh_token, "
                                  "client_credentials, authorization_code); repeatable.")
         parser.add_argument("--scope", action="append", default=[], help="An allowed scope; repeatable.")
+        parser.add_argument("--redirect-uri", action="append", default=[], metavar="URI",
+                            help="A redirect URI for the Code grant (sign-in); repeatable.")
+        parser.add_argument("--first-party", action="store_true", dest="skip_authorization",
+                            help="Users signing in are not asked to consent (an application of this organization).")
         parser.add_argument("--access-token-lifetime", type=int, metavar="SECONDS",
                             help="Lifetime of its access tokens (default: the server's), at most "
                                  "TOKEN_EXCHANGE['MAX_TOKEN_LIFETIME_SECONDS'].")
@@ -47,6 +51,7 @@ class Command(ConsoleCommand):
             actor=SYSTEM, service_account_permissions=options["permission"],
             bound_to_subject_token=options["bound_to_subject_token"],
             allow_delegation=bool(actor_issuers), actor_issuers=actor_issuers,
+            redirect_uris=" ".join(options["redirect_uri"]), skip_authorization=options["skip_authorization"],
         )
         secret_line = (f"client_secret: {secret}\nThe secret is shown only now; store it safely." if secret
                        else "A public client: it has no secret.")
