@@ -23,6 +23,7 @@ from typing import NamedTuple
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 
@@ -147,13 +148,14 @@ def _ordered_grants(grant_types):
 
 
 def create_application(*, name, application_type=Application.Type.STANDARD, grant_types=(), scopes="", actor=None,
-                       service_account_permissions=None, **fields):
+                       service_account_permissions=None, actor_issuers=(), **fields):
     """Create an application; returns (application, client_secret). The secret is shown once.
 
     A public client (single-page application) gets no secret: None is returned for it.
     The management scope in ``scopes`` is a grant (see service_accounts): ``actor`` must be allowed
     to give it with ``service_account_permissions`` (default: none; ``SYSTEM``'s default:
-    ``DEFAULT_PERMISSIONS``), else PermissionDenied and nothing is saved.
+    ``DEFAULT_PERMISSIONS``), else PermissionDenied and nothing is saved. ``actor_issuers``: the
+    trusted issuers whose tokens it accepts as actor tokens (with ``allow_delegation``).
     """
     public = application_type == Application.Type.SPA
     secret = None if public else generate_client_secret()
@@ -171,6 +173,8 @@ def create_application(*, name, application_type=Application.Type.STANDARD, gran
     permissions = _service_permissions(application, service_account_permissions, actor, granting=True)
     with transaction.atomic():
         application.save()
+        if actor_issuers:
+            application.actor_issuers.set(actor_issuers)
         if permissions is not None:
             service_accounts.grant(application, permissions)
             service_accounts.record(actor, application, _granted_message(permissions))
@@ -344,12 +348,18 @@ class Revocation(NamedTuple):
 
 
 def _issued_from(model, trusted, subject):
-    tokens = model.objects.filter(trusted_issuer=trusted)
-    return tokens if subject is None else tokens.filter(subject=subject)
+    """The tokens issued from ``trusted``'s tokens (``subject``'s only, when given): as the subject or as the actor."""
+    if subject is None:
+        return model.objects.filter(Q(trusted_issuer=trusted) | Q(actor_trusted_issuer=trusted))
+    return model.objects.filter(Q(trusted_issuer=trusted, subject=subject)
+                                | Q(actor_trusted_issuer=trusted, actor_subject=subject))
 
 
 def revoke_tokens(trusted, subject=None, *, dry_run=False, user=None):
     """Revoke every live token issued from ``trusted``'s tokens (only ``subject``'s, when given).
+
+    That includes delegated tokens whose actor token came from ``trusted`` (``subject`` as the actor):
+    a compromised issuer's or an offboarded subject's actor tokens no longer act for anyone.
 
     Revoked the way django-oauth-toolkit revokes (``RefreshToken.revoke_family``): refresh tokens
     marked ``revoked`` first, then access tokens deleted (``AccessToken.revoke``), one statement
@@ -399,6 +409,7 @@ def revoke_tokens(trusted, subject=None, *, dry_run=False, user=None):
 APPLICATION_UPDATABLE = (
     "name", "allowed_grant_types", "allowed_scopes", "allowed_audiences", "access_token_lifetime",
     "enabled", "resource_server", "service_account_permissions", "bound_to_subject_token",
+    "allow_delegation", "actor_issuers",
     "redirect_uris", "skip_authorization",
 )
 
@@ -416,6 +427,7 @@ def update_application(application, *, actor=None, **changes):
     if "allowed_grant_types" in changes:
         changes["allowed_grant_types"] = _ordered_grants(changes["allowed_grant_types"])
     requested = changes.pop("service_account_permissions", None)
+    actor_issuers = changes.pop("actor_issuers", None)  # the issuers of accepted actor tokens (delegation)
     changed = copy.copy(application)
     for field, value in changes.items():
         setattr(changed, field, value)
@@ -429,6 +441,8 @@ def update_application(application, *, actor=None, **changes):
     with transaction.atomic():
         if changes:
             changed.save(update_fields=list(changes))
+        if actor_issuers is not None:
+            changed.actor_issuers.set(actor_issuers)
         if permissions is not None:
             service_accounts.grant(changed, permissions)
             service_accounts.record(actor, changed, _granted_message(permissions))

@@ -443,6 +443,19 @@ class Application(AbstractApplication):
         ),
     )
 
+    allow_delegation = models.BooleanField(
+        _("allow delegation (actor tokens)"), default=False,
+        help_text=_(
+            "Accept an actor_token (RFC 8693 delegation): the issued token names the actor in its act "
+            "claim. Only actor tokens of the trusted token issuers chosen below are accepted."
+        ),
+    )
+    actor_issuers = models.ManyToManyField(
+        TrustedTokenIssuer, blank=True, related_name="actor_for_applications",
+        verbose_name=_("actor token issuers"),
+        help_text=_("The trusted token issuers whose tokens this application may present as actor tokens."),
+    )
+
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
         permissions = [("grant_management_scope", "Can grant the management scope to applications")]
@@ -519,6 +532,18 @@ class Application(AbstractApplication):
                 return True
         return False
 
+    def accepts_actor_from(self, issuer):
+        """Whether this application accepts ``issuer``'s tokens as actor tokens (delegation on, issuer chosen).
+
+        Reads ``actor_issuer_ids`` when the registry has set it (no query on the request path).
+        """
+        if not self.allow_delegation:
+            return False
+        ids = getattr(self, "actor_issuer_ids", None)
+        if ids is None:
+            ids = set(self.actor_issuers.values_list("pk", flat=True))
+        return issuer.pk in ids
+
     def redirect_uri_allowed(self, uri):
         """Exactly one of the registered redirect URIs, character for character (RFC 9700 §4.1.3):
         no loopback port variation, no wildcard, no normalization."""
@@ -565,10 +590,21 @@ class AccessToken(AbstractAccessToken):
     # The claims the trusted issuer's claim mapping carried into the JWT (claim_mapping.py), so that
     # introspection and refresh say what the token says.
     mapped_claims = models.JSONField(_("mapped claims"), default=dict, blank=True)
+    # Delegation (RFC 8693 §4.1): the act claim of the issued JWT (introspection and refresh read it
+    # from here), and the actor's issuer and subject, for revocation by provenance. Empty otherwise.
+    act = models.JSONField(_("actor (act)"), null=True, blank=True)
+    actor_trusted_issuer = models.ForeignKey(
+        TrustedTokenIssuer, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False,
+    )
+    actor_subject = models.CharField(_("actor subject"), max_length=255, blank=True)
 
     class Meta(AbstractAccessToken.Meta):
         swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"
-        indexes = [models.Index(fields=["user"], condition=models.Q(user__isnull=False), name="exchange_at_user_idx")]
+        indexes = [
+            models.Index(fields=["user"], condition=models.Q(user__isnull=False), name="exchange_at_user_idx"),
+            models.Index(fields=["actor_trusted_issuer"], condition=models.Q(actor_trusted_issuer__isnull=False),
+                         name="exchange_at_actor_iss_idx"),
+        ]
 
 
 class RefreshToken(AbstractRefreshToken):
@@ -586,9 +622,20 @@ class RefreshToken(AbstractRefreshToken):
     not_after = models.DateTimeField(_("not after"), null=True, blank=True)
     # The mapped claims of the exchanged token: tokens refreshed from it carry them too.
     mapped_claims = models.JSONField(_("mapped claims"), default=dict, blank=True)
+    # Delegation: as on AccessToken; the tokens refreshed from it carry the same act claim.
+    act = models.JSONField(_("actor (act)"), null=True, blank=True)
+    actor_trusted_issuer = models.ForeignKey(
+        TrustedTokenIssuer, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False,
+    )
+    actor_subject = models.CharField(_("actor subject"), max_length=255, blank=True)
 
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
+        indexes = [
+            *AbstractRefreshToken.Meta.indexes,
+            models.Index(fields=["actor_trusted_issuer"], condition=models.Q(actor_trusted_issuer__isnull=False),
+                         name="exchange_rt_actor_iss_idx"),
+        ]
 
 
 class SigningKey(models.Model):
@@ -643,6 +690,13 @@ class ExchangeEvent(models.Model):
     subject = models.CharField(max_length=255, blank=True)
     subject_jti = models.CharField(max_length=255, blank=True)
     issued_jti = models.CharField(max_length=64, blank=True)
+    # Delegation: the actor token's issuer, subject and jti, as for the subject token (empty without one).
+    actor_trusted_issuer = models.ForeignKey(
+        TrustedTokenIssuer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
+    )
+    actor_subject = models.CharField(max_length=255, blank=True)
+    actor_jti = models.CharField(max_length=255, blank=True)
+    actor_issuer = models.CharField(max_length=512, blank=True)  # snapshot, kept when the issuer is deleted
     # Snapshots kept when the application or issuer is later deleted; the request id ties the row to logs.
     # Not indexed: every index is one more page written per exchange, and nothing looks events up by these.
     client_id = models.CharField(max_length=100, blank=True)

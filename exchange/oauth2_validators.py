@@ -254,11 +254,16 @@ class OAuth2Validator(DOTValidator):
         """
         return request.user is not None and oauth2_settings.OIDC_ENABLED and super().refresh_id_token(request)
 
-    def _provenance(self, request):
+    def _provenance(self, request, *, act=True):
+        """Whom an exchanged token was issued for (and who acts, for a delegated one); the access token's
+        ``act`` comes from its claims, the refresh token's from here."""
         return {
             "subject": getattr(request, "exchange_subject", None) or "",
             "trusted_issuer": getattr(request, "exchange_issuer", None),
             "mapped_claims": getattr(request, "exchange_mapped_claims", None),
+            **({"act": getattr(request, "exchange_act", None)} if act else {}),
+            "actor_trusted_issuer": getattr(request, "exchange_actor_issuer", None),
+            "actor_subject": getattr(request, "exchange_actor_subject", None) or "",
         }
 
     def _create_access_token(self, expires, request, token, source_refresh_token=None):
@@ -277,7 +282,7 @@ class OAuth2Validator(DOTValidator):
         return storage.create_access_token(
             user=request.user, application=request.client, id_token=id_token or None,
             source_refresh_token=source_refresh_token, token=token["access_token"], claims=request.issued_claims,
-            resource=getattr(request, "resource", []), **self._provenance(request),
+            resource=getattr(request, "resource", []), **self._provenance(request, act=False),
         )
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):

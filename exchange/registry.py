@@ -5,7 +5,7 @@ Reading them from the database on every request cost more than the rest of an ex
 (see bench/). Invalidation, so that an administrator's change takes effect everywhere:
 
 - ``post_save``/``post_delete`` of TrustedTokenIssuer, IssuerCertificate, Application and Scope
-  (and ``m2m_changed`` of the issuer–application links) empty this process's caches at once and bump a shared *version*, again after the
+  (and ``m2m_changed`` of the issuer–application links and of the applications' actor issuers) empty this process's caches at once and bump a shared *version*, again after the
   transaction commits (so no process refills its cache from pre-commit rows);
 - every process compares that version with the one its caches were filled under at most
   every ``REGISTRY_CHECK_MS`` (default 1000 ms) and empties them when it changed. So a change
@@ -97,6 +97,10 @@ def _load_application(client_id):
     except (Application.DoesNotExist, ValueError):  # ValueError: a NUL byte on PostgreSQL
         return None
     application.linked_issuer_ids = frozenset(application.trusted_issuers.values_list("pk", flat=True))
+    # Read only for an application that allows delegation: the others never look at it (no query).
+    application.actor_issuer_ids = (
+        frozenset(application.actor_issuers.values_list("pk", flat=True)) if application.allow_delegation else frozenset()
+    )
     return application
 
 
@@ -197,6 +201,8 @@ def connect_signals():
         post_delete.connect(invalidate, sender=model, dispatch_uid=f"registry-delete-{model._meta.label}")
     links = TrustedTokenIssuer.applications.through
     m2m_changed.connect(invalidate_links, sender=links, dispatch_uid="registry-links")
+    actors = get_application_model().actor_issuers.through
+    m2m_changed.connect(invalidate_links, sender=actors, dispatch_uid="registry-actor-issuers")
 
 
 def _settings_changed(**kwargs):

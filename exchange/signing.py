@@ -319,7 +319,17 @@ def audience_claim(audiences):
     return audiences[0] if len(audiences) == 1 else list(audiences)
 
 
-def access_token_claims(*, sub, client_id, scope, audience, iat, exp, jti, subject_issuer=None, mapped_claims=None):
+def act_claim(chain):
+    """RFC 8693 §4.1 ``act`` from a delegation chain (outermost, most recent actor first): the least
+    recent actor is the most deeply nested. None for an empty chain. Built in a loop, not recursively."""
+    act = None
+    for party in reversed(chain):
+        act = {"sub": party["sub"], "iss": party["iss"], **({"act": act} if act is not None else {})}
+    return act
+
+
+def access_token_claims(*, sub, client_id, scope, audience, iat, exp, jti, subject_issuer=None, mapped_claims=None,
+                        act=None):
     """The claims of an access token we issue: the one function behind both the JWT and its introspection.
 
     ``audience`` is a non-empty list. ``scope`` is omitted when empty: no scope was granted, and an
@@ -329,6 +339,7 @@ def access_token_claims(*, sub, client_id, scope, audience, iat, exp, jti, subje
     same ``sub`` but never the same ``sub_id``, so resource servers can tell them apart (identify
     by ``sub_id``, never by ``sub`` alone). ``mapped_claims``: what the trusted issuer's claim mapping
     carries (claim_mapping.py); they come first, so no claim of this server can be overridden by one.
+    A delegated token (RFC 8693 §4.1) carries ``act`` (``act_claim``): who acts on behalf of ``sub``.
     """
     claims = {name: value for name, value in (mapped_claims or {}).items() if name.lower() not in RESERVED_TARGETS}
     claims.update({
@@ -342,18 +353,20 @@ def access_token_claims(*, sub, client_id, scope, audience, iat, exp, jti, subje
     claims.update({"iat": int(iat), "exp": int(exp), "jti": jti})
     if subject_issuer is not None:
         claims["sub_id"] = subject_identifier(subject_issuer, sub)
+    if act is not None:
+        claims["act"] = act
     return claims
 
 
 def new_access_token_claims(*, sub, client_id, scope, audience, lifetime, jti=None, now=None, subject_issuer=None,
-                            mapped_claims=None):
+                            mapped_claims=None, act=None):
     """The claims of a new access token: issued now (``now``, Unix time), valid for ``lifetime`` seconds."""
     now = int(time.time() if now is None else now)
     if isinstance(audience, str):
         audience = [audience]
     return access_token_claims(
         sub=sub, client_id=client_id, scope=scope, audience=list(audience), iat=now, exp=now + int(lifetime),
-        jti=jti or uuid.uuid4().hex, subject_issuer=subject_issuer, mapped_claims=mapped_claims,
+        jti=jti or uuid.uuid4().hex, subject_issuer=subject_issuer, mapped_claims=mapped_claims, act=act,
     )
 
 
@@ -415,6 +428,7 @@ def row_claims(row):
         client_id=row.application.client_id, scope=row.scope, audience=stored_audience(row),
         iat=row.created.timestamp(), exp=row.expires.timestamp(), jti=row.jti or None,
         subject_issuer=issuer.issuer if issuer is not None else None, mapped_claims=row.mapped_claims,
+        act=row.act or None,
     )
 
 
@@ -457,18 +471,23 @@ def access_token_generator(request, refresh_token=False):
     """DOT's ACCESS_TOKEN_GENERATOR: every access token this server issues is a signed JWT.
 
     The subject is the resource owner, otherwise the client; a refresh of an exchanged token
-    keeps its external ``sub``, ``sub_id`` and mapped claims (carried by the refresh token), its audience, its
+    keeps its external ``sub``, ``sub_id``, mapped claims and ``act`` (carried by the refresh token), its audience, its
     scope (oauthlib takes the original scopes when none are asked) and its bound: never past the
     refresh token's ``not_after``. The claims are left on
     the request (``issued_claims``): the validator writes the AccessToken row from them.
     """
     refresh = getattr(request, "refresh_token_instance", None)
-    subject, issuer, mapped = None, None, None
+    subject, issuer, mapped, act = None, None, None, None
     if refresh is not None and getattr(refresh, "subject", ""):
         subject, issuer = refresh.subject, refresh.trusted_issuer
         mapped = refresh.mapped_claims or None  # the exchanged token's mapped claims stay with its refreshes
         request.exchange_subject, request.exchange_issuer = subject, issuer
         request.exchange_mapped_claims = mapped or {}
+        act = refresh.act or None  # a delegated token stays delegated: the same actor, the same chain
+        if act is not None:
+            request.exchange_act = act
+            request.exchange_actor_issuer = refresh.actor_trusted_issuer
+            request.exchange_actor_subject = refresh.actor_subject
     if subject is None:
         user = getattr(request, "user", None)
         subject = str(user.pk) if getattr(user, "pk", None) is not None else request.client.client_id
@@ -480,7 +499,7 @@ def access_token_generator(request, refresh_token=False):
     claims = new_access_token_claims(
         sub=subject, client_id=request.client.client_id, scope=" ".join(request.scopes or []),
         audience=_dot_audience(request), lifetime=lifetime,
-        subject_issuer=issuer.issuer if issuer is not None else None, now=now, mapped_claims=mapped,
+        subject_issuer=issuer.issuer if issuer is not None else None, now=now, mapped_claims=mapped, act=act,
     )
     request.issued_claims = claims
     return sign(claims)

@@ -107,6 +107,8 @@ class ApplicationAdmin(ConsoleModelAdmin):
             "access_token_lifetime": application.access_token_lifetime,
             "bound_to_subject_token": application.bound_to_subject_token,
             "allowed_audiences": "\n".join(application.allowed_audiences or []),
+            "allow_delegation": application.allow_delegation,
+            "actor_issuers": list(application.actor_issuers.values_list("pk", flat=True)),
             "redirect_uris": "\n".join(application.redirect_uris.split()),
             "skip_authorization": application.skip_authorization,
         }
@@ -121,6 +123,7 @@ class ApplicationAdmin(ConsoleModelAdmin):
                     access_token_lifetime=data["access_token_lifetime"],
                     bound_to_subject_token=data["bound_to_subject_token"],
                     allowed_audiences=data["allowed_audiences"],
+                    allow_delegation=data["allow_delegation"], actor_issuers=list(data["actor_issuers"]),
                     redirect_uris=data["redirect_uris"], skip_authorization=data["skip_authorization"],
                 ),
             )

@@ -352,6 +352,18 @@ class TestTokenForm(forms.Form):
         choices=[("", _("Not declared"))] + [(urn, urn) for urn in SUBJECT_TOKEN_TYPES],
         help_text=_("The type a client would declare: an ID token sent as an access token is refused."),
     )
+    role = forms.ChoiceField(
+        label=_("Presented as"), required=False, widget=forms.RadioSelect,
+        choices=[("subject", _("Subject token")), ("actor", _("Actor token (delegation)"))],
+        help_text=_("An actor token is checked by the same steps; with an application, its issuer must be one "
+                    "the application accepts actor tokens from."),
+    )
+    application = forms.ModelChoiceField(
+        label=_("For application"), required=False, queryset=Application.objects.order_by("name"),
+        empty_label=_("Any (no application's policy)"),
+        help_text=_("Also check the application's policy: its linked issuers for a subject token, its actor "
+                    "token issuers and delegation setting for an actor token."),
+    )
 
 
 class ApplicationCreateForm(_NoStripMixin, forms.ModelForm):
@@ -421,6 +433,17 @@ class ProtocolForm(forms.Form):
         help_text=_("One per line: the values a token request may name in audience or resource. "
                     "Empty: requests may name none, and issued tokens are for this application (aud = client ID)."),
     )
+    allow_delegation = forms.BooleanField(
+        label=_("Allow delegation (actor tokens)"), required=False,
+        help_text=_("Accept an actor_token beside the subject token (RFC 8693 delegation): the issued token names "
+                    "the actor in its act claim. Off: requests with an actor_token are refused."),
+    )
+    actor_issuers = forms.ModelMultipleChoiceField(
+        label=_("Actor token issuers"), required=False, queryset=TrustedTokenIssuer.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("The trusted token issuers whose tokens this application may present as actor tokens. "
+                    "None chosen: no actor token is accepted."),
+    )
 
     redirect_uris = forms.CharField(
         label=_("Authorized redirect URLs"), required=False, strip=False,
@@ -448,6 +471,7 @@ class ProtocolForm(forms.Form):
     def __init__(self, *args, application, **kwargs):
         super().__init__(*args, **kwargs)
         self.application = application
+        self.fields["actor_issuers"].queryset = TrustedTokenIssuer.objects.order_by("name")
         # Shown, but disabled, for single-page applications; the model refuses it in any case.
         self.token_exchange_disabled = application.application_type == Application.Type.SPA
 

@@ -11,7 +11,7 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .. import claim_mapping, flows, key_sources
+from .. import claim_mapping, flows, grant, key_sources
 from ..conf import exchange_settings, project_settings
 from ..models import ExchangeEvent, IssuerCertificate, TrustedTokenIssuer
 from ..subject_token import CAUSES, explain_subject_token
@@ -438,16 +438,21 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
         }, "reserved": sorted(claim_mapping.RESERVED_TARGETS)}
 
     def test_tab(self, request, trusted):
-        report = None
+        report = delegation_refusal = None
         if request.method == "POST":
             form = forms.TestTokenForm(request.POST)
             if form.is_valid():
-                report = explain_subject_token(form.cleaned_data["token"],
-                                               token_type=form.cleaned_data["token_type"] or None)
+                data = form.cleaned_data
+                role, application = data["role"] or "subject", data["application"]
+                report = explain_subject_token(data["token"], token_type=data["token_type"] or None, role=role,
+                                               client=application)
+                if role == "actor" and application is not None:
+                    delegation_refusal = grant.client_may_delegate(application)
         else:
-            form = forms.TestTokenForm()
+            form = forms.TestTokenForm(initial={"role": "subject"})
         other_issuer = report is not None and report.issuer is not None and report.issuer.pk != trusted.pk
-        return {"form": form, "report": report, "other_issuer": other_issuer, "causes": CAUSES}
+        return {"form": form, "report": report, "other_issuer": other_issuer, "causes": CAUSES,
+                "delegation_refusal": delegation_refusal}
 
     def activity_tab(self, request, trusted):
         if request.method == "POST":

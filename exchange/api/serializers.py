@@ -283,12 +283,28 @@ _SERVICE_ACCOUNT_HELP = (
 )
 
 
+_ACTOR_ISSUERS_HELP = (
+    "Issuer values (iss) of the trusted token issuers whose tokens this application may present as actor "
+    "tokens (RFC 8693 delegation), with allow_delegation. Empty: no actor token is accepted."
+)
+_ALLOW_DELEGATION_HELP = (
+    "Accept an actor_token beside the subject token: the issued token names the actor in its act claim "
+    "(RFC 8693 §4.1). Default false: requests with an actor_token are refused (delegation_not_allowed)."
+)
+
+
+def _actor_issuers_field(**kwargs):
+    return serializers.SlugRelatedField(slug_field="issuer", many=True, help_text=_ACTOR_ISSUERS_HELP, **kwargs)
+
+
 class ApplicationSerializer(serializers.ModelSerializer):
     """An application (OAuth client) as the API returns it. The client secret is never returned here."""
 
     allowed_grant_types = GrantTypesField(read_only=True)
     allowed_audiences = serializers.ListField(child=serializers.CharField(), read_only=True)
     service_account_permissions = serializers.SerializerMethodField(help_text=_SERVICE_ACCOUNT_HELP)
+    allow_delegation = serializers.BooleanField(read_only=True, help_text=_ALLOW_DELEGATION_HELP)
+    actor_issuers = _actor_issuers_field(read_only=True)
     redirect_uris = RedirectUrisField(read_only=True)
 
     class Meta:
@@ -297,6 +313,7 @@ class ApplicationSerializer(serializers.ModelSerializer):
             "id", "name", "client_id", "application_type", "client_type", "allowed_grant_types",
             "allowed_scopes", "allowed_audiences", "access_token_lifetime", "enabled", "resource_server",
             "service_account_permissions", "bound_to_subject_token", "redirect_uris", "skip_authorization",
+            "allow_delegation", "actor_issuers",
             "created", "updated",
         ]
         read_only_fields = fields
@@ -334,27 +351,32 @@ class ApplicationCreateSerializer(StrictModelSerializer):
     allowed_grant_types = GrantTypesField(required=False)
     allowed_audiences = _audiences_field()
     service_account_permissions = _service_account_field()
+    actor_issuers = _actor_issuers_field(required=False, queryset=TrustedTokenIssuer.objects.all())
     redirect_uris = RedirectUrisField(required=False)
 
     class Meta:
         model = Application
         fields = ["name", "application_type", "allowed_grant_types", "allowed_scopes", "allowed_audiences",
                   "access_token_lifetime", "resource_server", "service_account_permissions",
-                  "bound_to_subject_token", "redirect_uris", "skip_authorization"]
-        extra_kwargs = {"name": {"required": True}}
+                  "bound_to_subject_token", "redirect_uris", "skip_authorization",
+                  "allow_delegation", "actor_issuers"]
+        extra_kwargs = {"name": {"required": True}, "allow_delegation": {"help_text": _ALLOW_DELEGATION_HELP}}
 
 
 class ApplicationUpdateSerializer(StrictModelSerializer):
     allowed_grant_types = GrantTypesField(required=False)
     allowed_audiences = _audiences_field()
     service_account_permissions = _service_account_field()
+    actor_issuers = _actor_issuers_field(required=False, queryset=TrustedTokenIssuer.objects.all())
     redirect_uris = RedirectUrisField(required=False)
 
     class Meta:
         model = Application
         fields = ["name", "allowed_grant_types", "allowed_scopes", "allowed_audiences", "access_token_lifetime",
                   "enabled", "resource_server", "service_account_permissions",
-                  "bound_to_subject_token", "redirect_uris", "skip_authorization"]
+                  "bound_to_subject_token", "redirect_uris", "skip_authorization",
+                  "allow_delegation", "actor_issuers"]
+        extra_kwargs = {"allow_delegation": {"help_text": _ALLOW_DELEGATION_HELP}}
 
 
 class ProtocolSerializer(StrictModelSerializer):
@@ -410,6 +432,11 @@ class TokenValidationRequestSerializer(serializers.Serializer):
         choices=SUBJECT_TOKEN_TYPES, required=False,
         help_text="The subject_token_type a client would send; the token is checked against it "
                   "(an ID token sent as an access token is refused). Omitted: none declared.",
+    )
+    role = serializers.ChoiceField(
+        choices=["subject", "actor"], required=False, default="subject",
+        help_text="How the token is presented: as the subject token, or as an actor token (RFC 8693 "
+                  "delegation; the same checks, with sentences naming the actor token).",
     )
 
 

@@ -544,7 +544,8 @@ class TokenValidationView(APIView):
         serializer = s.TokenValidationRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         report = explain_subject_token(serializer.validated_data["subject_token"],
-                                       token_type=serializer.validated_data.get("subject_token_type"))
+                                       token_type=serializer.validated_data.get("subject_token_type"),
+                                       role=serializer.validated_data["role"])
         body = report.as_dict()
         body["header"] = _renderable(report.header)
         body["claims"] = _renderable(report.claims)

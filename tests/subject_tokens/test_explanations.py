@@ -53,14 +53,16 @@ CLIENT_SENTENCES = {
     "mapped_claims_too_large": "The claims the issuer's claim mapping carries are too large.",
     "replayed": "The subject token has already been used.",
     "replay_check_unavailable": "The subject token's reuse could not be checked; try again later.",
+    "invalid_delegation_claim": "The subject token's act or may_act claim is not valid.",
+    "act_chain_too_deep": "The delegation chain (act) is longer than this server accepts.",
 }
 
 LABELS = [
     ("format", "Token format"), ("header", "Header"), ("issuer", "Trusted issuer"), ("type", "Token type (typ)"),
     ("algorithm", "Signing algorithm"), ("key", "Signing key"), ("signature", "Signature"),
     ("expiry", "Expiry (exp)"), ("not_before", "Not before (nbf)"), ("issued_at", "Issued at (iat) and age"),
-    ("audience", "Audience (aud)"), ("subject", "Subject (sub)"), ("condition", "Admission condition"),
-    ("claims", "Mapped claims"), ("replay", "Replay (jti)"),
+    ("audience", "Audience (aud)"), ("subject", "Subject (sub)"), ("delegation", "Delegation (act, may_act)"),
+    ("condition", "Admission condition"), ("claims", "Mapped claims"), ("replay", "Replay (jti)"),
 ]
 
 
@@ -224,6 +226,7 @@ def test_a_valid_token_is_explained_step_by_step(pem_issuer):
         ("issued_at", "Issued at (iat) and age", True, f"issued 10 s ago (maximum {MAX_AGE} s)"),
         ("audience", "Audience (aud)", True, f"contains {settings.CONSOLE_ISSUER!r}"),
         ("subject", "Subject (sub)", True, "alice"),
+        ("delegation", "Delegation (act, may_act)", True, "no act or may_act"),
         ("condition", "Admission condition", True, "none set for this issuer"),
         ("claims", "Mapped claims", True, "none mapped for this issuer: only sub"),
         ("replay", "Replay (jti)", True, "first use of this jti (not recorded yet)"),

@@ -75,7 +75,7 @@ def test_parameters_and_their_defaults(application):
     assert request.requested_token_type == JWT_TYPE
     refused = _request(application, subject_token="t", subject_token_type=JWT_TYPE, actor_token_type=JWT_TYPE)
     assert _refusal(grant.check_parameters, refused)[:2] == (
-        "invalid_request", "Delegation with an actor_token is not supported.")
+        "invalid_request", "The actor_token_type parameter must not be sent without an actor_token.")
 
 
 def test_targets(make_application):
