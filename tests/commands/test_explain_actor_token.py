@@ -67,7 +67,7 @@ def test_json_output_carries_the_actor(pem_issuer, rsa_key, actor_key, actor_iss
                               mint(actor_key, ACTOR_ISS, sub="svc"), "--client-id", app.client_id))
     assert data["actor"]["valid"] is True and data["actor"]["client"]["ok"] is True
     assert data["actor"]["may_act_and_chain"]["act"] == {"sub": "svc", "iss": ACTOR_ISS}
-    assert [s["name"] for s in data["actor"]["steps"]][-3:] == ["delegation", "condition", "replay"]
+    assert [s["name"] for s in data["actor"]["steps"]][-4:] == ["delegation", "condition", "claims", "replay"]
 
 
 def test_an_actor_token_may_not_share_stdin(pem_issuer):
