@@ -54,8 +54,8 @@ TESTS = {
         "test_subject_tokens.py", "test_rotation.py", "test_metrics.py",
     ),
     "exchange/certificates.py": (
-        "test_certificate_messages.py", "test_mutation_survivors.py", "test_models.py", "test_subject_tokens.py",
-        "test_issuers.py", "test_forms.py", "test_wycheproof_vectors.py",
+        "test_certificate_messages.py", "test_pem_linear_time.py", "test_mutation_survivors.py", "test_models.py",
+        "test_subject_tokens.py", "test_issuers.py", "test_forms.py", "test_wycheproof_vectors.py",
     ),
     "exchange/grant.py": (
         "test_grant_checks.py", "test_mutation_survivors.py", "test_token_request.py", "test_exchange.py", "test_exchange_path.py",
