@@ -7,7 +7,7 @@ from http import HTTPStatus
 import pytest
 from django.http import QueryDict
 
-from exchange import grant
+from exchange import flows, grant, subject_token
 from exchange.grant import ExchangeError, ExchangeRequest
 from exchange.models import ExchangeEvent
 from exchange.protocol import ACCESS_TOKEN_TYPE, JWT_TYPE, MANAGE_SCOPE
@@ -168,3 +168,32 @@ def test_several_granted_scopes_are_answered_space_separated(client, pem_issuer,
     response = post_form(client, "/oauth2/token", exchange_body(mint(rsa_key, pem_issuer.issuer), scope="openid profile"),
                          HTTP_AUTHORIZATION=basic_auth(app.client_id, app.raw_secret))
     assert response.json()["scope"] == "openid profile"
+
+
+def _after_the_checks(monkeypatch, then):
+    """Make ``then(request)`` run right after the subject-token check passed, before the token is written."""
+    checked = grant.check_subject_token
+
+    def check_then(request, token):
+        checked(request, token)
+        then(request)
+
+    monkeypatch.setattr(grant, "check_subject_token", check_then)
+
+
+@pytest.mark.parametrize("meanwhile, description, cause", [
+    (lambda request: flows.revoke_tokens(request.issuer),
+     "The tokens of the subject token's issuer were revoked while this request was processed; try again.",
+     "tokens_revoked"),
+    (lambda request: subject_token.consume_replay(request.report),  # the same token exchanged by another request
+     "The subject token has already been used.", "replayed"),
+])
+def test_what_happens_between_the_checks_and_the_write_refuses_with_its_sentence(
+        monkeypatch, exchange, pem_issuer, rsa_key, application, meanwhile, description, cause):
+    _after_the_checks(monkeypatch, meanwhile)
+    response = exchange(mint(rsa_key, pem_issuer.issuer, jti="between"))
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json() == {"error": "invalid_request", "error_description": description}
+    event = ExchangeEvent.objects.get()
+    assert (event.outcome, event.cause, event.application_id, event.trusted_issuer_id) == (
+        "rejected", cause, application.pk, pem_issuer.pk)
