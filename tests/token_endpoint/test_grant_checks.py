@@ -5,7 +5,9 @@ import json
 from http import HTTPStatus
 
 import pytest
+from django.conf import settings
 from django.http import QueryDict
+from django.test import override_settings
 
 from exchange import flows, grant, subject_token
 from exchange.grant import ExchangeError, ExchangeRequest
@@ -197,3 +199,34 @@ def test_what_happens_between_the_checks_and_the_write_refuses_with_its_sentence
     event = ExchangeEvent.objects.get()
     assert (event.outcome, event.cause, event.application_id, event.trusted_issuer_id) == (
         "rejected", cause, application.pk, pem_issuer.pk)
+
+
+def fixed_refresh_token(request):
+    """A refresh-token generator named in the settings (below)."""
+    return "configured-refresh-token"
+
+
+def test_the_configured_refresh_token_generator_is_used(exchange, pem_issuer, rsa_key, refreshing_application):
+    """OAUTH2_PROVIDER["REFRESH_TOKEN_GENERATOR"] makes the refresh tokens, as it does for DOT's own grants."""
+    provider = dict(settings.OAUTH2_PROVIDER, REFRESH_TOKEN_GENERATOR=f"{__name__}.fixed_refresh_token")
+    with override_settings(OAUTH2_PROVIDER=provider):
+        response = exchange(mint(rsa_key, pem_issuer.issuer), app=refreshing_application)
+    assert response.status_code == HTTPStatus.OK, response.content
+    assert response.json()["refresh_token"] == "configured-refresh-token"
+
+
+def test_a_refusal_that_cannot_be_recorded_for_another_reason_is_still_answered(
+        monkeypatch, exchange, pem_issuer, rsa_key, caplog):
+    """Only a database outage turns an unrecordable refusal into a 503 (tests/ops/test_outage.py); any other
+    failure to write the event is logged, and the client gets the refusal it earned, never a 500."""
+    def broken(**fields):
+        raise ValueError("not an outage")
+
+    monkeypatch.setattr(grant.storage, "save_rejected", broken)
+    with caplog.at_level("ERROR", logger=grant.log.name):
+        response = exchange(mint(rsa_key, pem_issuer.issuer, aud="https://elsewhere.test"))
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json() == {"error": "invalid_request",
+                               "error_description": "The subject token is not intended for this server."}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "Could not record the token-exchange event"]

@@ -58,8 +58,9 @@ TESTS = {
         "test_subject_tokens.py", "test_issuers.py", "test_forms.py", "test_wycheproof_vectors.py",
     ),
     "exchange/grant.py": (
-        "test_grant_checks.py", "test_mutation_survivors.py", "test_token_request.py", "test_exchange.py", "test_exchange_path.py",
-        "test_requests.py", "test_catalogue_gaps.py", "test_client_auth.py", "test_outage.py",
+        "test_grant_checks.py", "test_mutation_survivors.py", "test_bounded_lifetimes.py", "test_token_request.py",
+        "test_exchange.py", "test_exchange_path.py", "test_requests.py", "test_catalogue_gaps.py", "test_client_auth.py",
+        "test_outage.py",
     ),
 }
 DEFAULT_SAMPLE = 20
