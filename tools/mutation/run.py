@@ -60,7 +60,7 @@ TESTS = {
     "exchange/grant.py": (
         "test_grant_checks.py", "test_mutation_survivors.py", "test_bounded_lifetimes.py", "test_token_request.py",
         "test_exchange.py", "test_exchange_path.py", "test_requests.py", "test_catalogue_gaps.py", "test_client_auth.py",
-        "test_outage.py",
+        "test_outage.py", "test_performance_invariants.py",
     ),
 }
 DEFAULT_SAMPLE = 20
