@@ -30,6 +30,7 @@ from . import certificates, discovery, key_sources, presets, service_accounts
 from .conf import exchange_settings
 from .models import GRANT_SHORT_NAMES, AccessToken, Application, IssuerCertificate, RefreshToken, TrustedTokenIssuer
 from .protocol import MANAGE_SCOPE
+from .subject_token import storable
 
 audit_log = logging.getLogger("exchange.audit")
 
@@ -339,15 +340,6 @@ class Revocation(NamedTuple):
                 "refresh_tokens": self.refresh_tokens, "dry_run": self.dry_run}
 
 
-def _encodable(text):
-    """No lone surrogate: the database drivers refuse to send one (a 500), so it is refused as invalid."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _issued_from(model, trusted, subject):
     tokens = model.objects.filter(trusted_issuer=trusted)
     return tokens if subject is None else tokens.filter(subject=subject)
@@ -372,7 +364,7 @@ def revoke_tokens(trusted, subject=None, *, dry_run=False, user=None):
     issuer (its History page), both with the counts. Returns a ``Revocation``.
     """
     if subject is not None and (not isinstance(subject, str) or not subject or len(subject) > 255
-                                or "\x00" in subject or not _encodable(subject)):
+                                or not storable(subject)):
         raise ValidationError({"subject": "Give the subject (sub) as issued, 1 to 255 characters."}, code="subject")
     access = _issued_from(AccessToken, trusted, subject)
     refresh = _issued_from(RefreshToken, trusted, subject).filter(revoked__isnull=True)

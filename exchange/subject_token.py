@@ -246,7 +246,7 @@ def _numeric_date(claims, name):
     return value
 
 
-def _storable(text):
+def storable(text):
     """A string every store, hash and page can take: no NUL (PostgreSQL refuses it), no lone surrogate."""
     return "\x00" not in text and not _LONE_SURROGATE.search(text)
 
@@ -366,7 +366,7 @@ def _check_issuer(v):
     iss = v.claims.get("iss")
     if iss is None:
         _fail(report, "issuer", "missing_claim", "iss is missing")
-    if not isinstance(iss, str) or not iss or not _storable(iss):
+    if not isinstance(iss, str) or not iss or not storable(iss):
         _fail(report, "issuer", "invalid_claim", "iss is not a non-empty string of Unicode text without NUL")
     issuer = find_issuer(iss)
     if issuer is None:
@@ -594,7 +594,7 @@ def _check_replay(v):
     """jti: well-formed; required or checked for reuse when the issuer says so (see REPLAY_MODES)."""
     report, issuer = v.report, v.issuer
     jti = v.claims.get("jti")
-    if jti is not None and (not isinstance(jti, str) or not jti or len(jti) > 255 or not _storable(jti)):
+    if jti is not None and (not isinstance(jti, str) or not jti or len(jti) > 255 or not storable(jti)):
         _fail(report, "replay", "invalid_claim", "jti is not a string of 1 to 255 characters (Unicode text, no NUL)")
     if jti is None and issuer.require_jti:
         _fail(report, "replay", "missing_claim", "this issuer requires jti")

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import certificates, conditions, flows, presets, service_accounts
 from ..conf import ASYMMETRIC_ALGORITHMS
 from ..models import Application, TrustedTokenIssuer, validate_jwks_uri
-from ..subject_token import SUBJECT_TOKEN_TYPES
+from ..subject_token import SUBJECT_TOKEN_TYPES, storable
 
 PEM_FILE_TYPES = ".pem,.crt,.cer,.der"
 
@@ -260,7 +260,7 @@ class RevokeTokensForm(forms.Form):
 
     def clean_subject(self):
         subject = self.cleaned_data["subject"]
-        if subject and ("\x00" in subject or not flows._encodable(subject)):
+        if subject and not storable(subject):
             raise ValidationError(_("Give the subject (sub) as issued."), code="subject")
         return subject or None
 
