@@ -295,6 +295,19 @@ def test_an_expired_certificate_still_gives_its_key_with_its_window(db):
     assert not expired.valid_at(time.time()) and expired.valid_at(expired.not_after.timestamp())
 
 
+def test_a_certificate_not_yet_valid_gives_its_key_with_its_window(db):
+    """Both ends of the window are kept: a certificate's key does not verify before its not-before either."""
+    key = private_key("rsa", "issuer-a")
+    issuer = flows.create_trusted_token_issuer(name="F", issuer="https://f.test", certificates=[certificate_pem(key)])
+    issuer.certificates.all().delete()
+    start = datetime.datetime(2100, 1, 1, tzinfo=datetime.timezone.utc)
+    issuer.certificates.create(pem=certificate_pem(key, not_before=start, days=30), fingerprint="future")
+    (future,) = key_sources.pem_keys(issuer)
+    assert future.not_before == start
+    assert not future.valid_at(time.time()) and not future.valid_at(start.timestamp() - 1)
+    assert future.valid_at(start.timestamp())
+
+
 def test_a_failure_in_another_process_ends_the_wait_at_once(jwks_issuer, settings):
     settings.TOKEN_EXCHANGE = {"JWKS_TOTAL_TIMEOUT_MS": 5000}
     key = key_sources._cache_key(jwks_issuer)
