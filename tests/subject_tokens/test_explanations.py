@@ -116,6 +116,11 @@ REFUSALS = {
     # A lone surrogate anywhere is not Unicode text: the part is refused at the format step (issue 13).
     "lone surrogate": (raw_token({**HEADER, "x": "\ud800"}, _claims()),
                        ("format", "malformed", "a part is not canonical base64url of a UTF-8 JSON object")),
+    "lone surrogate in a list": (_signed(aud=[settings.CONSOLE_ISSUER, "\ud800"]),
+                                 ("format", "malformed", "a part is not canonical base64url of a UTF-8 JSON object")),
+    "lone surrogate in a member name in a list": (
+        _signed(groups=[{"ok": 1}, {"\udfff": 1}]),
+        ("format", "malformed", "a part is not canonical base64url of a UTF-8 JSON object")),
     "no iss": (raw_token(HEADER, _claims(iss=DROP)), ("issuer", "missing_claim", "iss is missing")),
     "iss not a string": (raw_token(HEADER, _claims(iss=5)),
                          ("issuer", "invalid_claim", "iss is not a non-empty string of Unicode text without NUL")),
@@ -464,3 +469,32 @@ def test_the_claim_mapping_step_is_explained(pem_issuer):
     assert _failure(refused) == ("claims", "mapped_claim_invalid",
                                  "email is not a string within the size limits (required)")
     assert [s.ok for s in refused.steps if s.name == "replay"] == [None]  # the jti is not looked at, nor spent
+
+
+def test_a_key_source_failure_is_named_with_its_detail(pem_issuer, monkeypatch):
+    """What the key source said (a JWKS endpoint's answer, say) is what the administrator reads at the key step."""
+    def unavailable(issuer):
+        raise key_sources.KeySourceError("The JWKS endpoint answered HTTP 503.")
+
+    monkeypatch.setattr(key_sources, "pem_keys", unavailable)
+    report = explain_subject_token(_signed(), now=NOW)
+    assert _failure(report) == ("key", "key_source_unavailable", "The JWKS endpoint answered HTTP 503.")
+    assert report.as_dict()["description"] == CLIENT_SENTENCES["key_source_unavailable"]
+
+
+def test_a_condition_that_holds_is_said_so(pem_issuer):
+    pem_issuer.condition = 'claims.sub == "alice"'
+    pem_issuer.save()
+    report = explain_subject_token(_signed(), now=NOW)
+    assert report.ok, report.as_dict()
+    assert {s.name: s.detail for s in report.steps}["condition"] == "true"
+    refused = explain_subject_token(_signed(sub="bob"), now=NOW)
+    assert _failure(refused)[:2] == ("condition", "condition_not_met")
+
+
+def test_a_missing_jti_is_named_when_the_issuer_requires_one(pem_issuer):
+    pem_issuer.require_jti = True
+    pem_issuer.save()
+    report = explain_subject_token(_signed(jti=DROP), now=NOW)
+    assert _failure(report) == ("replay", "missing_claim", "this issuer requires jti")
+    assert report.as_dict()["description"] == CLIENT_SENTENCES["missing_claim"]
