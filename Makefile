@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PORT   ?= 8000
 
-.PHONY: install run test test-slow test-browser migrate bench bench-quick bench-callgrind bench-tools mutation clean
+.PHONY: install run test test-slow test-browser migrate bench bench-quick bench-callgrind bench-peer bench-tools mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,22 @@ bench-quick: install bench-tools
 
 bench-callgrind: install bench-tools
 	$(PY) -m bench.inprocess --json var/bench/callgrind.json
+
+## Side by side with node-oidc-provider's token exchange (optional; needs node + npm and the shared
+## script, BENCH_PEER_SCRIPT): this checkout's committed HEAD served as the README deploys it, the peer
+## beside it, interleaved wrk rounds; prints each round, the medians of rounds 1.. and ours/peer,
+## then the median p99 of each side and their ratio (bench/peer_summary.py).
+BENCH_PEER_SCRIPT ?= ../shared/bench-peer/side_by_side.sh
+BENCH_PEER_ROUNDS ?= 6
+BENCH_PEER_SLICE  ?= 5s
+BENCH_PEER_DIR    ?= $(CURDIR)/var/bench/peer
+bench-peer: install bench-tools
+	@test -x "$$(command -v node)" && test -x "$$(command -v npm)" || { echo "bench-peer needs node and npm"; exit 1; }
+	@test -f $(BENCH_PEER_SCRIPT) || { echo "bench-peer: no $(BENCH_PEER_SCRIPT) (set BENCH_PEER_SCRIPT)"; exit 1; }
+	@echo "load average before: $$(cut -d' ' -f1-3 /proc/loadavg)"
+	SBS=$(BENCH_PEER_DIR) bash $(BENCH_PEER_SCRIPT) . $(BENCH_PEER_ROUNDS) $(BENCH_PEER_SLICE)
+	@echo "load average after: $$(cut -d' ' -f1-3 /proc/loadavg)"
+	$(PY) -m bench.peer_summary $(BENCH_PEER_DIR)/rounds.txt
 
 bench-tools:
 	@command -v wrk >/dev/null && command -v valgrind >/dev/null || \

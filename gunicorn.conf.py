@@ -1,14 +1,20 @@
 """gunicorn settings used by `make run`, the benchmarks and production (override with GUNICORN_* env).
 
-Worker class and threads chosen by measurement (`python -m bench.run`; figures in CHANGELOG.md):
-``gthread`` with keep-alive, not ``sync`` workers, which close every connection after one
-request. The code on the request path is thread-safe by design (shared instances are stateless;
-caches take locks). One thread per worker on SQLite, where every request is CPU work plus local
-file I/O and threads only queue behind each other; four on PostgreSQL, where each query waits on
-a network round trip and other threads run meanwhile.
+Chosen by measurement (docs/performance.md, "Serving"; figures in CHANGELOG.md): workers that
+keep connections alive (gunicorn's ``sync`` workers close every connection after one request).
 
-With one thread a worker serves one request at a time: a JWKS fetch (bounded by
-``JWKS_TOTAL_TIMEOUT_MS``, rare thanks to the cache and cooldowns) holds that worker's queue.
+- One thread per worker on SQLite, where every request is CPU work plus local file I/O and threads
+  only queue behind each other: ``identity_console.serving.InlineThreadWorker``, gthread's event
+  loop serving each request on its own thread. With gthread's pool of one thread a worker kept
+  accepting while busy and could take every connection of a client that opens several at once,
+  serving them all on one core while the other worker idled (py-spy: one worker 100 % idle).
+- Four threads per worker on PostgreSQL (``gthread``), where each query waits on a network round
+  trip and other threads run meanwhile.
+
+The code on the request path is thread-safe by design (shared instances are stateless; caches
+take locks). With one thread a worker serves one request at a time: a JWKS fetch (bounded by
+``JWKS_TOTAL_TIMEOUT_MS``, rare thanks to the cache and cooldowns) holds that worker, and a
+request that hangs past ``timeout`` ends with the worker, as with gunicorn's ``sync`` workers.
 """
 
 import glob
@@ -18,10 +24,15 @@ import shutil
 import tempfile
 
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 _database_url = os.environ.get("DATABASE_URL", "")
 _sqlite = not _database_url or _database_url.startswith("sqlite")
 threads = int(os.environ.get("GUNICORN_THREADS", "1" if _sqlite else "4"))
+worker_class = os.environ.get(
+    "GUNICORN_WORKER_CLASS", "identity_console.serving.InlineThreadWorker" if threads == 1 else "gthread"
+)
+# The heartbeat each worker writes per loop (a file's mtime) in memory, not on a disk other
+# processes keep busy (gunicorn's advice); where there is no /dev/shm, gunicorn's default.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 10
 keepalive = 5

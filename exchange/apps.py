@@ -7,7 +7,9 @@ class ExchangeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import accounts, audit, checks, registry, service_accounts  # noqa: F401  (checks: registers system checks)
+        from django.db.models.signals import post_migrate
+
+        from . import accounts, audit, checks, registry, scopes, service_accounts  # noqa: F401  (checks: registers system checks)
         from .ops import metrics
 
         accounts.connect_signals()
@@ -15,3 +17,4 @@ class ExchangeConfig(AppConfig):
         metrics.connect_signals()
         registry.connect_signals()
         service_accounts.connect_signals()
+        post_migrate.connect(scopes.post_migrate, sender=self, dispatch_uid="exchange-built-in-scopes")

@@ -30,6 +30,8 @@ def complete(instance):
         instance.client_id = instance.application.client_id[:100]
     if not instance.issuer and instance.trusted_issuer_id:
         instance.issuer = instance.trusted_issuer.issuer[:512]
+    if not instance.actor_issuer and instance.actor_trusted_issuer_id:
+        instance.actor_issuer = instance.actor_trusted_issuer.issuer[:512]
 
 
 def _complete(sender, instance, **kwargs):
@@ -50,6 +52,9 @@ def log_event(instance):
             "subject": instance.subject or None,
             "subject_jti": instance.subject_jti or None,
             "issued_jti": instance.issued_jti or None,
+            "actor_issuer": instance.actor_issuer or None,
+            "actor_subject": instance.actor_subject or None,
+            "actor_jti": instance.actor_jti or None,
         },
     )
 

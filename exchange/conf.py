@@ -67,6 +67,8 @@ DEFAULTS = {
     # Console sign-in: the same counters and window, per username (identity_console/console.py)
     "CONSOLE_LOGIN_MAX_FAILURES_PER_ADDRESS": 10,
     "CONSOLE_LOGIN_MAX_FAILURES_PER_USERNAME": 50,
+    # Sign-in for the registered applications (exchange/signin.py): public clients always need PKCE
+    "PKCE_REQUIRED_FOR_CONFIDENTIAL_CLIENTS": True,
     # Issued tokens
     "ACCESS_TOKEN_LIFETIME_SECONDS": 3600,
     # Upper bound of every access-token lifetime (server default, per application, management)

@@ -5,7 +5,7 @@ Each flow validates with the models' own ``full_clean`` and raises Django's
 saved unless everything is valid.
 
 Every data change of the console and the API goes through a flow, and each flow that changes
-issuers, certificates or applications invalidates what reads them, so the next token request
+issuers, certificates, applications or scopes invalidates what reads them, so the next token request
 sees the change (in this process at once, in every other within ``REGISTRY_CHECK_MS``):
 
 - the registry (registry.py) through the model signals the flow's own writes send; the same
@@ -20,12 +20,12 @@ import copy
 import logging
 from typing import NamedTuple
 
-from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
-from oauth2_provider.scopes import get_scopes_backend
 
 from . import accounts, certificates, discovery, key_sources, presets, service_accounts
 from .conf import exchange_settings
@@ -38,9 +38,12 @@ from .models import (
     LocalAccount,
     RefreshToken,
     RoleScopes,
+    Scope,
     TrustedTokenIssuer,
+    is_scope_name,
 )
 from .protocol import MANAGE_SCOPE
+from .subject_token import storable
 
 audit_log = logging.getLogger("exchange.audit")
 
@@ -155,13 +158,14 @@ def _ordered_grants(grant_types):
 
 
 def create_application(*, name, application_type=Application.Type.STANDARD, grant_types=(), scopes="", actor=None,
-                       service_account_permissions=None, **fields):
+                       service_account_permissions=None, actor_issuers=(), **fields):
     """Create an application; returns (application, client_secret). The secret is shown once.
 
     A public client (single-page application) gets no secret: None is returned for it.
     The management scope in ``scopes`` is a grant (see service_accounts): ``actor`` must be allowed
     to give it with ``service_account_permissions`` (default: none; ``SYSTEM``'s default:
-    ``DEFAULT_PERMISSIONS``), else PermissionDenied and nothing is saved.
+    ``DEFAULT_PERMISSIONS``), else PermissionDenied and nothing is saved. ``actor_issuers``: the
+    trusted issuers whose tokens it accepts as actor tokens (with ``allow_delegation``).
     """
     public = application_type == Application.Type.SPA
     secret = None if public else generate_client_secret()
@@ -179,6 +183,8 @@ def create_application(*, name, application_type=Application.Type.STANDARD, gran
     permissions = _service_permissions(application, service_account_permissions, actor, granting=True)
     with transaction.atomic():
         application.save()
+        if actor_issuers:
+            application.actor_issuers.set(actor_issuers)
         if permissions is not None:
             service_accounts.grant(application, permissions)
             service_accounts.record(actor, application, _granted_message(permissions))
@@ -256,6 +262,7 @@ ISSUER_UPDATABLE = (
     "name", "issuer", "alias", "enabled", "jwks_uri", "allowed_algorithms", "clock_skew",
     "max_token_age", "reject_replayed_jti", "require_jti", "required_type", "condition", "preset", "applications",
     "link_lookup_primary", "link_lookup_secondary", "link_custom_claim",
+    "claim_mappings",
 )
 
 
@@ -351,22 +358,19 @@ class Revocation(NamedTuple):
                 "refresh_tokens": self.refresh_tokens, "dry_run": self.dry_run}
 
 
-def _encodable(text):
-    """No lone surrogate: the database drivers refuse to send one (a 500), so it is refused as invalid."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _issued_from(model, trusted, subject):
-    tokens = model.objects.filter(trusted_issuer=trusted)
-    return tokens if subject is None else tokens.filter(subject=subject)
+    """The tokens issued from ``trusted``'s tokens (``subject``'s only, when given): as the subject or as the actor."""
+    if subject is None:
+        return model.objects.filter(Q(trusted_issuer=trusted) | Q(actor_trusted_issuer=trusted))
+    return model.objects.filter(Q(trusted_issuer=trusted, subject=subject)
+                                | Q(actor_trusted_issuer=trusted, actor_subject=subject))
 
 
 def revoke_tokens(trusted, subject=None, *, dry_run=False, user=None):
     """Revoke every live token issued from ``trusted``'s tokens (only ``subject``'s, when given).
+
+    That includes delegated tokens whose actor token came from ``trusted`` (``subject`` as the actor):
+    a compromised issuer's or an offboarded subject's actor tokens no longer act for anyone.
 
     Revoked the way django-oauth-toolkit revokes (``RefreshToken.revoke_family``): refresh tokens
     marked ``revoked`` first, then access tokens deleted (``AccessToken.revoke``), one statement
@@ -384,7 +388,7 @@ def revoke_tokens(trusted, subject=None, *, dry_run=False, user=None):
     issuer (its History page), both with the counts. Returns a ``Revocation``.
     """
     if subject is not None and (not isinstance(subject, str) or not subject or len(subject) > 255
-                                or "\x00" in subject or not _encodable(subject)):
+                                or not storable(subject)):
         raise ValidationError({"subject": "Give the subject (sub) as issued, 1 to 255 characters."}, code="subject")
     access = _issued_from(AccessToken, trusted, subject)
     refresh = _issued_from(RefreshToken, trusted, subject).filter(revoked__isnull=True)
@@ -416,6 +420,8 @@ def revoke_tokens(trusted, subject=None, *, dry_run=False, user=None):
 APPLICATION_UPDATABLE = (
     "name", "allowed_grant_types", "allowed_scopes", "allowed_audiences", "access_token_lifetime",
     "enabled", "resource_server", "service_account_permissions", "bound_to_subject_token", "linked_accounts",
+    "allow_delegation", "actor_issuers",
+    "redirect_uris", "skip_authorization",
 )
 
 
@@ -432,6 +438,7 @@ def update_application(application, *, actor=None, **changes):
     if "allowed_grant_types" in changes:
         changes["allowed_grant_types"] = _ordered_grants(changes["allowed_grant_types"])
     requested = changes.pop("service_account_permissions", None)
+    actor_issuers = changes.pop("actor_issuers", None)  # the issuers of accepted actor tokens (delegation)
     changed = copy.copy(application)
     for field, value in changes.items():
         setattr(changed, field, value)
@@ -445,6 +452,8 @@ def update_application(application, *, actor=None, **changes):
     with transaction.atomic():
         if changes:
             changed.save(update_fields=list(changes))
+        if actor_issuers is not None:
+            changed.actor_issuers.set(actor_issuers)
         if permissions is not None:
             service_accounts.grant(changed, permissions)
             service_accounts.record(actor, changed, _granted_message(permissions))
@@ -498,7 +507,7 @@ def link_identity(trusted, subject, user, *, actor=None):
     1 to 255 characters of text, and for an identity already linked (to anyone).
     """
     if not isinstance(subject, str) or not subject or len(subject) > 255 or subject != subject.strip() \
-            or not subject.isprintable() or not _encodable(subject):
+            or not subject.isprintable() or not storable(subject):
         raise ValidationError({"subject": "Give the external subject (sub) as issued, 1 to 255 characters."},
                               code="subject")
     problem = accounts.linkable_problem(user)
@@ -569,7 +578,7 @@ def set_lookup_attribute(user, value, *, actor=None):
     """Set (or, with None or "", remove) a local user's custom lookup attribute: unique among local users."""
     value = value or None
     if value is not None and (not isinstance(value, str) or len(value) > 255 or value != value.strip()
-                              or not value.isprintable() or not _encodable(value)):
+                              or not value.isprintable() or not storable(value)):
         raise ValidationError({"lookup_attribute": "Give 1 to 255 printable characters without surrounding spaces."},
                               code="lookup_attribute")
     account = LocalAccount.objects.get_or_create(user=user)[0]
@@ -584,17 +593,22 @@ def set_lookup_attribute(user, value, *, actor=None):
 
 
 def clean_role_scopes(scopes):
-    """A role's scopes (a space-separated string or a list) as stored; ValidationError when not scopes this server defines."""
+    """A role's scopes (a space-separated string or a list) as stored; ValidationError unless registered scopes.
+
+    Validated against the scope registry (exchange/scopes.py) like an application's allowed scopes
+    (``Application.clean``): RFC 6749 §3.3 names, each registered. The registry refuses to delete a
+    scope a role still grants (``delete_scope``).
+    """
     names = scopes.split() if isinstance(scopes, str) else list(scopes)
-    if any(not isinstance(n, str) or not n.isprintable() or not n or " " in n for n in names):
-        raise ValidationError({"scopes": "Give scope names separated by spaces."}, code="bad_scope")
+    if any(not is_scope_name(n) for n in names):
+        raise ValidationError({"scopes": "Give registered scope names separated by spaces."}, code="bad_scope")
     if MANAGE_SCOPE in names:
         raise ValidationError({"scopes": f"The {MANAGE_SCOPE} scope is not a role's: it is never exchanged."},
                               code="manage_scope")
-    unknown = [n for n in names if n not in get_scopes_backend().get_all_scopes()]
+    unknown = sorted(set(names) - set(Scope.objects.filter(name__in=names).values_list("name", flat=True)))
     if unknown:
-        raise ValidationError({"scopes": f"Unknown scope {unknown[0]!r}: a role holds scopes this server defines "
-                                         f"(OAUTH2_PROVIDER['SCOPES'])."}, code="unknown_scope")
+        raise ValidationError({"scopes": f"Unknown scope {unknown[0]!r}: register it in the scope registry first."},
+                              code="unknown_scope")
     value = " ".join(dict.fromkeys(names))
     if len(value) > 500:
         raise ValidationError({"scopes": "At most 500 characters of scopes."}, code="too_long")
@@ -610,3 +624,76 @@ def set_role_scopes(group, scopes, *, actor=None):
             LogEntry.objects.log_actions(actor.pk, [group], CHANGE, change_message=f"Scopes: {value or '(none)'}",
                                          single_object=True)
     return value
+
+
+# -- The scope registry (exchange/scopes.py) ------------------------------------------------------
+
+
+def _history(user, obj, action, message):
+    if user is not None and getattr(user, "pk", None) is not None:
+        LogEntry.objects.log_actions(user.pk, [obj], action, change_message=message, single_object=True)
+
+
+def create_scope(*, name, description="", user=None):
+    """Register a scope (validated by the model: RFC 6749 syntax, unique). ``user``: its History author."""
+    scope = Scope(name=name, description=description)
+    scope.full_clean()
+    with transaction.atomic():
+        scope.save()
+        _history(user, scope, ADDITION, [{"added": {}}])
+    return scope  # the registry's caches are emptied by the model signals (registry.py)
+
+
+def update_scope(scope, *, description, user=None):
+    """Change a scope's description. Its name is what applications and tokens carry: it never changes."""
+    changed = copy.copy(scope)
+    changed.description = description
+    changed.full_clean()
+    with transaction.atomic():
+        changed.save(update_fields=["description", "updated"])
+        _history(user, changed, CHANGE, [{"changed": {"fields": ["Description"]}}])
+    scope.description, scope.updated = changed.description, changed.updated
+    return scope
+
+
+def applications_allowing(scope):
+    """The applications whose allowed scopes name ``scope`` (exactly, not as a substring)."""
+    candidates = Application.objects.filter(allowed_scopes__contains=scope.name).order_by("name")
+    return [application for application in candidates if scope.name in application.allowed_scopes.split()]
+
+
+def roles_granting(scope):
+    """The roles (Django groups) whose scopes name ``scope`` (exactly, not as a substring)."""
+    candidates = RoleScopes.objects.filter(scopes__contains=scope.name).select_related("group").order_by("group__name")
+    return [role.group for role in candidates if scope.name in role.scopes.split()]
+
+
+def delete_scope(scope, *, user=None):
+    """Remove a scope from the registry: refused while it is protected, any application is allowed it or
+    any role grants it (linked accounts' role scopes, exchange/accounts.py).
+
+    Refused rather than removed from those applications and roles: an application or a role losing a
+    scope changes what its clients or users get, which should be a choice made on the application or
+    the role itself. Tokens already issued with the scope keep it until they expire.
+    """
+    if scope.protected:
+        raise ValidationError({"name": f"The {scope.name} scope is needed by the server and cannot be deleted."},
+                              code="protected_scope")
+    users = applications_allowing(scope)
+    if users:
+        names = ", ".join(application.name for application in users[:5]) + (" …" if len(users) > 5 else "")
+        raise ValidationError(
+            {"name": f"The scope is allowed for {len(users)} application(s) ({names}); remove it there first."},
+            code="scope_in_use",
+        )
+    roles = roles_granting(scope)
+    if roles:
+        names = ", ".join(group.name for group in roles[:5]) + (" …" if len(roles) > 5 else "")
+        raise ValidationError(
+            {"name": f"The scope is granted by {len(roles)} role(s) ({names}); remove it there first."},
+            code="scope_in_use",
+        )
+    with transaction.atomic():
+        _history(user, scope, DELETION, "Deleted")
+        scope.delete()
+

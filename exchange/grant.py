@@ -6,15 +6,22 @@ request to ``exchange`` after refusing repeated parameters and bad shapes
 
 1. client policy (``check_client``): client authentication (client_auth.py) → a confidential
    client → the application allows the grant (``client_may_exchange``, also asked by ``explain_token``);
-2. parameters (``check_parameters``): required, known token types, no actor token, audience/resource
-   allowed; then the scope policy (``check_scope``);
-3. the subject token (subject_token.py); its replay check is deferred to step 5;
+2. parameters (``check_parameters``): required, known token types, an actor token only with its type
+   and for an application that allows delegation, audience/resource allowed; then the scope policy
+   (``check_scope``);
+3. the subject token (subject_token.py); its replay check is deferred to step 5; then, for a
+   delegation (RFC 8693 §1.1), the actor token by the same routine, the subject's ``may_act``,
+   the ``act`` chain's depth and the subject token's scopes (``check_actor``);
 4. the local account (``resolve_local_account``, accounts.py): under the application's *attribute
-   resolution for linked accounts*, the linked (or implicitly linked) local user the token is for;
+   resolution for linked accounts*, the linked (or implicitly linked) local user the subject token
+   is for; their role scopes narrow the granted ones. It comes after both tokens passed because it
+   may write (an implicit link) and because it decides only the subject (``sub``): a delegated
+   token keeps its ``act`` chain (the actor is never resolved to a local user) and the subject
+   issuer's mapped claims are carried unchanged;
 5. the access token signed (signing.py), a refresh token when the application also allows
-   ``refresh_token``; then, in one transaction (storage.py), the subject token's ``jti`` recorded
-   as used (``consume_replay``, one atomic statement: a replay is refused here and nothing is
-   written) and the AccessToken, RefreshToken and ExchangeEvent rows written;
+   ``refresh_token``; then, in one transaction (storage.py), the subject token's ``jti`` (and the
+   actor token's) recorded as used (``consume_replay``, one atomic statement: a replay is refused
+   here and nothing is written) and the AccessToken, RefreshToken and ExchangeEvent rows written;
 6. a refusal answers RFC 6749 §5.2 JSON and writes an ExchangeEvent with its cause code.
 
 A database outage at any step is not a refusal: it propagates (also out of the replay step and
@@ -44,16 +51,34 @@ from oauth2_provider.signals import app_authorized
 from oauthlib.oauth2.rfc6749.tokens import random_token_generator
 
 from . import accounts, client_auth, flows, signing, storage
-from .models import AccessToken
+from .models import AccessToken, is_scope_name
 from .ops import outage
 from .protocol import ACCESS_TOKEN_TYPE, JWT_TYPE, MANAGE_SCOPE, REFRESH_TOKEN, TOKEN_EXCHANGE
 from .registry import registry
+from .subject_token import ACTOR_CAUSES
 from .subject_token import CAUSES as SUBJECT_TOKEN_CAUSES
-from .subject_token import SUBJECT_TOKEN_TYPES, SubjectTokenRejected, consume_replay, validate_subject_token
+from .subject_token import (
+    MAX_ACT_DEPTH, SUBJECT_TOKEN_TYPES, SubjectTokenRejected, consume_replay, validate_subject_token,
+)
 
 log = logging.getLogger(__name__)
 
 REQUESTED_TOKEN_TYPES = (ACCESS_TOKEN_TYPE, JWT_TYPE)
+#: actor_token_type values (RFC 8693 §3): the kinds of token the subject-token routine checks.
+ACTOR_TOKEN_TYPES = SUBJECT_TOKEN_TYPES
+
+#: The fixed sentences of the delegation refusals decided here (the actor token's own causes are
+#: ``actor_<cause>``, with the sentences of subject_token.ACTOR_CAUSES).
+DELEGATION_CAUSES = {
+    "actor_token_type_missing": "The actor_token_type parameter is required with an actor_token.",
+    "actor_token_missing": "The actor_token_type parameter must not be sent without an actor_token.",
+    "actor_token_type_unsupported": "The actor_token_type is not supported.",
+    "delegation_not_allowed": "The client is not allowed to use delegation (actor_token).",
+    "actor_is_subject": "The actor token must not be the subject token.",
+    "actor_not_permitted": "The actor is not the party the subject token allows to act for it (may_act).",
+    "act_chain_too_deep": SUBJECT_TOKEN_CAUSES["act_chain_too_deep"],
+    "scope_not_in_subject_token": "A requested scope is not among the subject token's scopes.",
+}
 
 
 class ExchangeError(Exception):
@@ -99,6 +124,9 @@ class ExchangeRequest:
         self.subject_jti = ""
         self.report = None  # the subject token's validation report, once it passed
         self.user = None  # the linked local user the token is for (None: the external identity)
+        self.actor = storage.NO_ACTOR  # a delegation's actor (its issuer, sub, jti), as far as known
+        self.actor_report = None  # the actor token's validation report, once it passed
+        self.act_chain = []  # the issued token's act claim, outermost actor first
 
     def param(self, name):
         """A body parameter; empty values count as absent (RFC 6749 §3.2)."""
@@ -135,6 +163,21 @@ def client_may_exchange(client):
     return None
 
 
+def client_may_delegate(client):
+    """Why ``client`` may not present an actor token, as an ExchangeError; None if it may.
+
+    Delegation is per application and off by default (``Application.allow_delegation``); the
+    ``explain_token`` command asks the same question through this function.
+    """
+    if not client.allow_delegation:
+        return _delegation_refusal("delegation_not_allowed")
+    return None
+
+
+def _delegation_refusal(cause, error="invalid_request"):
+    return ExchangeError(error, DELEGATION_CAUSES[cause], cause=cause)
+
+
 def check_client(request):
     """Client policy: the client authenticates, and may use token exchange."""
     authenticate_client(request)
@@ -144,7 +187,7 @@ def check_client(request):
 
 
 def check_parameters(request):
-    """Parameters: the required ones, known token types, no actor token, allowed audiences and resources.
+    """Parameters: the required ones, known token types, the actor token's, allowed audiences and resources.
 
     Returns the subject token (validated last, by ``check_subject_token``).
     """
@@ -159,11 +202,32 @@ def check_parameters(request):
     requested = request.param("requested_token_type") or ACCESS_TOKEN_TYPE
     if requested not in REQUESTED_TOKEN_TYPES:
         raise ExchangeError("invalid_request", "The requested_token_type is not supported.")
-    if request.param("actor_token") or request.param("actor_token_type"):
-        raise ExchangeError("invalid_request", "Delegation with an actor_token is not supported.")
+    check_actor_parameters(request, subject_token)
     request.requested_token_type = requested
     check_targets(request)
     return subject_token
+
+
+def check_actor_parameters(request, subject_token):
+    """RFC 8693 §2.1: ``actor_token_type`` is REQUIRED with an ``actor_token`` and MUST NOT be sent without one.
+
+    Then: a type the routine checks, an application that allows delegation, and an actor token
+    that is not the subject token itself (a party does not act on its own behalf).
+    """
+    actor_token, actor_token_type = request.param("actor_token"), request.param("actor_token_type")
+    if actor_token is None and actor_token_type is None:
+        return
+    if actor_token is None:
+        raise _delegation_refusal("actor_token_missing")
+    if actor_token_type is None:
+        raise _delegation_refusal("actor_token_type_missing")
+    if actor_token_type not in ACTOR_TOKEN_TYPES:
+        raise _delegation_refusal("actor_token_type_unsupported")
+    refusal = client_may_delegate(request.client)
+    if refusal is not None:
+        raise refusal
+    if actor_token == subject_token:
+        raise _delegation_refusal("actor_is_subject")
 
 
 def check_targets(request):
@@ -181,16 +245,35 @@ def check_targets(request):
     request.resources = resources
 
 
+#: invalid_scope's fixed sentences. Only a registered scope's name is ever named (the registry's text,
+#: not the request's): an unknown or malformed value is never echoed.
+SCOPE_MALFORMED = "The scope parameter must be scope names separated by single spaces."
+SCOPE_UNKNOWN = "A requested scope is not a scope this server knows."
+SCOPE_NOT_ALLOWED = "The scope {} is not allowed for this application."
+
+
 def check_scope(request):
-    """Scope policy: only scopes the client may have, and never the console's management scope."""
+    """Scope policy: registered scopes the client is allowed, and never the console's management scope.
+
+    No query: the scope registry is cached (registry.scopes), and read only when a scope is requested.
+    """
     # An empty scope parameter counts as absent (RFC 6749 §3.2), not as the scope "".
     scope = request.param("scope")
     request.scopes = scope.strip().split(" ") if scope and scope.strip() else []
-    if not set(request.scopes).issubset(get_scopes_backend().get_available_scopes(application=request.client)):
-        raise ExchangeError("invalid_scope")
+    if not request.scopes:
+        return
+    if not all(is_scope_name(name) for name in request.scopes):
+        raise ExchangeError("invalid_scope", SCOPE_MALFORMED)
     if MANAGE_SCOPE in request.scopes:
         # Managing the console is for the console's own clients, never for a third party's subject.
         raise ExchangeError("invalid_scope", f"The {MANAGE_SCOPE} scope cannot be obtained by token exchange.")
+    known = registry.scopes()
+    if any(name not in known for name in request.scopes):
+        raise ExchangeError("invalid_scope", SCOPE_UNKNOWN)
+    available = get_scopes_backend().get_available_scopes(application=request.client)
+    for name in request.scopes:
+        if name not in available:
+            raise ExchangeError("invalid_scope", SCOPE_NOT_ALLOWED.format(name))
 
 
 def check_subject_token(request, subject_token):
@@ -206,6 +289,80 @@ def check_subject_token(request, subject_token):
     request.subject = report.claims["sub"]
     jti = report.claims.get("jti")
     request.subject_jti = jti if isinstance(jti, str) else ""
+
+
+def token_scopes(claims):
+    """The scopes a token says it was granted, as a set: ``scope`` (a space-delimited string, RFC 8693
+    §4.2, RFC 9068 §2.2.3), else ``scp`` (a string or a list of strings, as some providers send).
+
+    None when it names none; a claim of another shape holds nothing (an empty set): fail closed.
+    """
+    if "scope" in claims:
+        value = claims["scope"]
+        return set(value.split()) if isinstance(value, str) else set()
+    if "scp" in claims:
+        value = claims["scp"]
+        if isinstance(value, str):
+            return set(value.split())
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return set(value)
+        return set()
+    return None
+
+
+def may_act_allows(may_act, actor):
+    """RFC 8693 §4.4: whether the subject token's ``may_act`` ({"sub", "iss"}, None when absent) names ``actor``.
+
+    Both are compared exactly; ``may_act`` without ``iss`` names a subject of the subject token's
+    own issuer (subject_token._party), so a namesake at another issuer never matches.
+    """
+    return may_act is None or (may_act["sub"] == actor["sub"] and may_act["iss"] == actor["iss"])
+
+
+def delegation_chain(subject_report, actor_report):
+    """The issued token's ``act`` chain (outermost first): the actor, above the subject token's own chain.
+
+    Raises ExchangeError (``act_chain_too_deep``) beyond MAX_ACT_DEPTH actors.
+    """
+    claims = actor_report.claims
+    chain = [{"sub": claims["sub"], "iss": claims["iss"]}, *subject_report.act_chain]
+    if len(chain) > MAX_ACT_DEPTH:
+        raise _delegation_refusal("act_chain_too_deep")
+    return chain
+
+
+def _actor_refusal(exc):
+    return ExchangeError("invalid_request", exc.description, cause=f"actor_{exc.cause}")
+
+
+def check_actor(request):
+    """Delegation (RFC 8693 §1.1, §2.1, §4.1, §4.4), after the subject token; nothing without an actor token.
+
+    The actor token goes through the subject token's own routine (role ``actor``: its issuer must
+    be one the application accepts actor tokens from); its replay check is deferred like the
+    subject token's. Then the subject's ``may_act`` must name the actor, the ``act`` chain stays
+    within MAX_ACT_DEPTH, and the requested scopes must be among the subject token's scopes
+    when it names any.
+    """
+    actor_token = request.param("actor_token")
+    if actor_token is None:
+        return  # no delegation: only sub crosses (the subject token's act is not copied)
+    try:
+        report = validate_subject_token(actor_token, client=request.client, replay="defer",
+                                        token_type=request.param("actor_token_type"), role="actor")
+    except SubjectTokenRejected as exc:
+        request.actor = storage.Actor(trusted_issuer=exc.report.issuer)
+        raise _actor_refusal(exc) from None
+    claims = report.claims
+    jti = claims.get("jti")
+    request.actor_report = report
+    request.actor = storage.Actor(report.issuer, claims["sub"], jti if isinstance(jti, str) else "")
+    if not may_act_allows(request.report.may_act, {"sub": claims["sub"], "iss": claims["iss"]}):
+        raise _delegation_refusal("actor_not_permitted")
+    request.act_chain = delegation_chain(request.report, report)
+    held = token_scopes(request.report.claims)
+    if held is not None and not set(request.scopes) <= held:
+        raise _delegation_refusal("scope_not_in_subject_token", error="invalid_scope")
 
 
 def resolve_local_account(request):
@@ -231,29 +388,36 @@ def resolve_local_account(request):
 
 
 def validate_token_request(request):
-    """Every check of the grant, in order; raises ExchangeError. The subject token, then the local account, come last."""
+    """Every check of the grant, in order; raises ExchangeError. The tokens, then the local account, come last."""
     check_client(request)
     subject_token = check_parameters(request)
     check_scope(request)
     check_subject_token(request, subject_token)
+    check_actor(request)
     resolve_local_account(request)
 
 
-def bounded_lifetime(client, subject_claims, now):
+def bounded_lifetime(client, subject_claims, now, actor_claims=None):
     """The issued token's lifetime in seconds, and the subject token's expiry it is bounded by (or None).
 
     An application ``bound_to_subject_token`` never issues a token that outlives the subject
     token: ``exp`` is at most the subject token's ``exp`` (a subject token accepted within the
-    issuer's clock skew after its ``exp`` leaves nothing to issue: refused as expired).
+    issuer's clock skew after its ``exp`` leaves nothing to issue: refused as expired). A
+    delegated token does not outlive the actor token either (``actor_claims``): the actor's
+    proof of who it is ends there.
     """
     lifetime = client.token_lifetime
     if not client.bound_to_subject_token:
         return lifetime, None
-    subject_exp = subject_claims["exp"]  # required and an integer (subject_token.py)
-    remaining = int(subject_exp) - now
-    if remaining <= 0:
+    bound = int(subject_claims["exp"])  # required and a number (subject_token.py)
+    if bound - now <= 0:
         raise ExchangeError("invalid_request", SUBJECT_TOKEN_CAUSES["expired"], cause="expired")
-    return min(lifetime, remaining), datetime.datetime.fromtimestamp(int(subject_exp), tz=datetime.timezone.utc)
+    if actor_claims is not None:
+        actor_exp = int(actor_claims["exp"])
+        if actor_exp - now <= 0:
+            raise ExchangeError("invalid_request", ACTOR_CAUSES["expired"], cause="actor_expired")
+        bound = min(bound, actor_exp)
+    return min(lifetime, bound - now), datetime.datetime.fromtimestamp(bound, tz=datetime.timezone.utc)
 
 
 def issue(request):
@@ -264,14 +428,18 @@ def issue(request):
     """
     client = request.client
     now = int(time.time())
+    actor_report = request.actor_report
     try:
-        lifetime, not_after = bounded_lifetime(client, request.report.claims, now)
-    except ExchangeError:
-        # A token already used is refused as a replay first, as it would be without the bound.
-        try:
-            consume_replay(request.report)
-        except SubjectTokenRejected as exc:
-            raise ExchangeError("invalid_request", exc.description, cause=exc.cause) from None
+        lifetime, not_after = bounded_lifetime(client, request.report.claims, now,
+                                               actor_report.claims if actor_report is not None else None)
+    except ExchangeError as exc:
+        # A token already used is refused as a replay first, as it would be without the bound. Only the
+        # expired token's jti is recorded: the other one may still be exchanged (a fresh actor token).
+        if exc.cause == "expired":
+            _consume(request.report, lambda rejected: ExchangeError(
+                "invalid_request", rejected.description, cause=rejected.cause))
+        else:
+            _consume(actor_report, _actor_refusal)
         raise
     scope = " ".join(request.scopes)
     # A linked local user's token: their stable local subject as sub; sub_id still names the external identity.
@@ -279,7 +447,8 @@ def issue(request):
     claims = signing.new_access_token_claims(
         sub=sub, client_id=client.client_id, scope=scope, external_subject=request.subject,
         audience=request.audience or [client.client_id], lifetime=lifetime,
-        subject_issuer=request.issuer.issuer, now=now,
+        subject_issuer=request.issuer.issuer, now=now, mapped_claims=request.report.mapped_claims,
+        act=signing.act_claim(request.act_chain),
     )
     access_token = signing.sign(claims)
     refresh_token = None
@@ -289,14 +458,15 @@ def issue(request):
         access_token_id = storage.save_issued(
             application=client, access_token=access_token, claims=claims, refresh_token=refresh_token,
             resource=request.resources, subject=request.subject, trusted_issuer=request.issuer,
-            subject_jti=request.subject_jti, first=lambda: consume_replay(request.report), user=request.user,
-            started=request.started, refresh_not_after=not_after,
+            subject_jti=request.subject_jti, first=lambda: consume_replays(request), user=request.user,
+            started=request.started, refresh_not_after=not_after, mapped_claims=request.report.mapped_claims,
+            actor=request.actor,
         )
-    except SubjectTokenRejected as exc:  # replayed since the check, or the replay store went away
-        raise ExchangeError("invalid_request", exc.description, cause=exc.cause) from None
-    except storage.TokensRevoked:
-        raise ExchangeError("invalid_request", "The tokens of the subject token's issuer were revoked while this "
-                                               "request was processed; try again.", cause="tokens_revoked") from None
+    except storage.TokensRevoked as revoked:
+        whose = "actor" if revoked.actor else "subject"
+        raise ExchangeError("invalid_request", f"The tokens of the {whose} token's issuer were revoked while this "
+                                               "request was processed; try again.",
+                            cause="actor_tokens_revoked" if revoked.actor else "tokens_revoked") from None
     body = {"access_token": access_token, "expires_in": lifetime, "token_type": "Bearer"}
     if scope:  # RFC 6749 §5.1: scope is omitted when none was granted, never sent empty
         body["scope"] = scope
@@ -304,6 +474,25 @@ def issue(request):
         body["refresh_token"] = refresh_token
     body["issued_token_type"] = request.requested_token_type
     return body, access_token_id
+
+
+def _consume(report, refusal):
+    """``consume_replay(report)``; its rejection raised as ``refusal(rejection)`` (an ExchangeError)."""
+    try:
+        consume_replay(report)
+    except SubjectTokenRejected as exc:
+        raise refusal(exc) from None
+
+
+def consume_replays(request):
+    """Record the subject token's jti as used, then the actor token's (each when its issuer rejects reuse).
+
+    Inside the transaction that writes the issued token: a refusal of either (replayed since the
+    check, or the replay store went away) rolls both back. Raises ExchangeError.
+    """
+    _consume(request.report, lambda exc: ExchangeError("invalid_request", exc.description, cause=exc.cause))
+    if request.actor_report is not None:
+        _consume(request.actor_report, _actor_refusal)
 
 
 def exchange(form, *, authorization=None, client_address="", http_request=None, sender=None):
@@ -322,7 +511,7 @@ def exchange(form, *, authorization=None, client_address="", http_request=None, 
     except ExchangeError as exc:
         try:
             storage.save_rejected(cause=exc.cause, application=request.client, trusted_issuer=request.issuer,
-                                  subject=request.subject, subject_jti=request.subject_jti)
+                                  subject=request.subject, subject_jti=request.subject_jti, actor=request.actor)
         except Exception as error:
             if outage.database_unavailable(error):
                 # Unrecorded, and perhaps caused by the outage: a 503 the client retries, never a 400.

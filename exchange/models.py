@@ -9,6 +9,7 @@ introspection can report it.
 """
 
 import ipaddress
+import re
 import uuid
 from urllib.parse import urlsplit
 
@@ -23,7 +24,7 @@ from oauth2_provider.models import (
     AbstractRefreshToken,
 )
 
-from . import certificates, conditions, presets, secrets_at_rest
+from . import certificates, claim_mapping, conditions, presets, secrets_at_rest
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings
 from .protocol import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, MANAGE_SCOPE, REFRESH_TOKEN, TOKEN_EXCHANGE
 
@@ -150,6 +151,14 @@ LOOKUP_ATTRIBUTE_CHOICES = [
 ]
 
 
+def validate_claim_mappings(value):
+    """A claim-mapping list (claim_mapping.py): well-formed, bounded, never a reserved target."""
+    try:
+        claim_mapping.validate_mappings(value)
+    except claim_mapping.MappingError as exc:
+        raise ValidationError(str(exc), code="bad_claim_mapping") from None
+
+
 #: The ``iss`` of the local demo issuer (exchange/demo.py): the .invalid TLD never names a real issuer.
 DEMO_ISSUER = "https://demo-issuer.invalid"
 
@@ -213,6 +222,13 @@ class TrustedTokenIssuer(models.Model):
     preset = models.CharField(
         _("preset"), max_length=40, blank=True, choices=presets.CHOICES,
         help_text=_("The shared platform this issuer was set up for; shared issuers require a condition."),
+    )
+    claim_mappings = models.JSONField(
+        _("claim mappings"), default=list, blank=True, validators=[validate_claim_mappings],
+        help_text=_(
+            "Claims of this issuer's tokens carried into the tokens issued for them: source claim, target "
+            "name, expected type, required or not. Empty: only sub."
+        ),
     )
     applications = models.ManyToManyField(
         settings.OAUTH2_PROVIDER_APPLICATION_MODEL, blank=True, related_name="trusted_issuers",
@@ -308,6 +324,10 @@ class TrustedTokenIssuer(models.Model):
         if "custom" in lookups and (not claim or claim != claim.strip() or any(not c.isprintable() for c in claim)):
             raise ValidationError({"link_custom_claim": _("Name the claim that holds the custom attribute.")},
                                   code="custom_claim")
+        try:  # stored normalized (``required`` always present); the field's validator reports a bad list
+            self.claim_mappings = claim_mapping.validate_mappings(self.claim_mappings)
+        except claim_mapping.MappingError:
+            pass
 
     @property
     def link_lookups(self):
@@ -354,6 +374,62 @@ class IssuerCertificate(models.Model):
         if not self.fingerprint:
             self.clean()
         super().save(*args, **kwargs)
+
+
+#: RFC 6749 §3.3 scope-token: printable ASCII except space, double quote and backslash.
+_SCOPE_TOKEN = re.compile(r"\A[\x21\x23-\x5B\x5D-\x7E]{1,100}\Z")
+
+
+def is_scope_name(value):
+    """Whether ``value`` is an RFC 6749 §3.3 scope-token of at most 100 characters."""
+    return isinstance(value, str) and _SCOPE_TOKEN.match(value) is not None
+
+
+def validate_scope_name(value):
+    if not is_scope_name(value):
+        raise ValidationError(
+            _("Enter a scope name of 1 to 100 printable ASCII characters without spaces, quotes or backslashes "
+              "(RFC 6749 §3.3)."),
+            code="bad_scope_name",
+        )
+
+
+class Scope(models.Model):
+    """A scope this server knows (the scope registry): applications may be allowed only registered scopes.
+
+    ``protected`` scopes are the ones the server itself relies on (``console:manage`` for the
+    management API, ``openid``): seeded by a migration and never deleted.
+    """
+
+    name = models.CharField(
+        _("name"), max_length=100, unique=True, validators=[validate_scope_name],
+        help_text=_("The scope as clients request it, e.g. orders:read."),
+    )
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    protected = models.BooleanField(
+        _("protected"), default=False, editable=False,
+        help_text=_("Needed by the server itself: it cannot be deleted."),
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("scope")
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        # Scope names compare exactly, but a scope differing only in case (CONSOLE:MANAGE) would read as the
+        # same one to a person or to a resource server comparing loosely: never two such names.
+        if isinstance(self.name, str):
+            clash = Scope.objects.filter(name__iexact=self.name).exclude(pk=self.pk).exclude(name=self.name).first()
+            if clash is not None:
+                raise ValidationError(
+                    {"name": _("A scope differing only in case is already registered: %(name)s.") % {"name": clash.name}},
+                    code="scope_case",
+                )
 
 
 class Application(AbstractApplication):
@@ -427,6 +503,19 @@ class Application(AbstractApplication):
         ),
     )
 
+    allow_delegation = models.BooleanField(
+        _("allow delegation (actor tokens)"), default=False,
+        help_text=_(
+            "Accept an actor_token (RFC 8693 delegation): the issued token names the actor in its act "
+            "claim. Only actor tokens of the trusted token issuers chosen below are accepted."
+        ),
+    )
+    actor_issuers = models.ManyToManyField(
+        TrustedTokenIssuer, blank=True, related_name="actor_for_applications",
+        verbose_name=_("actor token issuers"),
+        help_text=_("The trusted token issuers whose tokens this application may present as actor tokens."),
+    )
+
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
         permissions = [("grant_management_scope", "Can grant the management scope to applications")]
@@ -461,6 +550,18 @@ class Application(AbstractApplication):
                                         "(at most 2048 characters each).")},
                 code="bad_audience",
             )
+        scopes = self.allowed_scopes.split() if isinstance(self.allowed_scopes, str) else None
+        if scopes is None or any(not is_scope_name(scope) for scope in scopes):
+            raise ValidationError(
+                {"allowed_scopes": _("Give registered scope names separated by spaces.")}, code="bad_scope",
+            )
+        unknown = sorted(set(scopes) - set(Scope.objects.filter(name__in=scopes).values_list("name", flat=True)))
+        if unknown:
+            raise ValidationError(
+                {"allowed_scopes": _("Unknown scope %(scopes)s: register it in the scope registry first.")
+                 % {"scopes": ", ".join(unknown[:5])}},
+                code="unknown_scope",
+            )
         if self.application_type == self.Type.SPA and TOKEN_EXCHANGE in grants:
             raise ValidationError(
                 {"allowed_grant_types": _(
@@ -490,6 +591,23 @@ class Application(AbstractApplication):
                     continue
                 return True
         return False
+
+    def accepts_actor_from(self, issuer):
+        """Whether this application accepts ``issuer``'s tokens as actor tokens (delegation on, issuer chosen).
+
+        Reads ``actor_issuer_ids`` when the registry has set it (no query on the request path).
+        """
+        if not self.allow_delegation:
+            return False
+        ids = getattr(self, "actor_issuer_ids", None)
+        if ids is None:
+            ids = set(self.actor_issuers.values_list("pk", flat=True))
+        return issuer.pk in ids
+
+    def redirect_uri_allowed(self, uri):
+        """Exactly one of the registered redirect URIs, character for character (RFC 9700 §4.1.3):
+        no loopback port variation, no wildcard, no normalization."""
+        return isinstance(uri, str) and uri in self.redirect_uris.split()
 
     def is_usable(self, request):
         """DOT asks this when loading a client and when checking its access tokens."""
@@ -529,10 +647,24 @@ class AccessToken(AbstractAccessToken):
     # The aud claim of the issued JWT, always as a list: introspection and refresh read it from here,
     # so what they say is what the token says. Empty on rows written before it existed.
     audience = models.JSONField(_("audience"), default=list, blank=True)
+    # The claims the trusted issuer's claim mapping carried into the JWT (claim_mapping.py), so that
+    # introspection and refresh say what the token says.
+    mapped_claims = models.JSONField(_("mapped claims"), default=dict, blank=True)
+    # Delegation (RFC 8693 §4.1): the act claim of the issued JWT (introspection and refresh read it
+    # from here), and the actor's issuer and subject, for revocation by provenance. Empty otherwise.
+    act = models.JSONField(_("actor (act)"), null=True, blank=True)
+    actor_trusted_issuer = models.ForeignKey(
+        TrustedTokenIssuer, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False,
+    )
+    actor_subject = models.CharField(_("actor subject"), max_length=255, blank=True)
 
     class Meta(AbstractAccessToken.Meta):
         swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"
-        indexes = [models.Index(fields=["user"], condition=models.Q(user__isnull=False), name="exchange_at_user_idx")]
+        indexes = [
+            models.Index(fields=["user"], condition=models.Q(user__isnull=False), name="exchange_at_user_idx"),
+            models.Index(fields=["actor_trusted_issuer"], condition=models.Q(actor_trusted_issuer__isnull=False),
+                         name="exchange_at_actor_iss_idx"),
+        ]
 
 
 class RefreshToken(AbstractRefreshToken):
@@ -548,9 +680,22 @@ class RefreshToken(AbstractRefreshToken):
     # The subject token's expiry, for a token exchanged by an application bound to it: the refresh
     # token stops refreshing then, and no access token refreshed from it lives longer.
     not_after = models.DateTimeField(_("not after"), null=True, blank=True)
+    # The mapped claims of the exchanged token: tokens refreshed from it carry them too.
+    mapped_claims = models.JSONField(_("mapped claims"), default=dict, blank=True)
+    # Delegation: as on AccessToken; the tokens refreshed from it carry the same act claim.
+    act = models.JSONField(_("actor (act)"), null=True, blank=True)
+    actor_trusted_issuer = models.ForeignKey(
+        TrustedTokenIssuer, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False,
+    )
+    actor_subject = models.CharField(_("actor subject"), max_length=255, blank=True)
 
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
+        indexes = [
+            *AbstractRefreshToken.Meta.indexes,
+            models.Index(fields=["actor_trusted_issuer"], condition=models.Q(actor_trusted_issuer__isnull=False),
+                         name="exchange_rt_actor_iss_idx"),
+        ]
 
 
 class LocalAccount(models.Model):
@@ -669,6 +814,13 @@ class ExchangeEvent(models.Model):
     subject = models.CharField(max_length=255, blank=True)
     subject_jti = models.CharField(max_length=255, blank=True)
     issued_jti = models.CharField(max_length=64, blank=True)
+    # Delegation: the actor token's issuer, subject and jti, as for the subject token (empty without one).
+    actor_trusted_issuer = models.ForeignKey(
+        TrustedTokenIssuer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
+    )
+    actor_subject = models.CharField(max_length=255, blank=True)
+    actor_jti = models.CharField(max_length=255, blank=True)
+    actor_issuer = models.CharField(max_length=512, blank=True)  # snapshot, kept when the issuer is deleted
     # Snapshots kept when the application or issuer is later deleted; the request id ties the row to logs.
     # Not indexed: every index is one more page written per exchange, and nothing looks events up by these.
     client_id = models.CharField(max_length=100, blank=True)

@@ -1,10 +1,11 @@
-"""In-process caches of what every token request reads: trusted issuers (with their certificates) and applications.
+"""In-process caches of what every token request reads: trusted issuers (with their certificates), applications
+and the scope registry.
 
 Reading them from the database on every request cost more than the rest of an exchange
 (see bench/). Invalidation, so that an administrator's change takes effect everywhere:
 
-- ``post_save``/``post_delete`` of TrustedTokenIssuer, IssuerCertificate and Application
-  (and ``m2m_changed`` of the issuer–application links) empty this process's caches at once and bump a shared *version*, again after the
+- ``post_save``/``post_delete`` of TrustedTokenIssuer, IssuerCertificate, Application and Scope
+  (and ``m2m_changed`` of the issuer–application links and of the applications' actor issuers) empty this process's caches at once and bump a shared *version*, again after the
   transaction commits (so no process refills its cache from pre-commit rows);
 - every process compares that version with the one its caches were filled under at most
   every ``REGISTRY_CHECK_MS`` (default 1000 ms) and empties them when it changed. So a change
@@ -34,7 +35,7 @@ from oauth2_provider.models import get_application_model
 
 from . import conditions
 from .conf import exchange_settings, project_settings
-from .models import IssuerCertificate, TrustedTokenIssuer
+from .models import IssuerCertificate, Scope, TrustedTokenIssuer
 from .shared_cache import CACHE_ERRORS, default_cache_is_local
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,15 @@ def _load_application(client_id):
     except (Application.DoesNotExist, ValueError):  # ValueError: a NUL byte on PostgreSQL
         return None
     application.linked_issuer_ids = frozenset(application.trusted_issuers.values_list("pk", flat=True))
+    # Read only for an application that allows delegation: the others never look at it (no query).
+    application.actor_issuer_ids = (
+        frozenset(application.actor_issuers.values_list("pk", flat=True)) if application.allow_delegation else frozenset()
+    )
     return application
+
+
+def _load_scopes(_key):
+    return dict(Scope.objects.values_list("name", "description"))
 
 
 class Registry:
@@ -107,6 +116,7 @@ class Registry:
         self._lock = threading.Lock()
         self._issuers = {}
         self._applications = {}
+        self._scopes = {}
         self._version = object()
         self._generation = 0
         self._checked = None  # monotonic time of the last version check
@@ -114,7 +124,7 @@ class Registry:
 
     def clear(self):
         with self._lock:
-            self._issuers, self._applications = {}, {}
+            self._issuers, self._applications, self._scopes = {}, {}, {}
             self._generation += 1
             self._checked = None
             self._filled = self._clock()
@@ -127,7 +137,7 @@ class Registry:
         with self._lock:
             self._checked = now
             if version != self._version or now - self._filled >= exchange_settings.REGISTRY_MAX_AGE_SECONDS:
-                self._issuers, self._applications = {}, {}
+                self._issuers, self._applications, self._scopes = {}, {}, {}
                 self._generation += 1
                 self._version = version
                 self._filled = now
@@ -159,6 +169,11 @@ class Registry:
         return self._get("_applications", client_id, _load_application)
 
 
+    def scopes(self):
+        """The scope registry: every registered scope's name → description (one query per change)."""
+        return self._get("_scopes", None, _load_scopes)
+
+
 registry = Registry()
 
 
@@ -181,11 +196,13 @@ def invalidate_links(action, **kwargs):
 
 
 def connect_signals():
-    for model in (TrustedTokenIssuer, IssuerCertificate, get_application_model()):
+    for model in (TrustedTokenIssuer, IssuerCertificate, get_application_model(), Scope):
         post_save.connect(invalidate, sender=model, dispatch_uid=f"registry-save-{model._meta.label}")
         post_delete.connect(invalidate, sender=model, dispatch_uid=f"registry-delete-{model._meta.label}")
     links = TrustedTokenIssuer.applications.through
     m2m_changed.connect(invalidate_links, sender=links, dispatch_uid="registry-links")
+    actors = get_application_model().actor_issuers.through
+    m2m_changed.connect(invalidate_links, sender=actors, dispatch_uid="registry-actor-issuers")
 
 
 def _settings_changed(**kwargs):

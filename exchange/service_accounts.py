@@ -55,6 +55,7 @@ DEFAULT_PERMISSIONS = (
     "exchange.change_trustedtokenissuer", "exchange.delete_trustedtokenissuer",
     "exchange.view_application", "exchange.add_application",
     "exchange.change_application", "exchange.delete_application",
+    "exchange.view_scope", "exchange.add_scope", "exchange.change_scope", "exchange.delete_scope",
 )
 #: Only this app's permissions can be given to a service account.
 GRANTABLE_APP = "exchange"

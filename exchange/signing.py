@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -34,6 +35,7 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from . import secrets_at_rest
 from .accounts import local_subject
+from .claim_mapping import RESERVED_TARGETS
 from .conf import exchange_settings, project_settings
 from .models import Application, SigningKey, bounded_lifetime
 
@@ -318,7 +320,17 @@ def audience_claim(audiences):
     return audiences[0] if len(audiences) == 1 else list(audiences)
 
 
-def access_token_claims(*, sub, client_id, scope, audience, iat, exp, jti, subject_issuer=None, external_subject=None):
+def act_claim(chain):
+    """RFC 8693 §4.1 ``act`` from a delegation chain (outermost, most recent actor first): the least
+    recent actor is the most deeply nested. None for an empty chain. Built in a loop, not recursively."""
+    act = None
+    for party in reversed(chain):
+        act = {"sub": party["sub"], "iss": party["iss"], **({"act": act} if act is not None else {})}
+    return act
+
+
+def access_token_claims(*, sub, client_id, scope, audience, iat, exp, jti, subject_issuer=None, mapped_claims=None,
+                        act=None, external_subject=None):
     """The claims of an access token we issue: the one function behind both the JWT and its introspection.
 
     ``audience`` is a non-empty list. ``scope`` is omitted when empty: no scope was granted, and an
@@ -329,30 +341,37 @@ def access_token_claims(*, sub, client_id, scope, audience, iat, exp, jti, subje
     by ``sub_id``, never by ``sub`` alone). A token for the local user an external identity is linked
     to (exchange/accounts.py) has the user's local subject as ``sub`` and the external ``sub`` as
     ``external_subject``: ``sub_id`` names the external identity it was exchanged for.
+    ``mapped_claims``: what the trusted issuer's claim mapping carries (claim_mapping.py); they come
+    first, so no claim of this server can be overridden by one. A delegated token (RFC 8693 §4.1)
+    carries ``act`` (``act_claim``): who acts on behalf of ``sub`` (a linked user's token too).
     """
-    claims = {
+    claims = {name: value for name, value in (mapped_claims or {}).items() if name.lower() not in RESERVED_TARGETS}
+    claims.update({
         "iss": project_settings.CONSOLE_ISSUER,
         "sub": sub,
         "aud": audience_claim(audience),
         "client_id": client_id,
-    }
+    })
     if scope:
         claims["scope"] = scope
     claims.update({"iat": int(iat), "exp": int(exp), "jti": jti})
     if subject_issuer is not None:
         claims["sub_id"] = subject_identifier(subject_issuer, external_subject or sub)
+    if act is not None:
+        claims["act"] = act
     return claims
 
 
 def new_access_token_claims(*, sub, client_id, scope, audience, lifetime, jti=None, now=None, subject_issuer=None,
-                            external_subject=None):
+                            mapped_claims=None, act=None, external_subject=None):
     """The claims of a new access token: issued now (``now``, Unix time), valid for ``lifetime`` seconds."""
     now = int(time.time() if now is None else now)
     if isinstance(audience, str):
         audience = [audience]
     return access_token_claims(
         sub=sub, client_id=client_id, scope=scope, audience=list(audience), iat=now, exp=now + int(lifetime),
-        jti=jti or uuid.uuid4().hex, subject_issuer=subject_issuer, external_subject=external_subject,
+        jti=jti or uuid.uuid4().hex, subject_issuer=subject_issuer, mapped_claims=mapped_claims, act=act,
+        external_subject=external_subject,
     )
 
 
@@ -370,6 +389,36 @@ def token_subject(row):
 def sign(claims):
     """The compact JWS of ``claims`` with the active signing key (``typ`` ``at+jwt``)."""
     return _compact_jws(active_key(), claims)
+
+
+def sign_id_token(claims):
+    """An OpenID Connect ID token: ``claims`` signed with the active signing key, ``typ`` ``JWT``.
+
+    The same keys as the access tokens (one key store): the ``kid`` is in ``/oauth2/jwks``, and a
+    rotation moves both kinds of token to the new key at the same instant. ``typ`` is plain ``JWT``:
+    an ID token is not an access token (RFC 9068 §2.1 reserves ``at+jwt`` for those).
+    """
+    key = active_key()
+    return jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid, "typ": "JWT"})
+
+
+def verify_id_token(token):
+    """The claims of an ID token this server signed (signature and ``iss`` checked; expiry not), or None."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+        keys = {jwk["kid"]: jwk for jwk in published_jwks()["keys"]}
+        if kid not in keys:
+            return None
+        key = jwt.PyJWK.from_dict(keys[kid])
+        return jwt.decode(token, key, algorithms=[keys[kid]["alg"]], issuer=project_settings.CONSOLE_ISSUER,
+                          options={"verify_aud": False, "verify_exp": False})
+    except (jwt.PyJWTError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def id_token_algorithms():
+    """The algorithms ID tokens may be signed with: those of the published keys (the active one and the next)."""
+    return sorted({jwk["alg"] for jwk in published_jwks()["keys"]})
 
 
 def issue_access_token(**kwargs):
@@ -393,7 +442,8 @@ def row_claims(row):
     return access_token_claims(
         sub=token_subject(row), client_id=row.application.client_id, scope=row.scope, audience=stored_audience(row),
         iat=row.created.timestamp(), exp=row.expires.timestamp(), jti=row.jti or None,
-        subject_issuer=issuer.issuer if issuer is not None else None, external_subject=row.subject or None,
+        subject_issuer=issuer.issuer if issuer is not None else None, mapped_claims=row.mapped_claims,
+        act=row.act or None, external_subject=row.subject or None,
     )
 
 
@@ -436,19 +486,26 @@ def access_token_generator(request, refresh_token=False):
     """DOT's ACCESS_TOKEN_GENERATOR: every access token this server issues is a signed JWT.
 
     The subject is the resource owner, otherwise the client; a refresh of an exchanged token
-    keeps its external ``sub`` and ``sub_id`` (carried by the refresh token), its audience, its
+    keeps its external ``sub``, ``sub_id``, mapped claims and ``act`` (carried by the refresh token), its audience, its
     scope (oauthlib takes the original scopes when none are asked) and its bound: never past the
     refresh token's ``not_after``. The claims are left on
     the request (``issued_claims``): the validator writes the AccessToken row from them.
     """
     refresh = getattr(request, "refresh_token_instance", None)
-    external, issuer = None, None
+    external, issuer, mapped, act = None, None, None, None
     if refresh is not None and getattr(refresh, "subject", ""):
         external, issuer = refresh.subject, refresh.trusted_issuer
+        mapped = refresh.mapped_claims or None  # the exchanged token's mapped claims stay with its refreshes
         request.exchange_subject, request.exchange_issuer = external, issuer
+        request.exchange_mapped_claims = mapped or {}
+        act = refresh.act or None  # a delegated token stays delegated: the same actor, the same chain
+        if act is not None:
+            request.exchange_act = act
+            request.exchange_actor_issuer = refresh.actor_trusted_issuer
+            request.exchange_actor_subject = refresh.actor_subject
     user = getattr(request, "user", None)
     if getattr(user, "pk", None) is not None:
-        subject = local_subject(user)  # a linked local user's exchanged token keeps their local sub
+        subject = local_subject(user)  # a local user's sub everywhere (accounts.local_subject), linked or signed in
     else:
         subject = external or request.client.client_id
     now = int(time.time())
@@ -459,7 +516,8 @@ def access_token_generator(request, refresh_token=False):
     claims = new_access_token_claims(
         sub=subject, client_id=request.client.client_id, scope=" ".join(request.scopes or []),
         audience=_dot_audience(request), lifetime=lifetime,
-        subject_issuer=issuer.issuer if issuer is not None else None, external_subject=external, now=now,
+        subject_issuer=issuer.issuer if issuer is not None else None, now=now, mapped_claims=mapped, act=act,
+        external_subject=external,
     )
     request.issued_claims = claims
     return sign(claims)

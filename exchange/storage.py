@@ -115,7 +115,8 @@ def _utc(seconds):
 
 
 def access_token_row(*, token, claims, application_id, resource, subject, trusted_issuer, user_id=None,
-                     id_token_id=None, source_refresh_token_id=None):
+                     id_token_id=None, source_refresh_token_id=None, mapped_claims=None, actor_trusted_issuer=None,
+                     actor_subject=""):
     """The columns of a new AccessToken row: the one place that says what an issued access token stores.
 
     Every access token is written from this row (the exchange's ``save_issued``; DOT's other grants
@@ -123,7 +124,10 @@ def access_token_row(*, token, claims, application_id, resource, subject, truste
     says is taken from its ``claims`` (signing.access_token_claims): ``aud`` → ``audience``,
     ``scope``, ``iat`` → ``created``, ``exp`` → ``expires``, ``jti``; introspection rebuilds the
     claims from these columns (signing.row_claims), so both always agree. ``subject`` and
-    ``trusted_issuer`` are the provenance of an exchanged token (empty/None for the other grants).
+    ``trusted_issuer`` are the provenance of an exchanged token (empty/None for the other grants);
+    ``mapped_claims`` the claims its issuer's claim mapping carried into it (also in ``claims``);
+    ``actor_trusted_issuer`` and ``actor_subject`` that of its actor, for a delegated one, whose
+    ``act`` claim is stored as issued.
     """
     aud = claims["aud"]
     return {
@@ -134,25 +138,40 @@ def access_token_row(*, token, claims, application_id, resource, subject, truste
         "resource": resource,
         "audience": [aud] if isinstance(aud, str) else list(aud), "jti": claims["jti"],
         "id_token_id": id_token_id, "source_refresh_token_id": source_refresh_token_id,
+        "mapped_claims": dict(mapped_claims or {}),
+        "act": claims.get("act"), "actor_subject": actor_subject or "",
+        "actor_trusted_issuer_id": actor_trusted_issuer.pk if actor_trusted_issuer is not None else None,
     }
 
 
 def refresh_token_row(*, token, application_id, token_family, resource, subject, trusted_issuer,
-                      access_token_id=None, user_id=None, not_after=None):
+                      access_token_id=None, user_id=None, not_after=None, mapped_claims=None, act=None,
+                      actor_trusted_issuer=None, actor_subject=""):
     """The columns of a new RefreshToken row: the one place that says what a refresh token stores (as above).
 
     ``not_after``: the subject token's expiry when the token is bounded by it (models.RefreshToken).
+    ``act``, ``actor_trusted_issuer``, ``actor_subject``: the delegation the tokens refreshed from it keep.
     """
     return {
         **_token_columns(token), "subject": subject or "",
         "trusted_issuer_id": trusted_issuer.pk if trusted_issuer is not None else None,
         "user_id": user_id, "application_id": application_id, "access_token_id": access_token_id,
         "token_family": token_family, "resource": resource, "not_after": not_after,
+        "mapped_claims": dict(mapped_claims or {}),
+        "act": act, "actor_subject": actor_subject or "",
+        "actor_trusted_issuer_id": actor_trusted_issuer.pk if actor_trusted_issuer is not None else None,
     }
 
 
 class TokensRevoked(Exception):
-    """The issuer's tokens were revoked (flows.revoke_tokens) while this exchange was under way."""
+    """The issuer's tokens were revoked (flows.revoke_tokens) while this exchange was under way.
+
+    ``actor``: it was the actor token's issuer (a delegation).
+    """
+
+    def __init__(self, actor=False):
+        super().__init__("actor" if actor else "subject")
+        self.actor = actor
 
 
 def _check_not_revoked(connection, trusted_issuer, started):
@@ -163,13 +182,24 @@ def _check_not_revoked(connection, trusted_issuer, started):
     waits for it and reads its stamp; and a revocation beginning now waits for this transaction,
     then revokes what it wrote. On SQLite write transactions are serial (BEGIN IMMEDIATE), so
     the plain read is enough.
+
+    The column is read with a plain cursor and converted as the ORM converts it (the backend's
+    ``convert_datetimefield_value``, where it has one: SQLite and MySQL return text or naive values):
+    a ``raw()`` queryset building a model instance cost as much as the rest of the transaction.
     """
     lock = " FOR SHARE" if connection.vendor in ("postgresql", "mysql") else ""
     table = connection.ops.quote_name(TrustedTokenIssuer._meta.db_table)
-    rows = list(TrustedTokenIssuer.objects.db_manager(connection.alias).raw(
-        f"SELECT id, tokens_revoked_at FROM {table} WHERE id = %s{lock}", [trusted_issuer.pk]))
-    revoked_at = rows[0].tokens_revoked_at if rows else None
-    if not rows or (revoked_at is not None and revoked_at >= started):
+    column = connection.ops.quote_name(TrustedTokenIssuer._meta.get_field("tokens_revoked_at").column)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {column} FROM {table} WHERE id = %s{lock}", [trusted_issuer.pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise TokensRevoked
+    revoked_at = row[0]
+    convert = getattr(connection.ops, "convert_datetimefield_value", None)
+    if revoked_at is not None and convert is not None:
+        revoked_at = convert(revoked_at, None, connection)
+    if revoked_at is not None and revoked_at >= started:
         raise TokensRevoked
 
 
@@ -223,12 +253,26 @@ def create_refresh_token(*, user, application, access_token, trusted_issuer, **c
                                       "trusted_issuer": trusted_issuer})
 
 
-def _event(*, outcome, cause, application, trusted_issuer, subject, subject_jti, issued_jti):
+class Actor(NamedTuple):
+    """The actor of a delegated exchange (RFC 8693 §2.1 ``actor_token``), as the rows record it."""
+
+    trusted_issuer: object = None  # the actor token's TrustedTokenIssuer, once its iss named one
+    subject: str = ""  # its verified sub
+    jti: str = ""
+
+
+NO_ACTOR = Actor()
+
+
+def _event(*, outcome, cause, application, trusted_issuer, subject, subject_jti, issued_jti, actor=NO_ACTOR):
+    actor_issuer = actor.trusted_issuer
     event = SimpleNamespace(  # what audit.py and metrics.py read from an ExchangeEvent
         outcome=outcome, cause=(cause or "")[:40], application=application,
         application_id=application.pk if application is not None else None,
         trusted_issuer=trusted_issuer, trusted_issuer_id=trusted_issuer.pk if trusted_issuer is not None else None,
         subject=(subject or "")[:255], subject_jti=(subject_jti or "")[:255], issued_jti=issued_jti or "",
+        actor_trusted_issuer=actor_issuer, actor_trusted_issuer_id=actor_issuer.pk if actor_issuer is not None else None,
+        actor_subject=(actor.subject or "")[:255], actor_jti=(actor.jti or "")[:255], actor_issuer="",
         client_id="", issuer="", request_id="", pk=None,
     )
     audit.complete(event)
@@ -242,14 +286,16 @@ def _announce(event):
 
 
 def save_issued(*, application, access_token, claims, refresh_token, resource, subject, trusted_issuer,
-                subject_jti, first=None, started=None, refresh_not_after=None, user=None):
+                subject_jti, first=None, started=None, refresh_not_after=None, mapped_claims=None, actor=NO_ACTOR,
+                user=None):
     """Write the AccessToken (+ RefreshToken) and the ``issued`` ExchangeEvent in one transaction.
 
     A token is issued only if its audit row is written with it. ``first()``, when given, runs
     first inside the transaction (the grant records the subject token's jti there); what it
     raises rolls everything back and propagates. ``started``: when the exchange began; the
-    exchange is refused (TokensRevoked) if its issuer's tokens were revoked since. ``user``: the linked
-    local user the tokens are for (accounts.py), None for the external identity. The rows are prepared before the transaction,
+    exchange is refused (TokensRevoked) if its issuer's tokens were revoked since, or its actor's
+    issuer's (``actor``: a delegated exchange's actor). ``user``: the linked local user the tokens
+    are for (accounts.py), None for the external identity. The rows are prepared before the transaction,
     which then only runs the statements: on SQLite the other workers wait for its commit
     (identity_console/sqlite/), so it should be short.
     """
@@ -258,23 +304,32 @@ def save_issued(*, application, access_token, claims, refresh_token, resource, s
     now = timezone.now()
     access = prepare(connection, AccessToken, access_token_row(
         token=access_token, claims=claims, application_id=application.pk, resource=resource,
-        subject=subject, trusted_issuer=trusted_issuer, user_id=user.pk if user is not None else None,
+        subject=subject, trusted_issuer=trusted_issuer, mapped_claims=mapped_claims,
+        actor_trusted_issuer=actor.trusted_issuer, actor_subject=actor.subject,
+        user_id=user.pk if user is not None else None,
     ), now=now)
     refresh = None
     if refresh_token is not None:
         refresh = prepare(connection, RefreshToken, refresh_token_row(
             token=refresh_token, application_id=application.pk, token_family=uuid.uuid4(), resource=resource,
-            subject=subject, trusted_issuer=trusted_issuer, not_after=refresh_not_after,
+            subject=subject, trusted_issuer=trusted_issuer, not_after=refresh_not_after, mapped_claims=mapped_claims,
+            act=claims.get("act"), actor_trusted_issuer=actor.trusted_issuer, actor_subject=actor.subject,
             user_id=user.pk if user is not None else None,
         ), now=now)
     event = _event(outcome=ExchangeEvent.Outcome.ISSUED.value, cause="", application=application,
-                   trusted_issuer=trusted_issuer, subject=subject, subject_jti=subject_jti, issued_jti=claims["jti"])
+                   trusted_issuer=trusted_issuer, subject=subject, subject_jti=subject_jti, issued_jti=claims["jti"],
+                   actor=actor)
     event_insert = prepare(connection, ExchangeEvent, vars(event), now=now)
     with transaction.atomic(using=using), connection.cursor() as cursor:
         if first is not None:
             first()
         if started is not None:
             _check_not_revoked(connection, trusted_issuer, started)
+            if actor.trusted_issuer is not None and actor.trusted_issuer.pk != trusted_issuer.pk:
+                try:
+                    _check_not_revoked(connection, actor.trusted_issuer, started)
+                except TokensRevoked:
+                    raise TokensRevoked(actor=True) from None
         access_token_id = execute(cursor, access)
         if refresh is not None:
             refresh.params["access_token_id"] = access_token_id  # a ForeignKey: the value as it is
@@ -284,11 +339,11 @@ def save_issued(*, application, access_token, claims, refresh_token, resource, s
     return access_token_id
 
 
-def save_rejected(*, cause, application, trusted_issuer, subject, subject_jti):
+def save_rejected(*, cause, application, trusted_issuer, subject, subject_jti, actor=NO_ACTOR):
     """Write the ``rejected`` ExchangeEvent (autocommit: nothing else is written)."""
     connection = connections[router.db_for_write(ExchangeEvent)]
     event = _event(outcome=ExchangeEvent.Outcome.REJECTED.value, cause=cause, application=application,
-                   trusted_issuer=trusted_issuer, subject=subject, subject_jti=subject_jti, issued_jti="")
+                   trusted_issuer=trusted_issuer, subject=subject, subject_jti=subject_jti, issued_jti="", actor=actor)
     insert = prepare(connection, ExchangeEvent, vars(event), now=timezone.now())
     with connection.cursor() as cursor:
         event.pk = execute(cursor, insert)

@@ -19,9 +19,12 @@ cause code and the same report.
 7. ``exp`` (required), ``nbf``, ``iat`` (maximum age), with the issuer's clock skew
 8. ``aud`` contains CONSOLE_ISSUER or the issuer's alias
 9. ``sub`` a non-empty, printable string
+   ``act`` and ``may_act`` (RFC 8693 §4.1, §4.4), when present: well-formed, bounded (MAX_ACT_DEPTH)
 10. the issuer's admission condition (a CEL expression over the verified claims; conditions.py),
     when it has one: anything but ``true`` refuses
-11. ``jti`` replay, when the issuer asks for it (the database's record of consumed ``jti``
+11. the issuer's claim mapping (claim_mapping.py): the claims carried into the issued token,
+    typed and bounded; a required one missing or invalid refuses
+12. ``jti`` replay, when the issuer asks for it (the database's record of consumed ``jti``
     values, with or without Redis — shared_cache.py)
 """
 
@@ -37,7 +40,7 @@ from dataclasses import dataclass, field
 
 from jwt.algorithms import get_default_algorithms
 
-from . import conditions, key_sources, presets
+from . import claim_mapping, conditions, key_sources, presets
 from .conf import ASYMMETRIC_ALGORITHMS, exchange_settings, project_settings
 from .models import normalize_token_type
 from .ops import outage
@@ -69,9 +72,28 @@ CAUSES = {
     "too_old": "The subject token was issued too long ago.",
     "audience_mismatch": "The subject token is not intended for this server.",
     "condition_not_met": "The subject token does not meet the conditions set for its issuer.",
+    "mapped_claim_missing": "The subject token lacks a claim its issuer's claim mapping requires.",
+    "mapped_claim_invalid": "A claim the issuer's claim mapping requires has a value of the wrong type or size.",
+    "mapped_claims_too_large": "The claims the issuer's claim mapping carries are too large.",
     "replayed": "The subject token has already been used.",
     "replay_check_unavailable": "The subject token's reuse could not be checked; try again later.",
+    "invalid_delegation_claim": "The subject token's act or may_act claim is not valid.",
+    "act_chain_too_deep": "The delegation chain (act) is longer than this server accepts.",
 }
+
+#: The same routine checks actor tokens (RFC 8693 §2.1, delegation): its sentences then name the actor token.
+#: The grant records an actor token's cause as ``actor_<cause>`` on the exchange event.
+ACTOR_CAUSES = {
+    cause: sentence.replace("subject token", "actor token").replace("subject_token_type", "actor_token_type")
+    for cause, sentence in CAUSES.items()
+}
+ACTOR_CAUSES["issuer_not_allowed"] = "The actor token's issuer is not accepted for delegation by this client."
+
+#: The longest delegation chain (the actors nested in ``act``) a token may carry, received or issued.
+MAX_ACT_DEPTH = 5
+#: The longest ``iss`` inside ``act``/``may_act`` (as a trusted issuer's issuer value).
+MAX_ACT_ISSUER_LENGTH = 512
+ROLES = ("subject", "actor")
 
 STEPS = (
     ("format", "Token format"),
@@ -86,7 +108,9 @@ STEPS = (
     ("issued_at", "Issued at (iat) and age"),
     ("audience", "Audience (aud)"),
     ("subject", "Subject (sub)"),
+    ("delegation", "Delegation (act, may_act)"),
     ("condition", "Admission condition"),
+    ("claims", "Mapped claims"),
     ("replay", "Replay (jti)"),
 )
 
@@ -131,6 +155,10 @@ class Report:
     cause: str | None = None
     key_description: str = ""
     replay: "ReplayEntry | None" = None  # set when the issuer rejects reused jtis (see consume_replay)
+    mapped_claims: dict = field(default_factory=dict)  # what the issued token carries beside sub (claim_mapping.py)
+    role: str = "subject"  # or "actor": an actor token (RFC 8693 §2.1), checked by the same steps
+    act_chain: list = field(default_factory=list)  # the token's act claim, outermost actor first: {"sub", "iss"}
+    may_act: dict | None = None  # the token's may_act claim: {"sub", "iss"}
 
     @property
     def ok(self):
@@ -138,7 +166,7 @@ class Report:
 
     @property
     def description(self):
-        return CAUSES.get(self.cause, "")
+        return (ACTOR_CAUSES if self.role == "actor" else CAUSES).get(self.cause, "")
 
     def passed(self, name, detail=""):
         self.steps.append(Step(name, STEP_LABELS[name], True, detail))
@@ -149,6 +177,7 @@ class Report:
             "cause": self.cause,
             "description": self.description or None,
             "issuer": self.issuer.name if self.issuer is not None else None,
+            "mapped_claims": self.mapped_claims,
             "steps": [
                 {"name": s.name, "label": s.label, "ok": s.ok, "detail": s.detail} for s in self.steps
             ],
@@ -171,7 +200,7 @@ class SubjectTokenRejected(Exception):
 
     @property
     def description(self):
-        return CAUSES[self.cause]
+        return self.report.description
 
 
 def _fail(report, step, cause, detail):
@@ -246,7 +275,7 @@ def _numeric_date(claims, name):
     return value
 
 
-def _storable(text):
+def storable(text):
     """A string every store, hash and page can take: no NUL (PostgreSQL refuses it), no lone surrogate."""
     return "\x00" not in text and not _LONE_SURROGATE.search(text)
 
@@ -300,8 +329,8 @@ class _Validation:
                  "signature",
                  "alg", "kid", "issuer", "keys", "exp", "iat")
 
-    def __init__(self, token, client, now, replay, token_type=None):
-        self.report = Report()
+    def __init__(self, token, client, now, replay, token_type=None, role="subject"):
+        self.report = Report(role=role)
         self.token, self.client, self.now, self.replay = token, client, now, replay
         self.token_type = token_type
 
@@ -366,7 +395,7 @@ def _check_issuer(v):
     iss = v.claims.get("iss")
     if iss is None:
         _fail(report, "issuer", "missing_claim", "iss is missing")
-    if not isinstance(iss, str) or not iss or not _storable(iss):
+    if not isinstance(iss, str) or not iss or not storable(iss):
         _fail(report, "issuer", "invalid_claim", "iss is not a non-empty string of Unicode text without NUL")
     issuer = find_issuer(iss)
     if issuer is None:
@@ -374,7 +403,12 @@ def _check_issuer(v):
     v.issuer = report.issuer = issuer
     if not issuer.enabled:
         _fail(report, "issuer", "issuer_disabled", f"trusted token issuer {issuer.name} is disabled")
-    if client is not None and not issuer.exchangeable_by(client):
+    if client is not None and report.role == "actor":
+        # An actor token's issuer is chosen per application (Application.actor_issuers), not by the links.
+        if not client.accepts_actor_from(issuer):
+            _fail(report, "issuer", "issuer_not_allowed",
+                  f"application {client.name or client.client_id} does not accept actor tokens of {issuer.name}")
+    elif client is not None and not issuer.exchangeable_by(client):
         _fail(report, "issuer", "issuer_not_allowed",
               f"trusted token issuer {issuer.name} and application {client.name or client.client_id} are not linked")
     report.passed("issuer", issuer.name)
@@ -568,6 +602,70 @@ def _check_subject(v):
     v.report.passed("subject", claims["sub"])
 
 
+def _party(value, default_iss, name):
+    """One party of ``act``/``may_act``: {"sub", "iss"}, ``iss`` defaulting to the token's own issuer.
+
+    RFC 8693 §4.1: the claims of ``act`` identify the actor; without ``iss`` its ``sub`` is one of
+    the token's issuer, so the default keeps it in that namespace when the chain is carried into
+    a token this server issues. Other members are not carried (§4.1: non-identity claims are not
+    meaningful there). Raises ValueError with a detail.
+    """
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} is not a JSON object")
+    problem = _subject_problem(value["sub"]) if "sub" in value else "sub is missing"
+    if problem:
+        raise ValueError(f"{name}: {problem}")
+    iss = value.get("iss", default_iss)
+    if not isinstance(iss, str) or not iss or len(iss) > MAX_ACT_ISSUER_LENGTH or not storable(iss):
+        raise ValueError(f"{name}: iss is not a string of 1 to {MAX_ACT_ISSUER_LENGTH} characters")
+    return {"sub": value["sub"], "iss": iss}
+
+
+class ActChainTooDeep(ValueError):
+    pass
+
+
+def act_chain(value, default_iss):
+    """The delegation chain of an ``act`` claim, outermost (most recent) actor first; [] when absent.
+
+    Walked in a loop, never recursively, and at most MAX_ACT_DEPTH actors deep (ActChainTooDeep
+    beyond); ValueError for a malformed actor.
+    """
+    chain = []
+    while value is not None:
+        if len(chain) >= MAX_ACT_DEPTH:
+            raise ActChainTooDeep(f"act nests more than {MAX_ACT_DEPTH} actors")
+        party = _party(value, default_iss, "act" + ".act" * len(chain))
+        chain.append(party)
+        value = value.get("act")
+    return chain
+
+
+def describe_chain(chain):
+    """Text for an explanation: the actors of a chain, outermost first."""
+    return " ← ".join(f"{party['sub']} ({party['iss']})" for party in chain)
+
+
+@_step("delegation")
+def _check_delegation(v):
+    """act and may_act (RFC 8693 §4.1, §4.4), when present: well-formed and bounded; kept on the report."""
+    report, claims = v.report, v.claims
+    try:
+        report.act_chain = act_chain(claims.get("act"), claims["iss"])
+        if "may_act" in claims:
+            report.may_act = _party(claims["may_act"], claims["iss"], "may_act")
+    except ActChainTooDeep as exc:
+        _fail(report, "delegation", "act_chain_too_deep", str(exc))
+    except ValueError as exc:
+        _fail(report, "delegation", "invalid_delegation_claim", str(exc))
+    parts = []
+    if report.act_chain:
+        parts.append(f"act: {describe_chain(report.act_chain)}")
+    if report.may_act is not None:
+        parts.append(f"may_act: {describe_chain([report.may_act])}")
+    report.passed("delegation", "; ".join(parts) or "no act or may_act")
+
+
 @_step("condition")
 def _check_condition(v):
     """The issuer's admission condition over the verified claims: it must yield true.
@@ -589,12 +687,35 @@ def _check_condition(v):
     v.report.passed("condition", "true")
 
 
+@_step("claims")
+def _check_claims(v):
+    """The issuer's claim mapping over the verified claims (claim_mapping.map_claims).
+
+    Before the replay step, so a refused token's jti is not spent. The detail names the configured
+    claim names only, never a value. An actor token's claims are never carried (only its ``sub`` and
+    ``iss``, in ``act``), so its issuer's mapping does not apply to it.
+    """
+    if v.report.role == "actor":
+        v.report.passed("claims", "not applied to an actor token: only its sub and iss are carried, in act")
+        return
+    mappings = v.issuer.claim_mappings
+    if not mappings:
+        v.report.passed("claims", "none mapped for this issuer: only sub")
+        return
+    try:
+        mapped, notes = claim_mapping.map_claims(mappings, v.claims)
+    except claim_mapping.MappingRefused as exc:
+        _fail(v.report, "claims", exc.cause, exc.detail)
+    v.report.mapped_claims = mapped
+    v.report.passed("claims", "; ".join(notes))
+
+
 @_step("replay")
 def _check_replay(v):
     """jti: well-formed; required or checked for reuse when the issuer says so (see REPLAY_MODES)."""
     report, issuer = v.report, v.issuer
     jti = v.claims.get("jti")
-    if jti is not None and (not isinstance(jti, str) or not jti or len(jti) > 255 or not _storable(jti)):
+    if jti is not None and (not isinstance(jti, str) or not jti or len(jti) > 255 or not storable(jti)):
         _fail(report, "replay", "invalid_claim", "jti is not a string of 1 to 255 characters (Unicode text, no NUL)")
     if jti is None and issuer.require_jti:
         _fail(report, "replay", "missing_claim", "this issuer requires jti")
@@ -619,7 +740,7 @@ def _check_replay(v):
 _CHECKS = tuple(_STEP_CHECKS[name] for name, _ in STEPS)
 
 
-def validate_subject_token(token, *, client=None, now=None, replay="consume", token_type=None):
+def validate_subject_token(token, *, client=None, now=None, replay="consume", token_type=None, role="subject"):
     """Verify ``token`` as a subject token; return the Report with verified claims.
 
     Raises SubjectTokenRejected (with ``cause`` and the report) on any failure.
@@ -630,13 +751,18 @@ def validate_subject_token(token, *, client=None, now=None, replay="consume", to
     who must then call ``consume_replay(report)`` before issuing anything (the grant does,
     inside the transaction that writes the issued token). ``token_type`` is the declared
     ``subject_token_type`` (a URN of SUBJECT_TOKEN_TYPES), compared with what the token says
-    it is in the type step; None declares nothing.
+    it is in the type step; None declares nothing. ``role`` ``"actor"`` checks an actor token
+    (RFC 8693 §2.1) with the same steps: its issuer must then be one ``client`` accepts actor
+    tokens from (``Application.accepts_actor_from``) rather than one linked to it, and the
+    report's sentences name the actor token.
     """
     if replay not in REPLAY_MODES:
         raise ValueError(f"replay must be one of {REPLAY_MODES}")
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
     if token_type is not None and token_type not in SUBJECT_TOKEN_TYPES:
         raise ValueError(f"token_type must be one of {SUBJECT_TOKEN_TYPES}")
-    validation = _Validation(token, client, time.time() if now is None else now, replay, token_type)
+    validation = _Validation(token, client, time.time() if now is None else now, replay, token_type, role)
     for check in _CHECKS:
         check(validation)
     return validation.report
@@ -677,9 +803,10 @@ def consume_replay(report):
         _replay_step(report, lambda entry: replay_record.consume(entry.key, entry.lifetime), "first use of this jti")
 
 
-def explain_subject_token(token, *, client=None, now=None, token_type=None):
+def explain_subject_token(token, *, client=None, now=None, token_type=None, role="subject"):
     """Like validate_subject_token, but returns the report instead of raising, and consumes nothing."""
     try:
-        return validate_subject_token(token, client=client, now=now, replay="check", token_type=token_type)
+        return validate_subject_token(token, client=client, now=now, replay="check", token_type=token_type,
+                                      role=role)
     except SubjectTokenRejected as exc:
         return exc.report

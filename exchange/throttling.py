@@ -20,7 +20,9 @@ because its own limit stops it first (the per-client limit is higher).
 
 The console's sign-in form is guarded the same way (``CONSOLE_LOGIN`` policy, per
 username and per address, identity_console/console.py): a password guesser gets 429
-once ``CONSOLE_LOGIN_MAX_FAILURES_PER_ADDRESS`` or ``…_PER_USERNAME`` is reached.
+once ``CONSOLE_LOGIN_MAX_FAILURES_PER_ADDRESS`` or ``…_PER_USERNAME`` is reached. The
+applications' sign-in page (exchange/signin.py) uses the same policy and the same counters
+through ``throttled_sign_in``: guesses on either page count together.
 """
 
 import hashlib
@@ -29,12 +31,17 @@ import math
 import time
 from typing import NamedTuple
 
+from django.contrib.auth.forms import UsernameField
+
 from . import client_auth
 from .conf import exchange_settings
 from .ops import outage
 from .shared_cache import throttle_cache as cache  # in the database while Redis is down
 
 log = logging.getLogger(__name__)
+
+#: The sign-in forms' own cleaning of the username (strip, then NFKC when short enough to name a user).
+_USERNAME = UsernameField(max_length=150)
 
 
 def presented_client_id(request):
@@ -130,3 +137,31 @@ def withdraw_failure(name, address, *, now, policy=CLIENT_AUTH):
         if outage.database_unavailable(exc):
             raise
         log.warning("A counted sign-in attempt could not be taken back", exc_info=True)
+
+
+def sign_in_name(raw):
+    """The username a sign-in POST is counted for, as the form reads it (stripped, NFKC): " root" and
+    "ｒｏｏｔ" are root's guesses too. Never raises."""
+    try:
+        return _USERNAME.to_python(raw if isinstance(raw, str) else "") or ""
+    except Exception:  # e.g. a lone surrogate: counted under the raw text
+        return raw if isinstance(raw, str) else ""
+
+
+def throttled_sign_in(username, address, attempt, signed_in, *, policy=CONSOLE_LOGIN):
+    """Run a sign-in ``attempt()`` unless this username or address is throttled: (seconds to wait, None)
+    when it is, else (0, what ``attempt`` returned).
+
+    The attempt is counted as a failure before the (slow) password check and taken back when
+    ``signed_in(result)``: guesses sent in parallel see each other's counts instead of all slipping
+    past the limit together. The console's sign-in and the applications' sign-in both come here.
+    """
+    now = time.time()
+    wait = retry_after(username, address, now=now, policy=policy)
+    if wait:
+        return wait, None
+    record_failure(username, address, now=now, policy=policy)
+    result = attempt()
+    if signed_in(result):
+        withdraw_failure(username, address, now=now, policy=policy)
+    return 0, result

@@ -4,14 +4,14 @@
 keeps only the last value of a repeated parameter, so repeats are caught here)
 and makes every error RFC 6749 §5.2 JSON with ``Cache-Control: no-store``. The
 token-exchange grant is answered by grant.py from start to end; the other grants
-(client_credentials, refresh_token, authorization_code) go through django-oauth-toolkit.
+(client_credentials, refresh_token, authorization_code) go through django-oauth-toolkit. The
+authorization endpoint, sign-in pages and userinfo are in signin.py.
 """
 
 import hashlib
 import json
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
@@ -26,12 +26,13 @@ from . import client_auth, grant, signing, throttling
 from .conf import project_settings
 from .models import AccessToken, RefreshToken
 from .oauth2_validators import refresh_token_expires, refresh_token_is_live
-from .protocol import CLIENT_CREDENTIALS, MANAGE_SCOPE, REFRESH_TOKEN, TOKEN_EXCHANGE
+from .protocol import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, MANAGE_SCOPE, REFRESH_TOKEN, TOKEN_EXCHANGE
 from .registry import registry
 
 #: Parameters that RFC 8693 / RFC 8707 allow to repeat.
 REPEATABLE = {"audience", "resource"}
-SECRET_PARAMETERS = ("client_secret", "subject_token", "actor_token", "refresh_token", "code", "password")
+SECRET_PARAMETERS = ("client_secret", "subject_token", "actor_token", "refresh_token", "code", "code_verifier",
+                     "password")
 
 
 def oauth_error(error, description, status=400, headers=None):
@@ -230,8 +231,9 @@ class IntrospectView(ThrottledClientAuthMixin, dot_views.IntrospectTokenView):
     issued to it or names its client ID in ``aud``; an application marked ``resource_server``
     may introspect any token. Every other token is ``{"active": false}``, as an unknown one.
     The caller is the client authenticated by client_auth.py (Basic or body credentials);
-    DOT's fallback to a bearer token with an ``introspection`` scope names no client here, and
-    that scope is never granted (it is not in ``OAUTH2_PROVIDER["SCOPES"]``).
+    DOT's fallback to a bearer token with an ``introspection`` scope names no client here, so
+    such a caller learns nothing (every token is ``{"active": false}``), even where an
+    administrator registers and grants that scope.
     """
 
     sensitive_parameters = ("client_secret", "token")
@@ -318,28 +320,39 @@ def metadata_paths():
 
 
 def server_metadata(request):
-    """The authorization server metadata (RFC 8414 §2): exactly what this server serves now.
+    """The authorization server metadata (RFC 8414 §2, OpenID Connect Discovery §3): exactly what this
+    server serves now.
 
-    Grants: token exchange, refresh and client credentials; no authorization endpoint yet, so
-    neither the code grant nor a response type that needs one is advertised (RFC 8414 makes
-    ``response_types_supported`` REQUIRED and validators refuse an empty list: ``none``, the
-    response type that issues nothing, is the honest value). Scopes: those a client may be
-    granted through these endpoints (never the console's management scope, which is granted
-    by the console only).
+    Grants: token exchange, refresh, client credentials and the authorization code (with PKCE
+    ``S256`` only, and ``iss`` in every authorization response, RFC 9207). Public clients
+    authenticate with ``none`` at the token endpoint (the code flow only); the other endpoints take
+    client secrets. ID tokens are signed with the algorithms of the published keys. Scopes: the scope
+    registry's (exchange/scopes.py), those a client may be granted through these endpoints (never
+    the console's management scope, which is granted by the console only). No end-session endpoint: sign-out is a page, not RP-initiated logout.
     """
     base = request.build_absolute_uri("/").rstrip("/")
     return {
         "issuer": project_settings.CONSOLE_ISSUER,
+        "authorization_endpoint": base + reverse("signin:authorize"),
         "token_endpoint": base + reverse("oauth2:token"),
+        "userinfo_endpoint": base + reverse("oauth2:userinfo"),
         "jwks_uri": base + reverse("oauth2:jwks"),
         "introspection_endpoint": base + reverse("oauth2:introspect"),
         "revocation_endpoint": base + reverse("oauth2:revoke"),
-        "grant_types_supported": [TOKEN_EXCHANGE, REFRESH_TOKEN, CLIENT_CREDENTIALS],
-        "response_types_supported": ["none"],
-        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "grant_types_supported": [AUTHORIZATION_CODE, TOKEN_EXCHANGE, REFRESH_TOKEN, CLIENT_CREDENTIALS],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": signing.id_token_algorithms(),
+        "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "scopes_supported": sorted(set(settings.OAUTH2_PROVIDER.get("SCOPES", {})) - {MANAGE_SCOPE}),
+        "scopes_supported": sorted(set(registry.scopes()) - {MANAGE_SCOPE}),
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
+                             "preferred_username", "name", "given_name", "family_name", "email"],
+        "prompt_values_supported": ["none", "login", "consent"],
     }
 
 

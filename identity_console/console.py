@@ -13,13 +13,10 @@ The pages themselves live in the app (``exchange.admin``); the home page's data 
 ``exchange.admin.dashboard``.
 """
 
-import time
-
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.decorators import login_not_required
-from django.contrib.auth.forms import UsernameField
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -28,10 +25,6 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
 from exchange import throttling
-
-#: The sign-in form's own cleaning of the username (strip, then NFKC when short enough to name a user).
-_USERNAME = UsernameField(max_length=150)
-
 
 class ConsoleSite(admin.AdminSite):
     site_header = "Identity Console"
@@ -57,18 +50,13 @@ class ConsoleSite(admin.AdminSite):
     def login(self, request, extra_context=None):
         if request.method != "POST":
             return super().login(request, extra_context)
-        # Counted as the form reads it (stripped, NFKC): " root" and "ｒｏｏｔ" are root's guesses too.
-        username = _USERNAME.to_python(request.POST.get("username") or "") or ""
-        address, now, policy = request.META.get("REMOTE_ADDR", ""), time.time(), throttling.CONSOLE_LOGIN
-        wait = throttling.retry_after(username, address, now=now, policy=policy)
+        username = throttling.sign_in_name(request.POST.get("username"))
+        wait, response = throttling.throttled_sign_in(
+            username, request.META.get("REMOTE_ADDR", ""), lambda: super(ConsoleSite, self).login(request, extra_context),
+            signed_in=lambda response: response.status_code == 302,  # a failure shows the form again
+        )
         if wait:
             return self._sign_in_throttled(request, username, wait)
-        # Counted before the (slow) password check and taken back when it passes: guesses sent in
-        # parallel see each other's counts instead of all slipping past the limit together.
-        throttling.record_failure(username, address, now=now, policy=policy)
-        response = super().login(request, extra_context)
-        if response.status_code == 302:  # signed in (a failure shows the form again)
-            throttling.withdraw_failure(username, address, now=now, policy=policy)
         return response
 
     def _sign_in_throttled(self, request, username, wait):
@@ -78,7 +66,7 @@ class ConsoleSite(admin.AdminSite):
             "title": "Log in",
             "subtitle": None,
             "app_path": request.get_full_path(),
-            "form": AdminAuthenticationForm(request, initial={"username": username[:_USERNAME.max_length]}),
+            "form": AdminAuthenticationForm(request, initial={"username": username[:150]}),
             REDIRECT_FIELD_NAME: (request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME)
                                   or reverse("admin:index", current_app=self.name)),
         }

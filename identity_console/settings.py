@@ -241,13 +241,20 @@ OAUTH2_PROVIDER = {
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
     # Production sets "https" only (docs/deployment.md); http stays allowed for loopback development.
     "ALLOWED_REDIRECT_URI_SCHEMES": env_list("OAUTH2_REDIRECT_URI_SCHEMES", ["http", "https"]),
-    "SCOPES": {
-        "openid": "OpenID Connect",
-        "profile": "Basic profile",
-        "console:manage": "Manage trusted token issuers and applications through the API",
-    },
+    # Scopes are data: the scope registry (exchange/scopes.py, models.Scope), managed in the console and
+    # the API. The scopes backend above reads it; DOT's SCOPES setting is not used.
+    "SCOPES": {},
     "DEFAULT_SCOPES": [],
+    # Sign-in for the registered applications: the validator asks exchange.signin.pkce_required (always for
+    # public clients, for confidential ones unless TOKEN_EXCHANGE["PKCE_REQUIRED_FOR_CONFIDENTIAL_CLIENTS"]
+    # is off; S256 only). True here is what DOT's own checks read.
     "PKCE_REQUIRED": True,
+    # OpenID Connect: ID tokens signed with the console's own keys (signing.py), iss = CONSOLE_ISSUER.
+    "OIDC_ENABLED": True,
+    "OIDC_ISS_ENDPOINT": CONSOLE_ISSUER,
+    "ID_TOKEN_EXPIRE_SECONDS": 3600,
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "REQUEST_APPROVAL_PROMPT": "force",
 }
 
 #: Token-exchange knobs; defaults and meanings in exchange/conf.py.

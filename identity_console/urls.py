@@ -3,7 +3,7 @@ from django.templatetags.static import static
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
-from exchange import views
+from exchange import signin, views
 from exchange.ops import metrics
 
 # A database outage raised outside a view (e.g. saving the session) is a 503 too (exchange/ops/outage.py).
@@ -18,12 +18,24 @@ oauth2_patterns = (
         path("revoke", views.RevokeView.as_view(), name="revoke"),
         path("revoke/", views.RevokeView.as_view()),
         path("jwks", views.JWKSView.as_view(), name="jwks"),
+        path("userinfo", signin.UserInfoView.as_view(), name="userinfo"),
     ],
     "oauth2",
 )
 
+# Sign-in for the registered applications (exchange/signin.py): pages for people, beside the endpoints above.
+signin_patterns = (
+    [
+        path("authorize", signin.AuthorizationView.as_view(), name="authorize"),
+        path("signin", signin.SignInView.as_view(), name="login"),
+        path("signout", signin.SignOutView.as_view(), name="logout"),
+    ],
+    "signin",
+)
+
 urlpatterns = [
     path("oauth2/", include(oauth2_patterns)),
+    path("oauth2/", include(signin_patterns)),
     # Server metadata where clients look for it from the issuer (views.metadata_paths: the issuer's path
     # after or before the well-known segment, or none); the view answers 404 for any other path.
     re_path(r"^\.well-known/(?P<document>openid-configuration|oauth-authorization-server)(?P<issuer_path>/.*)?$",

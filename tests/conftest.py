@@ -77,6 +77,19 @@ def jwks_issuer(db, jwks_server, ec_key):
 
 
 @pytest.fixture
+def actor_key():
+    return private_key("rsa", "actor-issuer")
+
+
+@pytest.fixture
+def actor_issuer(db, actor_key):
+    """A second trusted issuer (PEM), whose tokens the delegation tests present as actor tokens."""
+    return flows.create_trusted_token_issuer(
+        name="Actor issuer", issuer="https://actor.issuer.test", certificates=[certificate_pem(actor_key)],
+    )
+
+
+@pytest.fixture
 def make_application(db):
     def make(name="App", application_type="standard", grant_types=("token_exchange",), **fields):
         application, secret = flows.create_application(

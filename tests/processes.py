@@ -1,10 +1,11 @@
-"""Real processes for the operations tests: gunicorn instances, a private redis-server, PostgreSQL databases
-and a private PostgreSQL cluster.
+"""Real processes for the operations tests: gunicorn instances, a private redis-server, PostgreSQL databases,
+a private PostgreSQL cluster, and a deployment of them all (several instances, one database, one Redis).
 
 Everything binds to 127.0.0.1 on ephemeral ports; every wait polls with a deadline.
 """
 
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -14,10 +15,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
+from http import HTTPStatus
 from pathlib import Path
 
 import psycopg
+import pytest
 import requests
+from django.conf import settings
+
+from .factories import mint, private_key
+from .utils import JWKSServer, basic_auth, exchange_body
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -271,3 +279,102 @@ class PrivatePostgres:
             except AssertionError:
                 pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Deployment:
+    """Gunicorn instances (two workers each) sharing a dedicated PostgreSQL database (``database``, dropped
+    afterwards), a private redis-server and a JWKS server publishing one issuer's key (kid ``k1``); the issuer and
+    a token-exchange application are created with ``manage.py``, as an operator would. ``close()`` undoes each part.
+
+    Every subject token exchanged once is kept in ``consumed``; every token and secret the deployment has seen is
+    kept in ``secrets`` (none may reach a log).
+    """
+
+    def __init__(self, tmp_path, database, issuer, metrics_token):
+        self.tmp_path = tmp_path
+        self.database = database
+        self.issuer = issuer
+        self.metrics_token = metrics_token
+        self.db = self.redis = self.jwks = None
+        self.instances = []
+        self.consumed = []
+        self.secrets = [metrics_token]
+
+    def start(self, instances, **env):
+        """``instances``: {name: that instance's own environment}; ``env``: what all share besides the defaults."""
+        self.db = PostgresDatabase(self.database)
+        self.redis = PrivateRedis(self.tmp_path)
+        self.jwks = JWKSServer()
+        self.key = private_key("ec", self.issuer)
+        self.jwks.serve_keys((self.key, "k1"))
+        self.env = base_env(self.tmp_path, DATABASE_URL=self.db.url, REDIS_URL=self.redis.url,
+                            CONSOLE_ISSUER=settings.CONSOLE_ISSUER, METRICS_TOKEN=self.metrics_token,
+                            SHARED_CACHE_RETRY_SECONDS=1, GUNICORN_LOGLEVEL="warning", **env)
+        manage(self.env, "migrate", "--noinput")
+        manage(self.env, "create_trusted_token_issuer", "--name", "Deployment issuer", "--issuer", self.issuer,
+               "--jwks-uri", self.jwks.url)
+        app = json.loads(manage(self.env, "create_application", "--name", "Deployment app",
+                                "--grant-type", "token_exchange", "--json"))
+        self.client_id, self.client_secret = app["client_id"], app["client_secret"]
+        self.secrets.append(self.client_secret)
+        for name, own in instances.items():
+            instance_env = dict(self.env, PROMETHEUS_MULTIPROC_DIR=str(self.tmp_path / f"metrics-{name}"), **own)
+            self.instances.append(Gunicorn(name, instance_env, self.tmp_path, workers=2))
+        for instance in self.instances:
+            instance.wait_ready()
+        return self
+
+    @property
+    def a(self):
+        return self.instances[0]
+
+    @property
+    def b(self):
+        return self.instances[1]
+
+    def auth(self):
+        return {"Authorization": basic_auth(self.client_id, self.client_secret)}
+
+    def token(self, **claims):
+        """A subject token from the deployment's issuer, signed with its published key."""
+        token = mint(self.key, self.issuer, kid="k1", **claims)
+        self.secrets.append(token)
+        return token
+
+    def exchange(self, instance, subject_token):
+        """POST a token exchange of ``subject_token`` to ``instance``; the response."""
+        response = requests.post(instance.url + "/oauth2/token", data=exchange_body(subject_token),
+                                 headers=self.auth(), timeout=15)
+        if response.status_code == HTTPStatus.OK:
+            self.consumed.append(subject_token)
+            self.secrets.append(response.json()["access_token"])
+        return response
+
+    def close(self):
+        for instance in self.instances:
+            instance.stop()
+        if self.redis is not None:
+            self.redis.stop()
+        if self.jwks is not None:
+            self.jwks.close()
+        if self.db is not None:
+            self.db.drop()
+
+
+@contextmanager
+def running(deployment, **start):
+    """``deployment`` started with ``start``, then closed; a gunicorn instance that died has its log printed.
+
+    A missing redis-server or PostgreSQL skips, or fails the run where .ci/run sets IDC_REQUIRE_MULTI_INSTANCE.
+    """
+    missing = pytest.fail if os.environ.get("IDC_REQUIRE_MULTI_INSTANCE") else pytest.skip
+    if shutil.which("redis-server") is None:
+        missing("redis-server is not installed")
+    if not postgres_available():
+        missing("PostgreSQL is not reachable on 127.0.0.1:5432")
+    try:
+        yield deployment.start(**start)
+    finally:
+        if any(instance.process.poll() is not None for instance in deployment.instances):
+            print(*(instance.logs() for instance in deployment.instances))
+        deployment.close()

@@ -1,4 +1,4 @@
-"""Test helpers: request builders, token-endpoint assertions, a real JWKS server on 127.0.0.1.
+"""Test helpers: request builders, token-endpoint assertions, a real JWKS (and OpenID discovery) server on 127.0.0.1.
 
 Keys, certificates and tokens are built in ``tests/factories.py``.
 """
@@ -65,10 +65,18 @@ def assert_oauth_error(response, status, error):
 
 
 class JWKSServer:
-    """A real HTTP server on 127.0.0.1 serving a JWKS document; counts and records requests."""
+    """A real HTTP server on 127.0.0.1 serving a JWKS document; counts and records requests.
+
+    It is also an OpenID provider's issuer (``issuer``, its base URL): /.well-known/openid-configuration answers
+    the discovery document naming it and its JWKS URL, whose members ``discovery`` replaces (None: removed).
+    ``status``, ``headers``, ``delay`` and ``body`` apply to every answer; every other path serves the JWKS.
+    """
+
+    DISCOVERY_PATH = "/.well-known/openid-configuration"
 
     def __init__(self):
         self.document = {"keys": []}
+        self.discovery = {}
         self.status = HTTPStatus.OK
         self.body = None  # raw bytes overriding the document
         self.headers = {}
@@ -81,7 +89,8 @@ class JWKSServer:
                 outer.requests.append({"path": self.path, "headers": dict(self.headers)})
                 if outer.delay:
                     time.sleep(outer.delay)
-                body = outer.body if outer.body is not None else json.dumps(outer.document).encode()
+                document = outer.discovery_document() if self.path == outer.DISCOVERY_PATH else outer.document
+                body = outer.body if outer.body is not None else json.dumps(document).encode()
                 self.send_response(outer.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -99,8 +108,21 @@ class JWKSServer:
         self.thread.start()
 
     @property
+    def issuer(self):
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
     def url(self):
-        return f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        return self.issuer + "/jwks.json"
+
+    def discovery_document(self):
+        document = {"issuer": self.issuer, "jwks_uri": self.url, "id_token_signing_alg_values_supported": ["RS256"]}
+        for name, value in self.discovery.items():
+            if value is None:
+                document.pop(name, None)
+            else:
+                document[name] = value
+        return document
 
     def serve_keys(self, *pairs, **extra):
         """serve_keys((key, kid), ...) publishes those keys' public halves."""

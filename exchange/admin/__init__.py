@@ -2,8 +2,8 @@
 
 One module per concern: ``base`` (the page renderer, the tabbed object page, History entries),
 ``issuers`` (Connections and the New Connection wizard), ``applications`` (with *Try it out*),
-``records`` (tokens, signing keys, exchange events), ``users`` (local users, linked identities, roles' scopes),
-``dashboard`` (the home page's data), ``forms``.
+``scopes`` (the scope registry), ``records`` (tokens, signing keys, exchange events), ``users`` (local users,
+linked identities, roles' scopes), ``dashboard`` (the home page's data), ``forms``.
 """
 
 from django.contrib import admin
@@ -11,10 +11,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from oauth2_provider.models import get_grant_model, get_id_token_model
 
-from ..models import AccessToken, Application, ExchangeEvent, RefreshToken, SigningKey, TrustedTokenIssuer
+from ..models import AccessToken, Application, ExchangeEvent, RefreshToken, Scope, SigningKey, TrustedTokenIssuer
 from .applications import ApplicationAdmin
 from .issuers import TrustedTokenIssuerAdmin
 from .records import AccessTokenAdmin, ExchangeEventAdmin, RefreshTokenAdmin, SigningKeyAdmin
+from .scopes import ScopeAdmin
 from .users import LocalUserAdmin, RoleGroupAdmin
 
 # django-oauth-toolkit registers its own admins; ours replace them, and authorization codes and ID tokens
@@ -25,6 +26,7 @@ for model in (Application, AccessToken, RefreshToken, get_grant_model(), get_id_
 
 admin.site.register(TrustedTokenIssuer, TrustedTokenIssuerAdmin)
 admin.site.register(Application, ApplicationAdmin)
+admin.site.register(Scope, ScopeAdmin)
 admin.site.register(AccessToken, AccessTokenAdmin)
 admin.site.register(RefreshToken, RefreshTokenAdmin)
 admin.site.register(SigningKey, SigningKeyAdmin)

@@ -108,6 +108,10 @@ class ApplicationAdmin(ConsoleModelAdmin):
             "bound_to_subject_token": application.bound_to_subject_token,
             "allowed_audiences": "\n".join(application.allowed_audiences or []),
             "linked_accounts": application.linked_accounts,
+            "allow_delegation": application.allow_delegation,
+            "actor_issuers": list(application.actor_issuers.values_list("pk", flat=True)),
+            "redirect_uris": "\n".join(application.redirect_uris.split()),
+            "skip_authorization": application.skip_authorization,
         }
         if request.method == "POST":
             # The current values as initial too: History names the fields that changed.
@@ -121,6 +125,8 @@ class ApplicationAdmin(ConsoleModelAdmin):
                     bound_to_subject_token=data["bound_to_subject_token"],
                     allowed_audiences=data["allowed_audiences"],
                     linked_accounts=data["linked_accounts"],
+                    allow_delegation=data["allow_delegation"], actor_issuers=list(data["actor_issuers"]),
+                    redirect_uris=data["redirect_uris"], skip_authorization=data["skip_authorization"],
                 ),
             )
             if saved:

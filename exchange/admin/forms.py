@@ -10,10 +10,10 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from .. import certificates, conditions, flows, presets, service_accounts
+from .. import certificates, claim_mapping, conditions, flows, presets, service_accounts
 from ..conf import ASYMMETRIC_ALGORITHMS
-from ..models import Application, TrustedTokenIssuer, validate_jwks_uri
-from ..subject_token import SUBJECT_TOKEN_TYPES
+from ..models import Application, Scope, TrustedTokenIssuer, validate_jwks_uri
+from ..subject_token import SUBJECT_TOKEN_TYPES, storable
 
 PEM_FILE_TYPES = ".pem,.crt,.cer,.der"
 
@@ -274,6 +274,82 @@ class LinkIdentityForm(forms.Form):
         return user
 
 
+class ClaimMappingsForm(forms.Form):
+    """Claim mapping tab: one row per mapping (source, target, type, required); empty rows are ignored.
+
+    Only shapes the rows into the list the model validates (claim_mapping.validate_mappings): the
+    rules — reserved targets, sizes, names — are the model's, as for the API and the commands.
+    """
+
+    EXTRA_ROWS = 3
+
+    def __init__(self, data=None, *, mappings=()):
+        mappings = list(mappings or [])
+        if data is not None:
+            try:
+                rows = int(data.get("rows", ""))
+            except ValueError:
+                rows = 0
+        else:
+            rows = len(mappings) + self.EXTRA_ROWS
+        self.row_count = max(1, min(rows, claim_mapping.MAX_MAPPINGS))
+        initial = {}
+        for index, mapping in enumerate(mappings[:self.row_count]):
+            initial.update({f"source_{index}": mapping["source"], f"target_{index}": mapping["target"],
+                            f"type_{index}": mapping["type"], f"required_{index}": mapping.get("required", False)})
+        super().__init__(data, initial=initial)
+        types = [("", "—")] + list(claim_mapping.TYPES.items())
+        for index in range(self.row_count):
+            self.fields[f"source_{index}"] = forms.CharField(
+                label=_("Source claim %(n)s") % {"n": index + 1}, required=False, strip=False,
+                max_length=claim_mapping.MAX_NAME_LENGTH * 2)
+            self.fields[f"target_{index}"] = forms.CharField(
+                label=_("Target claim %(n)s") % {"n": index + 1}, required=False, strip=False,
+                max_length=claim_mapping.MAX_NAME_LENGTH * 2)
+            self.fields[f"type_{index}"] = forms.ChoiceField(
+                label=_("Type %(n)s") % {"n": index + 1}, required=False, choices=types)
+            self.fields[f"required_{index}"] = forms.BooleanField(
+                label=_("Required %(n)s") % {"n": index + 1}, required=False)
+
+    def rows(self):
+        """(source, target, type, required) bound fields per row, for the template."""
+        return [(self[f"source_{i}"], self[f"target_{i}"], self[f"type_{i}"], self[f"required_{i}"])
+                for i in range(self.row_count)]
+
+    def clean(self):
+        data = super().clean()
+        mappings = []
+        for index in range(self.row_count):
+            source, target = data.get(f"source_{index}", ""), data.get(f"target_{index}", "")
+            kind, required = data.get(f"type_{index}", ""), data.get(f"required_{index}", False)
+            if not source and not target and not kind:
+                continue
+            mappings.append({"source": source, "target": target, "type": kind, "required": required})
+        data["claim_mappings"] = mappings
+        return data
+
+
+class ScopeForm(_NoStripMixin, forms.ModelForm):
+    """New Scope: the name clients request (the model checks its syntax and uniqueness) and a description."""
+
+    no_strip = ("name",)
+
+    class Meta:
+        model = Scope
+        fields = ("name", "description")
+
+    def validate_unique(self):
+        pass  # the flow reports it, with the model's message
+
+
+class ScopeDescriptionForm(forms.ModelForm):
+    """A scope's page: only its description changes (the name is what applications and tokens carry)."""
+
+    class Meta:
+        model = Scope
+        fields = ("description",)
+
+
 class RevokeTokensForm(forms.Form):
     """Revocation by provenance: every subject's tokens, or one external subject's."""
 
@@ -284,7 +360,7 @@ class RevokeTokensForm(forms.Form):
 
     def clean_subject(self):
         subject = self.cleaned_data["subject"]
-        if subject and ("\x00" in subject or not flows._encodable(subject)):
+        if subject and not storable(subject):
             raise ValidationError(_("Give the subject (sub) as issued."), code="subject")
         return subject or None
 
@@ -299,6 +375,18 @@ class TestTokenForm(forms.Form):
         label=_("Sent as (subject_token_type)"), required=False,
         choices=[("", _("Not declared"))] + [(urn, urn) for urn in SUBJECT_TOKEN_TYPES],
         help_text=_("The type a client would declare: an ID token sent as an access token is refused."),
+    )
+    role = forms.ChoiceField(
+        label=_("Presented as"), required=False, widget=forms.RadioSelect,
+        choices=[("subject", _("Subject token")), ("actor", _("Actor token (delegation)"))],
+        help_text=_("An actor token is checked by the same steps; with an application, its issuer must be one "
+                    "the application accepts actor tokens from."),
+    )
+    application = forms.ModelChoiceField(
+        label=_("For application"), required=False, queryset=Application.objects.order_by("name"),
+        empty_label=_("Any (no application's policy)"),
+        help_text=_("Also check the application's policy: its linked issuers for a subject token, its actor "
+                    "token issuers and delegation setting for an actor token."),
     )
 
 
@@ -355,7 +443,7 @@ class _KeptWhenAbsentChoiceField(forms.ChoiceField):
 
 
 class ProtocolForm(forms.Form):
-    """Protocol tab: allowed grant types and the access-token lifetime."""
+    """Protocol tab: allowed grant types, redirect URLs and consent (Code), the access-token lifetime, audiences."""
 
     allowed_grant_types = forms.MultipleChoiceField(
         label=_("Allowed grant types"), required=False, choices=Application.GrantType.choices,
@@ -383,6 +471,32 @@ class ProtocolForm(forms.Form):
         help_text=_("One per line: the values a token request may name in audience or resource. "
                     "Empty: requests may name none, and issued tokens are for this application (aud = client ID)."),
     )
+    allow_delegation = forms.BooleanField(
+        label=_("Allow delegation (actor tokens)"), required=False,
+        help_text=_("Accept an actor_token beside the subject token (RFC 8693 delegation): the issued token names "
+                    "the actor in its act claim. Off: requests with an actor_token are refused."),
+    )
+    actor_issuers = forms.ModelMultipleChoiceField(
+        label=_("Actor token issuers"), required=False, queryset=TrustedTokenIssuer.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("The trusted token issuers whose tokens this application may present as actor tokens. "
+                    "None chosen: no actor token is accepted."),
+    )
+
+    redirect_uris = forms.CharField(
+        label=_("Authorized redirect URLs"), required=False, strip=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "spellcheck": "false"}),
+        help_text=_("One per line: where the Code grant may send users back after they sign in. A request's "
+                    "redirect_uri must equal one of them exactly."),
+    )
+    skip_authorization = forms.BooleanField(
+        label=_("First-party application: skip the consent page"), required=False,
+        help_text=_("Users who sign in are sent back without being asked to allow the requested scopes. "
+                    "Only for applications of this organization."),
+    )
+
+    def clean_redirect_uris(self):
+        return " ".join(line.strip() for line in self.cleaned_data["redirect_uris"].splitlines() if line.strip())
 
     def clean_allowed_audiences(self):
         return [line.strip() for line in self.cleaned_data["allowed_audiences"].splitlines() if line.strip()]
@@ -399,6 +513,7 @@ class ProtocolForm(forms.Form):
     def __init__(self, *args, application, **kwargs):
         super().__init__(*args, **kwargs)
         self.application = application
+        self.fields["actor_issuers"].queryset = TrustedTokenIssuer.objects.order_by("name")
         # Shown, but disabled, for single-page applications; the model refuses it in any case.
         self.token_exchange_disabled = application.application_type == Application.Type.SPA
 

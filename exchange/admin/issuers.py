@@ -11,7 +11,7 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .. import accounts, flows, key_sources
+from .. import accounts, claim_mapping, flows, grant, key_sources
 from ..conf import exchange_settings, project_settings
 from ..models import Application, ExchangeEvent, IssuerCertificate, LinkedIdentity, TrustedTokenIssuer
 from ..subject_token import CAUSES, explain_subject_token
@@ -109,7 +109,7 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
 
     tabs = (
         ("general", "General"), ("certificates", "Certificates"), ("validation", "Validation"),
-        ("linking", "Linking"), ("test", "Test a token"), ("activity", "Activity"),
+        ("linking", "Linking"), ("claims", "Claim mapping"), ("test", "Test a token"), ("activity", "Activity"),
     )
     detail_template = "admin/exchange/trustedtokenissuer/detail.html"
     sensitive_parameters = ("token",)
@@ -119,8 +119,8 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
     def tab_views(self):
         return {
             "general": self.general_tab, "certificates": self.certificates_tab,
-            "validation": self.validation_tab, "linking": self.linking_tab, "test": self.test_tab,
-            "activity": self.activity_tab,
+            "validation": self.validation_tab, "linking": self.linking_tab, "claims": self.claims_tab,
+            "test": self.test_tab, "activity": self.activity_tab,
         }
 
     @admin.display(description="Name", ordering="name")
@@ -451,21 +451,44 @@ class TrustedTokenIssuerAdmin(ConsoleModelAdmin):
         links = trusted.linked_identities.select_related("user").order_by("subject")[:200]
         return {"form": form, "link_form": link_form, "links": links, "trusted_lookups": accounts.lookup_descriptions(trusted)}
 
+    def claims_tab(self, request, trusted):
+        """The claims of this issuer's tokens carried into issued tokens (claim_mapping.py), through the flow."""
+        if request.method != "POST":
+            form = forms.ClaimMappingsForm(mappings=trusted.claim_mappings)
+        else:
+            form = forms.ClaimMappingsForm(request.POST, mappings=trusted.claim_mappings)
+            saved = self.save_tab(
+                request, trusted, form, "claims", "Claim mapping updated.",
+                lambda data: flows.update_trusted_token_issuer(trusted, claim_mappings=data["claim_mappings"]),
+            )
+            if saved:
+                return saved
+        return {"form": form, "claim_types": claim_mapping.TYPES, "limits": {
+            "mappings": claim_mapping.MAX_MAPPINGS, "string": claim_mapping.MAX_STRING_LENGTH,
+            "items": claim_mapping.MAX_LIST_ITEMS, "total": claim_mapping.MAX_TOTAL_BYTES,
+        }, "reserved": sorted(claim_mapping.RESERVED_TARGETS)}
+
     def test_tab(self, request, trusted):
-        report = None
+        report = delegation_refusal = role = None
         if request.method == "POST":
             form = forms.TestTokenForm(request.POST)
             if form.is_valid():
-                report = explain_subject_token(form.cleaned_data["token"],
-                                               token_type=form.cleaned_data["token_type"] or None)
+                data = form.cleaned_data
+                role, application = data["role"] or "subject", data["application"]
+                report = explain_subject_token(data["token"], token_type=data["token_type"] or None, role=role,
+                                               client=application)
+                if role == "actor" and application is not None:
+                    delegation_refusal = grant.client_may_delegate(application)
         else:
-            form = forms.TestTokenForm()
+            form = forms.TestTokenForm(initial={"role": "subject"})
         other_issuer = report is not None and report.issuer is not None and report.issuer.pk != trusted.pk
         linking = None
-        if report is not None and report.ok:
-            # The grant's linking step, as an application using linked accounts would meet it.
+        if report is not None and report.ok and role == "subject":
+            # The grant's linking step, as an application using linked accounts would meet it (a subject
+            # token only: an actor token's sub is never resolved to a local user).
             linking = accounts.explain(report.issuer, report.claims, Application.LinkedAccounts.USE)
-        return {"form": form, "report": report, "other_issuer": other_issuer, "causes": CAUSES, "linking": linking}
+        return {"form": form, "report": report, "other_issuer": other_issuer, "causes": CAUSES,
+                "delegation_refusal": delegation_refusal, "linking": linking}
 
     def activity_tab(self, request, trusted):
         if request.method == "POST":

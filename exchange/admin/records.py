@@ -24,7 +24,8 @@ from oauth2_provider.models import revoke_access_token
 from ..models import ExchangeEvent
 from ..signing import RotationError, rotate_signing_key
 from ..accounts import CAUSES as LINK_CAUSES
-from ..subject_token import CAUSES
+from ..grant import DELEGATION_CAUSES
+from ..subject_token import ACTOR_CAUSES, CAUSES
 from .base import RecordAdmin
 
 #: Days after which the signing key in use is due for rotation (``manage.py rotate_signing_key``).
@@ -72,6 +73,23 @@ REMEDIES = {
     "local_user_disabled": "The linked local user is disabled: enable them on their Users page, or remove the link.",
     "local_user_not_linkable": "The linked local user is now staff, a superuser or a service account, who are never "
                                "linked: remove the link on their Users page.",
+    "invalid_delegation_claim": "The token's act or may_act claim is malformed or too large: ask its issuer to "
+                                "correct it.",
+    "act_chain_too_deep": "The token has been delegated more times than this server accepts (5 actors).",
+    "delegation_not_allowed": "Turn on Allow delegation on the application's Protocol tab if it should act for "
+                              "its users.",
+    "actor_issuer_not_allowed": "Choose the actor token's issuer under Actor token issuers on the application's "
+                                "Protocol tab.",
+    "actor_not_permitted": "The subject token's may_act names another party: the actor must be that party.",
+    "actor_is_subject": "The caller sent the same token as subject and actor.",
+    "actor_token_type_missing": "The caller must send actor_token_type with its actor_token (RFC 8693 §2.1).",
+    "actor_token_missing": "The caller sent actor_token_type without an actor_token.",
+    "actor_token_type_unsupported": "actor_token_type must be the jwt, access_token or id_token URN.",
+    "scope_not_in_subject_token": "A delegated token gets only scopes the subject token holds: ask for fewer.",
+    "actor_tokens_revoked": "The actor token issuer's tokens were revoked while this exchange was under way; "
+                            "the caller may retry with a fresh actor token.",
+    "actor_replayed": "The actor token's issuer rejects reused jti values: the actor needs a fresh token for each "
+                      "exchange, or turn off Reject reused jti for that issuer.",
 }
 
 #: Plain sentences for the causes that are not about the subject token itself.
@@ -85,10 +103,18 @@ CLIENT_CAUSES = {
 
 
 def explain_cause(cause):
-    """(what happened, what to do) in plain language for an event's cause code; ("", "") for none."""
+    """(what happened, what to do) in plain language for an event's cause code; ("", "") for none.
+
+    An actor token's cause is ``actor_<cause>`` (delegation): its sentence names the actor token.
+    """
     if not cause:
         return "", ""
-    return (CAUSES.get(cause) or CLIENT_CAUSES.get(cause) or LINK_CAUSES.get(cause) or "The exchange was refused.",
+    if cause.startswith("actor_") and cause.removeprefix("actor_") in ACTOR_CAUSES:
+        base = cause.removeprefix("actor_")
+        return (ACTOR_CAUSES[base], REMEDIES.get(cause) or REMEDIES.get(base, "Test the actor token on its issuer's "
+                "Test a token tab (presented as an actor token) to see which check refuses it."))
+    return (CAUSES.get(cause) or DELEGATION_CAUSES.get(cause) or CLIENT_CAUSES.get(cause) or LINK_CAUSES.get(cause)
+            or "The exchange was refused.",
             REMEDIES.get(cause, "Test the token on the issuer's Test a token tab to see which check refuses it."))
 
 
@@ -116,7 +142,7 @@ class ExchangeEventAdmin(RecordAdmin):
     list_display = ("when", "outcome_badge", "cause_text", "trusted_issuer", "application", "subject")
     list_display_links = ("when",)
     list_filter = ("outcome", "cause", "trusted_issuer")
-    search_fields = ("subject", "subject_jti", "issued_jti")
+    search_fields = ("subject", "subject_jti", "issued_jti", "actor_subject")
     list_select_related = ("trusted_issuer", "application")
 
     @admin.display(description="Time", ordering="created")
@@ -149,6 +175,11 @@ class ExchangeEventAdmin(RecordAdmin):
              if obj.trusted_issuer else obj.issuer or "—"),
             ("Subject (sub)", obj.subject or "—"),
             ("Subject token jti", obj.subject_jti or "—"),
+            *((("Actor (act)", obj.actor_subject or "—"),
+               ("Actor token issuer", link(request, "exchange_trustedtokenissuer", obj.actor_trusted_issuer)
+                if obj.actor_trusted_issuer else obj.actor_issuer or "—"),
+               ("Actor token jti", obj.actor_jti or "—"))
+              if obj.actor_subject or obj.actor_trusted_issuer_id or obj.actor_issuer else ()),
             ("Issued token jti", obj.issued_jti or "—"),
             ("Cause code", obj.cause or "—"),
             ("Request ID", obj.request_id or "—"),

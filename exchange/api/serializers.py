@@ -10,10 +10,10 @@ from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .. import service_accounts
+from .. import claim_mapping, service_accounts
 from ..certificates import MAX_CERTIFICATE_INPUT
 from ..conf import ASYMMETRIC_ALGORITHMS
-from ..models import GRANT_SHORT_NAMES, Application, IssuerCertificate, LinkedIdentity, TrustedTokenIssuer
+from ..models import GRANT_SHORT_NAMES, Application, IssuerCertificate, LinkedIdentity, Scope, TrustedTokenIssuer
 from ..subject_token import SUBJECT_TOKEN_TYPES
 
 class _JSONType:
@@ -89,6 +89,52 @@ class GrantTypesField(serializers.ListField):
     child = StrictCharField(max_length=100)
 
 
+class RedirectUrisField(serializers.ListField):
+    """The Code grant's redirect URIs: a list here, stored space-separated (DOT's ``redirect_uris``)."""
+
+    child = StrictCharField(max_length=2048, trim_whitespace=False)
+
+    MAX_URIS = 20
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "Where the Code grant may send users back; a request's redirect_uri must "
+                                       "equal one of them exactly.")
+        super().__init__(**kwargs)
+
+    def to_representation(self, data):
+        return data.split() if isinstance(data, str) else super().to_representation(data)
+
+    def to_internal_value(self, data):
+        uris = super().to_internal_value(data)
+        if len(uris) > self.MAX_URIS:
+            raise serializers.ValidationError(f"Give at most {self.MAX_URIS} redirect URIs.")
+        if any(not uri or any(ch.isspace() for ch in uri) for uri in uris):
+            raise serializers.ValidationError("Give each redirect URI without spaces.")
+        return " ".join(uris)
+
+
+@extend_schema_field({
+    "type": "array", "maxItems": claim_mapping.MAX_MAPPINGS,
+    "items": {
+        "type": "object", "required": ["source", "target", "type"], "additionalProperties": False,
+        "properties": {
+            "source": {"type": "string", "maxLength": claim_mapping.MAX_NAME_LENGTH,
+                       "description": "A top-level claim of the issuer's tokens, taken literally (no paths)."},
+            "target": {"type": "string", "maxLength": claim_mapping.MAX_NAME_LENGTH,
+                       "description": "The claim name in the issued token: printable ASCII, never a claim this "
+                                      "server sets (" + ", ".join(sorted(claim_mapping.RESERVED_TARGETS)) + ")."},
+            "type": {"type": "string", "enum": list(claim_mapping.TYPES)},
+            "required": {"type": "boolean", "default": False,
+                         "description": "Refuse the exchange (mapped_claim_missing / mapped_claim_invalid) when "
+                                        "the claim is absent or not of the type; otherwise it is left out."},
+        },
+    },
+    "description": "Claims of the issuer's tokens carried into the tokens issued for them. Empty: only sub.",
+})
+class ClaimMappingsField(serializers.JSONField):
+    """The claim-mapping list; its rules are the model's (claim_mapping.validate_mappings)."""
+
+
 class CertificateSerializer(serializers.ModelSerializer):
     class Meta:
         model = IssuerCertificate
@@ -118,21 +164,22 @@ class TrustedTokenIssuerSerializer(serializers.ModelSerializer):
     allowed_algorithms = AlgorithmsField(read_only=True)
     applications = serializers.SlugRelatedField(slug_field="client_id", many=True, read_only=True,
                                                 help_text=_LINKS_HELP)
+    claim_mappings = ClaimMappingsField(read_only=True)
 
     class Meta:
         model = TrustedTokenIssuer
         fields = [
             "id", "name", "issuer", "alias", "enabled", "key_source", "jwks_uri", "certificates",
             "allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti",
-            "required_type", "condition", "preset", "applications", "link_lookup_primary", "link_lookup_secondary",
-            "link_custom_claim", "keys_fetched_at", "key_fetch_error",
+            "required_type", "condition", "preset", "applications", "claim_mappings", "link_lookup_primary",
+            "link_lookup_secondary", "link_custom_claim", "keys_fetched_at", "key_fetch_error",
             "key_fetch_failed_at", "tokens_revoked_at", "created", "updated",
         ]
         read_only_fields = fields
 
 
 _ISSUER_OPTIONS = ["allowed_algorithms", "clock_skew", "max_token_age", "reject_replayed_jti", "require_jti",
-                   "required_type", "condition", "preset", "applications", "link_lookup_primary",
+                   "required_type", "condition", "preset", "applications", "claim_mappings", "link_lookup_primary",
                    "link_lookup_secondary", "link_custom_claim"]
 
 _CONDITION_HELP = (
@@ -159,6 +206,7 @@ class TrustedTokenIssuerCreateSerializer(StrictModelSerializer):
     )
     allowed_algorithms = AlgorithmsField(required=False)
     applications = _links_field()
+    claim_mappings = ClaimMappingsField(required=False)
     discover = StrictBooleanField(
         required=False, default=False,
         help_text="Fill jwks_uri and allowed_algorithms from <issuer>/.well-known/openid-configuration "
@@ -184,6 +232,7 @@ class TrustedTokenIssuerUpdateSerializer(StrictModelSerializer):
 
     allowed_algorithms = AlgorithmsField(required=False)
     applications = _links_field()
+    claim_mappings = ClaimMappingsField(required=False)
     revoke_tokens = StrictBooleanField(
         required=False, write_only=True,
         help_text="With enabled false: also revoke the live tokens issued from this issuer's tokens, in the same step.",
@@ -235,19 +284,38 @@ _SERVICE_ACCOUNT_HELP = (
 )
 
 
+_ACTOR_ISSUERS_HELP = (
+    "Issuer values (iss) of the trusted token issuers whose tokens this application may present as actor "
+    "tokens (RFC 8693 delegation), with allow_delegation. Empty: no actor token is accepted."
+)
+_ALLOW_DELEGATION_HELP = (
+    "Accept an actor_token beside the subject token: the issued token names the actor in its act claim "
+    "(RFC 8693 §4.1). Default false: requests with an actor_token are refused (delegation_not_allowed)."
+)
+
+
+def _actor_issuers_field(**kwargs):
+    return serializers.SlugRelatedField(slug_field="issuer", many=True, help_text=_ACTOR_ISSUERS_HELP, **kwargs)
+
+
 class ApplicationSerializer(serializers.ModelSerializer):
     """An application (OAuth client) as the API returns it. The client secret is never returned here."""
 
     allowed_grant_types = GrantTypesField(read_only=True)
     allowed_audiences = serializers.ListField(child=serializers.CharField(), read_only=True)
     service_account_permissions = serializers.SerializerMethodField(help_text=_SERVICE_ACCOUNT_HELP)
+    allow_delegation = serializers.BooleanField(read_only=True, help_text=_ALLOW_DELEGATION_HELP)
+    actor_issuers = _actor_issuers_field(read_only=True)
+    redirect_uris = RedirectUrisField(read_only=True)
 
     class Meta:
         model = Application
         fields = [
             "id", "name", "client_id", "application_type", "client_type", "allowed_grant_types",
             "allowed_scopes", "allowed_audiences", "access_token_lifetime", "enabled", "resource_server",
-            "service_account_permissions", "bound_to_subject_token", "linked_accounts", "created", "updated",
+            "service_account_permissions", "bound_to_subject_token", "redirect_uris", "skip_authorization",
+            "allow_delegation", "actor_issuers", "linked_accounts",
+            "created", "updated",
         ]
         read_only_fields = fields
 
@@ -284,25 +352,32 @@ class ApplicationCreateSerializer(StrictModelSerializer):
     allowed_grant_types = GrantTypesField(required=False)
     allowed_audiences = _audiences_field()
     service_account_permissions = _service_account_field()
+    actor_issuers = _actor_issuers_field(required=False, queryset=TrustedTokenIssuer.objects.all())
+    redirect_uris = RedirectUrisField(required=False)
 
     class Meta:
         model = Application
         fields = ["name", "application_type", "allowed_grant_types", "allowed_scopes", "allowed_audiences",
                   "access_token_lifetime", "resource_server", "service_account_permissions",
-                  "bound_to_subject_token", "linked_accounts"]
-        extra_kwargs = {"name": {"required": True}}
+                  "bound_to_subject_token", "redirect_uris", "skip_authorization",
+                  "allow_delegation", "actor_issuers", "linked_accounts"]
+        extra_kwargs = {"name": {"required": True}, "allow_delegation": {"help_text": _ALLOW_DELEGATION_HELP}}
 
 
 class ApplicationUpdateSerializer(StrictModelSerializer):
     allowed_grant_types = GrantTypesField(required=False)
     allowed_audiences = _audiences_field()
     service_account_permissions = _service_account_field()
+    actor_issuers = _actor_issuers_field(required=False, queryset=TrustedTokenIssuer.objects.all())
+    redirect_uris = RedirectUrisField(required=False)
 
     class Meta:
         model = Application
         fields = ["name", "allowed_grant_types", "allowed_scopes", "allowed_audiences", "access_token_lifetime",
                   "enabled", "resource_server", "service_account_permissions",
-                  "bound_to_subject_token", "linked_accounts"]
+                  "bound_to_subject_token", "redirect_uris", "skip_authorization",
+                  "allow_delegation", "actor_issuers", "linked_accounts"]
+        extra_kwargs = {"allow_delegation": {"help_text": _ALLOW_DELEGATION_HELP}}
 
 
 class ProtocolSerializer(StrictModelSerializer):
@@ -359,6 +434,11 @@ class TokenValidationRequestSerializer(serializers.Serializer):
         help_text="The subject_token_type a client would send; the token is checked against it "
                   "(an ID token sent as an access token is refused). Omitted: none declared.",
     )
+    role = serializers.ChoiceField(
+        choices=["subject", "actor"], required=False, default="subject",
+        help_text="How the token is presented: as the subject token, or as an actor token (RFC 8693 "
+                  "delegation; the same checks, with sentences naming the actor token).",
+    )
 
 
 class StepSerializer(serializers.Serializer):
@@ -380,7 +460,42 @@ class TokenValidationSerializer(serializers.Serializer):
     claims = serializers.DictField(
         allow_null=True, help_text="The token's claims: verified when valid, unverified otherwise.",
     )
+    mapped_claims = serializers.DictField(
+        help_text="The claims the issuer's claim mapping would carry into the issued token (empty: only sub).",
+    )
 
+
+class ScopeSerializer(serializers.ModelSerializer):
+    """A registered scope as the API returns it."""
+
+    class Meta:
+        model = Scope
+        fields = ["id", "name", "description", "protected", "created", "updated"]
+        read_only_fields = fields
+
+
+class ScopeCreateSerializer(StrictModelSerializer):
+    """Register a scope: its name as clients request it (RFC 6749 §3.3 syntax) and a description."""
+
+    class Meta:
+        model = Scope
+        fields = ["name", "description"]
+        # Syntax and uniqueness are the model's rules, checked by the flow (one message for all surfaces).
+        extra_kwargs = {"name": {**_EXACT, "validators": []}, "description": {**_EXACT, "required": False}}
+
+
+class ScopeUpdateSerializer(StrictModelSerializer):
+    """Change a scope's description (its name never changes)."""
+
+    class Meta:
+        model = Scope
+        fields = ["description"]
+        extra_kwargs = {"description": {**_EXACT, "required": True}}
+
+    def validate(self, attrs):
+        if isinstance(self.initial_data, dict) and "name" in self.initial_data:
+            raise serializers.ValidationError({"name": "A scope's name never changes: register a new scope."})
+        return attrs
 
 
 # -- local users, linked identities, roles (exchange/accounts.py) -----------------------------------------
@@ -432,4 +547,4 @@ class RoleSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     name = serializers.CharField(read_only=True)
     scopes = StrictCharField(allow_blank=True, max_length=500, trim_whitespace=False,
-                             help_text="Space-separated scopes this server defines (never console:manage).")
+                             help_text="Space-separated scopes of the scope registry (never console:manage).")

@@ -19,6 +19,7 @@ class Router(SimpleRouter):
 router = Router()
 router.register("trusted-token-issuers", views.TrustedTokenIssuerViewSet, basename="trusted-token-issuer")
 router.register("applications", views.ApplicationViewSet, basename="application")
+router.register("scopes", views.ScopeViewSet, basename="scope")
 router.register("users", views.LocalUserViewSet, basename="user")
 router.register("linked-identities", views.LinkedIdentityViewSet, basename="linked-identity")
 router.register("roles", views.RoleViewSet, basename="role")

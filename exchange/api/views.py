@@ -7,6 +7,10 @@ import json
 import re
 import time
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Q
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
@@ -17,12 +21,8 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from django.db.models import Q
-
 from .. import accounts, flows, key_sources
-from ..models import Application, LinkedIdentity, RoleScopes, TrustedTokenIssuer
+from ..models import Application, LinkedIdentity, RoleScopes, Scope, TrustedTokenIssuer
 from ..subject_token import explain_subject_token
 from . import serializers as s
 from .errors import PROBLEM_JSON, Conflict, ProblemSerializer
@@ -586,7 +586,7 @@ class LinkedIdentityViewSet(ManagementMixin, mixins.ListModelMixin, mixins.Retri
     partial_update=extend_schema(
         summary="Set a role's scopes",
         description="A linked local user's exchanged tokens carry at most the scopes of their roles (and of the "
-                    "application). Only scopes this server defines; never `console:manage`.",
+                    "application). Only registered scopes (the scope registry); never `console:manage`.",
         request=s.RoleSerializer, responses={200: s.RoleSerializer, **_problems(400, *_AUTH_ERRORS, 404)},
         examples=[OpenApiExample("Scopes", request_only=True, value={"scopes": "openid profile"})],
     ),
@@ -618,6 +618,78 @@ class RoleViewSet(ManagementMixin, viewsets.GenericViewSet):
         return Response(self._body(group))
 
 
+class ScopeFilterSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True, max_length=100, trim_whitespace=False,
+                                 help_text="The exact scope name.")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List the registered scopes", parameters=[ScopeFilterSerializer],
+        description="The scope registry: the scopes applications may be allowed (`allowed_scopes`) and that "
+                    "discovery lists in `scopes_supported` (all but `console:manage`).",
+        responses={200: s.ScopeSerializer(many=True), **_problems(400, *_AUTH_ERRORS)},
+    ),
+    create=extend_schema(
+        summary="Register a scope",
+        description="`name`: as clients request it, 1 to 100 printable ASCII characters without spaces, quotes or "
+                    "backslashes (RFC 6749 §3.3), unique.",
+        request=s.ScopeCreateSerializer,
+        responses={201: s.ScopeSerializer, **_problems(400, *_AUTH_ERRORS)},
+        examples=[OpenApiExample("A resource scope", request_only=True,
+                                 value={"name": "orders:read", "description": "Read the orders API"})],
+    ),
+    retrieve=extend_schema(
+        summary="Get a scope", responses={200: s.ScopeSerializer, **_problems(*_AUTH_ERRORS, 404)},
+    ),
+    partial_update=extend_schema(
+        summary="Change a scope's description", description="The name never changes: applications and tokens carry it.",
+        request=s.ScopeUpdateSerializer, responses={200: s.ScopeSerializer, **_problems(400, *_AUTH_ERRORS, 404)},
+    ),
+    destroy=extend_schema(
+        summary="Delete a scope",
+        description="Refused (409) for a protected scope (needed by the server: `openid`, `console:manage`) and "
+                    "for a scope that an application still allows or a role (linked accounts) still grants: remove "
+                    "it from those applications and roles first. "
+                    "Tokens already issued with it keep it until they expire.",
+        responses={204: None, **_problems(*_AUTH_ERRORS, 404, 409)},
+    ),
+)
+class ScopeViewSet(
+    ManagementMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    queryset = Scope.objects.all()
+    serializer_class = s.ScopeSerializer
+    permission_model = Scope
+
+    def get_queryset(self):
+        queryset = super().get_queryset().order_by("name", "pk")
+        if self.action == "list":
+            queryset = _filtered(queryset, ScopeFilterSerializer, self.request, {"name": "name"})
+        return queryset
+
+    def create(self, request):
+        data = _valid(s.ScopeCreateSerializer, request.data)
+        scope = flows.create_scope(name=data["name"], description=data.get("description", ""),
+                                   user=acting_user(request))
+        location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{scope.pk}")
+        return Response(s.ScopeSerializer(scope).data, status=status.HTTP_201_CREATED, headers={"Location": location})
+
+    def partial_update(self, request, pk=None):
+        scope = self.get_object()
+        data = _valid(s.ScopeUpdateSerializer, request.data, partial=True)
+        if "description" in data:
+            scope = flows.update_scope(scope, description=data["description"], user=acting_user(request))
+        return Response(s.ScopeSerializer(scope).data)
+
+    def perform_destroy(self, instance):
+        try:
+            flows.delete_scope(instance, user=acting_user(self.request))
+        except DjangoValidationError as exc:
+            raise Conflict(flows.first_error(exc).removeprefix("name: ")) from None
+
+
 def _renderable(value):
     """Parsed token JSON the strict JSON renderer accepts: a number beyond the float range (``1e400``
     parses as infinity, which JSON cannot carry) is shown as the string "Infinity" or "-Infinity"."""
@@ -646,10 +718,12 @@ class TokenValidationView(APIView):
         serializer = s.TokenValidationRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         report = explain_subject_token(serializer.validated_data["subject_token"],
-                                       token_type=serializer.validated_data.get("subject_token_type"))
+                                       token_type=serializer.validated_data.get("subject_token_type"),
+                                       role=serializer.validated_data["role"])
         body = report.as_dict()
         body["header"] = _renderable(report.header)
         body["claims"] = _renderable(report.claims)
+        body["mapped_claims"] = _renderable(report.mapped_claims)
         return Response(s.TokenValidationSerializer(body).data)
 
 

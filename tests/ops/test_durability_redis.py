@@ -9,20 +9,15 @@ Run by .ci/run (``make test-slow``); about half a minute.
 """
 
 import concurrent.futures
-import json
 import os
-import shutil
 from http import HTTPStatus
 
 import pytest
 import redis
 import requests
-from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..factories import mint, private_key
-from ..processes import Gunicorn, PostgresDatabase, PrivateRedis, base_env, manage, postgres_available, wait_until
-from ..utils import JWKSServer, basic_auth, exchange_body
+from ..processes import Deployment, running, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.live]
 
@@ -33,43 +28,8 @@ OUTAGE_LINE = "Redis (the shared cache) is unreachable"
 RACE = 16
 
 
-class Deployment:
-    def __init__(self, tmp_path):
-        self.tmp_path = tmp_path
-        self.db = self.redis = self.jwks = None
-        self.instances = []
-        self.consumed = []  # every subject token exchanged once: each must stay refused
-
-    def start(self):
-        self.db = PostgresDatabase(f"idc_durability_{os.getpid()}")
-        self.redis = PrivateRedis(self.tmp_path)
-        self.jwks = JWKSServer()
-        self.key = private_key("ec", "durable")
-        self.jwks.serve_keys((self.key, "k1"))
-        env = base_env(self.tmp_path, DATABASE_URL=self.db.url, REDIS_URL=self.redis.url,
-                       CONSOLE_ISSUER=settings.CONSOLE_ISSUER, METRICS_TOKEN=METRICS_TOKEN,
-                       SHARED_CACHE_RETRY_SECONDS=1, GUNICORN_LOGLEVEL="warning")
-        manage(env, "migrate", "--noinput")
-        manage(env, "create_trusted_token_issuer", "--name", "Durable issuer", "--issuer", ISSUER,
-               "--jwks-uri", self.jwks.url)
-        app = json.loads(manage(env, "create_application", "--name", "Durable app",
-                                "--grant-type", "token_exchange", "--json"))
-        self.auth = {"Authorization": basic_auth(app["client_id"], app["client_secret"])}
-        for name in ("a", "b"):
-            instance_env = dict(env, PROMETHEUS_MULTIPROC_DIR=str(self.tmp_path / f"metrics-{name}"))
-            self.instances.append(Gunicorn(name, instance_env, self.tmp_path, workers=2))
-        for instance in self.instances:
-            instance.wait_ready()
-
-    def token(self):
-        return mint(self.key, ISSUER, kid="k1")
-
-    def exchange(self, instance, token):
-        response = requests.post(instance.url + "/oauth2/token", data=exchange_body(token), headers=self.auth,
-                                 timeout=15)
-        if response.status_code == HTTPStatus.OK:
-            self.consumed.append(token)
-        return response
+class Durability(Deployment):
+    """The deployment (tests/processes.py) with the checks an operator makes after each event."""
 
     def issued(self, instance, token):
         response = self.exchange(instance, token)
@@ -106,33 +66,13 @@ class Deployment:
                    for sample in family.samples
                    if sample.name == "idc_shared_cache_fallbacks_total" and sample.labels.get("use") == use)
 
-    def close(self):
-        for instance in self.instances:
-            instance.stop()
-        if self.redis is not None:
-            self.redis.stop()
-        if self.jwks is not None:
-            self.jwks.close()
-        if self.db is not None:
-            self.db.drop()
-
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
-    # .ci/run sets IDC_REQUIRE_MULTI_INSTANCE: there a missing service fails the run instead of skipping.
-    missing = pytest.fail if os.environ.get("IDC_REQUIRE_MULTI_INSTANCE") else pytest.skip
-    if shutil.which("redis-server") is None:
-        missing("redis-server is not installed")
-    if not postgres_available():
-        missing("PostgreSQL is not reachable on 127.0.0.1:5432")
-    deployment = Deployment(tmp_path_factory.mktemp("durability"))
-    try:
-        deployment.start()
-        yield deployment
-    finally:
-        if any(i.process.poll() is not None for i in deployment.instances):
-            print(*(i.logs() for i in deployment.instances))
-        deployment.close()
+    durability = Durability(tmp_path_factory.mktemp("durability"), f"idc_durability_{os.getpid()}", ISSUER,
+                            METRICS_TOKEN)
+    with running(durability, instances={"a": {}, "b": {}}) as started:
+        yield started
 
 
 def test_flushall_forgets_no_exchanged_token(deployment):

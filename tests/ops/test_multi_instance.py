@@ -12,22 +12,18 @@ Run by .ci/run (``-m slow``); about half a minute.
 import concurrent.futures
 import json
 import os
-import shutil
 import time
 from http import HTTPStatus
 
 import jwt
 import pytest
 import requests
-from django.conf import settings
 from jwt import PyJWKSet
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..processes import (
-    Gunicorn, PostgresDatabase, PrivateRedis, base_env, manage, postgres_available, wait_until,
-)
 from ..factories import DROP, certificate_pem, mint, private_key
-from ..utils import JWKSServer, basic_auth, exchange_body
+from ..processes import Deployment, manage, running, wait_until
+from ..utils import basic_auth, exchange_body
 
 pytestmark = [pytest.mark.slow, pytest.mark.live]
 
@@ -38,97 +34,20 @@ THROTTLE_WINDOW = 6  # seconds; small so the lockout the test causes ends quickl
 THROTTLE_FAILURES_PER_ADDRESS = 6
 
 
-class Cluster:
-    def __init__(self, tmp_path):
-        self.tmp_path = tmp_path
-        self.db = self.redis = self.jwks = None
-        self.instances = {}
-
-    def start(self):
-        """Database, Redis, JWKS server, an issuer and an application, both instances (close() undoes each)."""
-        tmp_path = self.tmp_path
-        self.db = PostgresDatabase(f"idc_ops_{os.getpid()}")
-        self.redis = PrivateRedis(tmp_path)
-        self.jwks = JWKSServer()
-        self.key = private_key("ec", "cluster-jwks")
-        self.jwks.serve_keys((self.key, "k1"))
-        self.env = base_env(
-            tmp_path,
-            DATABASE_URL=self.db.url,
-            REDIS_URL=self.redis.url,
-            CONSOLE_ISSUER=settings.CONSOLE_ISSUER,
-            METRICS_TOKEN=METRICS_TOKEN,
-            SHARED_CACHE_RETRY_SECONDS=1,
-            TOKEN_EXCHANGE_SIGNING_KEY_RELOAD_SECONDS=1,
-            TOKEN_EXCHANGE_CLIENT_AUTH_THROTTLE_WINDOW_SECONDS=THROTTLE_WINDOW,
-            TOKEN_EXCHANGE_CLIENT_AUTH_MAX_FAILURES_PER_ADDRESS=THROTTLE_FAILURES_PER_ADDRESS,
-            TOKEN_EXCHANGE_CLIENT_AUTH_MAX_FAILURES_PER_CLIENT=1000,
-            GUNICORN_LOGLEVEL="warning",
-        )
-        manage(self.env, "migrate", "--noinput")
-        manage(self.env, "create_trusted_token_issuer", "--name", "Shared issuer", "--issuer", JWKS_ISSUER,
-               "--jwks-uri", self.jwks.url)
-        app = json.loads(manage(self.env, "create_application", "--name", "Cluster app",
-                                "--grant-type", "token_exchange", "--json"))
-        self.client_id, self.client_secret = app["client_id"], app["client_secret"]
-        self.secrets = [self.client_secret, METRICS_TOKEN]  # and every token seen: none may be logged
-        for name, log_format in (("a", "text"), ("b", "json")):
-            env = dict(self.env, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / f"metrics-{name}"),
-                       LOG_FORMAT=log_format, GUNICORN_ACCESSLOG="-")
-            self.instances[name] = Gunicorn(name, env, tmp_path, workers=2)
-        for instance in self.instances.values():
-            instance.wait_ready()
-
-    @property
-    def a(self):
-        return self.instances["a"]
-
-    @property
-    def b(self):
-        return self.instances["b"]
-
-    def auth(self):
-        return {"Authorization": basic_auth(self.client_id, self.client_secret)}
-
-    def exchange(self, instance, subject_token):
-        response = requests.post(instance.url + "/oauth2/token", data=exchange_body(subject_token),
-                                 headers=self.auth(), timeout=15)
-        if response.status_code == HTTPStatus.OK:
-            self.secrets.append(response.json()["access_token"])
-        return response
-
-    def token(self, **claims):
-        token = mint(self.key, JWKS_ISSUER, kid="k1", **claims)
-        self.secrets.append(token)
-        return token
-
-    def close(self):
-        for instance in self.instances.values():
-            instance.stop()
-        if self.redis is not None:
-            self.redis.stop()
-        if self.jwks is not None:
-            self.jwks.close()
-        if self.db is not None:
-            self.db.drop()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    # .ci/run sets IDC_REQUIRE_MULTI_INSTANCE: there a missing service fails the run instead of skipping.
-    missing = pytest.fail if os.environ.get("IDC_REQUIRE_MULTI_INSTANCE") else pytest.skip
-    if shutil.which("redis-server") is None:
-        missing("redis-server is not installed")
-    if not postgres_available():
-        missing("PostgreSQL is not reachable on 127.0.0.1:5432")
-    cluster = Cluster(tmp_path_factory.mktemp("cluster"))
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        if any(i.process.poll() is not None for i in cluster.instances.values()):
-            print(*(i.logs() for i in cluster.instances.values()))
-        cluster.close()
+    """Instance A logs text, B JSON (gunicorn's access log too); a short client-authentication throttle window."""
+    deployment = Deployment(tmp_path_factory.mktemp("cluster"), f"idc_ops_{os.getpid()}", JWKS_ISSUER, METRICS_TOKEN)
+    with running(
+        deployment,
+        instances={"a": {"LOG_FORMAT": "text", "GUNICORN_ACCESSLOG": "-"},
+                   "b": {"LOG_FORMAT": "json", "GUNICORN_ACCESSLOG": "-"}},
+        TOKEN_EXCHANGE_SIGNING_KEY_RELOAD_SECONDS=1,
+        TOKEN_EXCHANGE_CLIENT_AUTH_THROTTLE_WINDOW_SECONDS=THROTTLE_WINDOW,
+        TOKEN_EXCHANGE_CLIENT_AUTH_MAX_FAILURES_PER_ADDRESS=THROTTLE_FAILURES_PER_ADDRESS,
+        TOKEN_EXCHANGE_CLIENT_AUTH_MAX_FAILURES_PER_CLIENT=1000,
+    ) as started:
+        yield started
 
 
 def error_description(response):

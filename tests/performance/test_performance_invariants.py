@@ -14,10 +14,11 @@ import pytest
 from exchange import flows, registry as registry_module, signing
 from exchange.models import Application, IssuerCertificate, TrustedTokenIssuer
 from exchange.registry import Registry, registry
+from exchange.protocol import JWT_TYPE
 from exchange.subject_token import CAUSES
 
 from ..factories import certificate_pem, mint, private_key
-from ..utils import assert_oauth_error, basic_auth, post_form
+from ..utils import assert_oauth_error, basic_auth, exchange_body, post_form
 
 #: An exchange, once the issuer and the application are cached. Without Redis (as here) the state
 #: every worker must share lives in the database: the failed-authentication counters are read
@@ -54,6 +55,31 @@ def test_cold_exchange_reads_application_issuer_and_certificates_once(
     with django_assert_num_queries(EXCHANGE_QUERIES + 5) as captured:
         assert exchange(mint(rsa_key, pem_issuer.issuer)).status_code == HTTPStatus.OK
     assert _statements(captured).count("SELECT") == 7
+
+
+def test_scopes_and_claim_mapping_add_no_query_to_a_warm_exchange(
+        make_application, client, pem_issuer, rsa_key, django_assert_num_queries):
+    """The scope registry is cached with issuers and applications; the mapping is on the cached issuer row.
+    Cold, the registry costs one SELECT, once per change."""
+    flows.create_scope(name="orders:read")
+    flows.update_trusted_token_issuer(pem_issuer, claim_mappings=[
+        {"source": "email", "target": "email", "type": "string", "required": True}])
+    app = make_application(name="Orders", scopes="orders:read")
+
+    def scoped_exchange():
+        body = exchange_body(mint(rsa_key, pem_issuer.issuer, email="a@example.com"), scope="orders:read")
+        response = post_form(client, "/oauth2/token", body, HTTP_AUTHORIZATION=basic_auth(app.client_id, app.raw_secret))
+        assert response.status_code == HTTPStatus.OK, response.content
+        return response
+
+    scoped_exchange()  # fills the caches
+    with django_assert_num_queries(EXCHANGE_QUERIES):
+        scoped_exchange()
+    signing.active_key()
+    registry.clear()
+    with django_assert_num_queries(EXCHANGE_QUERIES + 5 + 1) as captured:  # + the scope registry
+        scoped_exchange()
+    assert sum("exchange_scope" in q["sql"] for q in captured.captured_queries) == 1
 
 
 def test_client_credentials_still_reads_back_nothing_it_does_not_need(client, make_application, django_assert_max_num_queries):
@@ -249,3 +275,45 @@ def test_saving_an_issuer_while_redis_is_down_still_saves(pem_issuer, settings, 
     assert not TrustedTokenIssuer.objects.get(pk=pem_issuer.pk).enabled
     clock.now += 1.0
     assert worker.issuer(pem_issuer.issuer) is not cached and not worker.issuer(pem_issuer.issuer).enabled
+
+
+# -- delegation (issue 17): what an actor token adds ------------------------------------------
+
+#: A delegated exchange (an actor token from another issuer that rejects reused jtis), warm: the
+#: actor token's jti is recorded as used in the same transaction (one INSERT … ON CONFLICT) and
+#: its issuer's last revocation is read there too (one SELECT, FOR SHARE on PostgreSQL). Nothing
+#: else: the actor's issuer and the application's actor issuers come from the registry.
+DELEGATED_EXCHANGE_QUERIES = EXCHANGE_QUERIES + 2
+
+
+def test_a_delegated_exchange_adds_two_round_trips(client, make_application, pem_issuer, rsa_key,
+                                                    django_assert_num_queries):
+    actor_key = private_key("rsa", "actor-issuer")
+    actor_issuer = flows.create_trusted_token_issuer(name="Actor issuer", issuer="https://actor.issuer.test",
+                                                     certificates=[certificate_pem(actor_key)])
+    app = make_application(name="Delegating", allow_delegation=True, actor_issuers=[actor_issuer])
+
+    def delegate():
+        body = {"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+                "subject_token": mint(rsa_key, pem_issuer.issuer), "subject_token_type": JWT_TYPE,
+                "actor_token": mint(actor_key, actor_issuer.issuer, sub="svc"), "actor_token_type": JWT_TYPE}
+        return post_form(client, "/oauth2/token", body, HTTP_AUTHORIZATION=basic_auth(app.client_id, app.raw_secret))
+
+    assert delegate().status_code == HTTPStatus.OK  # fills the caches
+    with django_assert_num_queries(DELEGATED_EXCHANGE_QUERIES) as captured:
+        assert delegate().status_code == HTTPStatus.OK
+    statements = _statements(captured)
+    assert statements.count("INSERT") == 4 and statements.count("SELECT") == 3
+    assert sum("tokens_revoked_at" in q["sql"] for q in captured.captured_queries) == 2
+
+
+def test_only_an_application_that_allows_delegation_loads_its_actor_issuers(make_application, pem_issuer,
+                                                                             django_assert_num_queries):
+    """Why the cold pin above did not move: the application and its links, and the actor issuers only with delegation."""
+    plain = make_application(name="Plain", actor_issuers=[pem_issuer])
+    delegating = make_application(name="Delegating", allow_delegation=True, actor_issuers=[pem_issuer])
+    registry.clear()
+    with django_assert_num_queries(2):
+        assert registry.application(plain.client_id).actor_issuer_ids == frozenset()
+    with django_assert_num_queries(3):
+        assert registry.application(delegating.client_id).actor_issuer_ids == {pem_issuer.pk}

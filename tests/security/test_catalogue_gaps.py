@@ -367,7 +367,7 @@ def test_options_never_issues(client, auth, subject_token):
 @pytest.mark.parametrize("params, error, description", [
     # T08: actor_token_type without actor_token
     ({"actor_token_type": "urn:ietf:params:oauth:token-type:jwt"}, "invalid_request",
-     "Delegation with an actor_token is not supported."),
+     "The actor_token_type parameter must not be sent without an actor_token."),
     # T09: an unknown requested type URI, and a case variant of a supported one
     ({"requested_token_type": "urn:example:unknown"}, "invalid_request", "The requested_token_type is not supported."),
     ({"requested_token_type": ACCESS_TOKEN_TYPE.upper()}, "invalid_request", "The requested_token_type is not supported."),

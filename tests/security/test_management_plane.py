@@ -20,6 +20,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
@@ -119,17 +120,31 @@ def test_every_spelling_of_the_management_scope_is_a_grant(attacker, scopes):
 
 @pytest.mark.parametrize("scopes", ["CONSOLE:MANAGE", f"{MANAGE_SCOPE}2", f"x{MANAGE_SCOPE}"])
 def test_lookalike_scopes_are_not_the_management_scope(attacker, client, scopes):
-    """Allowed to anyone, because the token endpoint never issues console:manage for them."""
+    """Allowed to anyone, because the token endpoint never issues console:manage for them: a lookalike
+    must be registered first (one differing only in case never is), and a token carrying it manages nothing."""
     api, headers = attacker
-    body = api.post("applications", {"name": "Mine", "allowed_grant_types": ["client_credentials"],
-                                     "allowed_scopes": scopes}, **headers).json()
+    request = {"name": "Mine", "allowed_grant_types": ["client_credentials"], "allowed_scopes": scopes}
+    assert_problem(api.post("applications", request, **headers), HTTPStatus.BAD_REQUEST, "allowed_scopes",
+                   "register it in the scope registry first")
+    if scopes.lower() == MANAGE_SCOPE:
+        with pytest.raises(ValidationError, match="differing only in case"):
+            flows.create_scope(name=scopes)
+        assert not Application.objects.filter(name="Mine").exists()
+        return
+    flows.create_scope(name=scopes)
+    body = api.post("applications", request, **headers).json()
     assert body["service_account_permissions"] == []
     application = Application.objects.get(pk=body["id"])
-    for scope in (MANAGE_SCOPE, scopes):
-        response = post_form(client, "/oauth2/token", {"grant_type": "client_credentials", "scope": scope},
-                             HTTP_AUTHORIZATION=basic_auth(application.client_id, body["client_secret"]))
-        assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert not AccessToken.objects.exists()
+    credentials = basic_auth(application.client_id, body["client_secret"])
+    response = post_form(client, "/oauth2/token", {"grant_type": "client_credentials", "scope": MANAGE_SCOPE},
+                         HTTP_AUTHORIZATION=credentials)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    response = post_form(client, "/oauth2/token", {"grant_type": "client_credentials", "scope": scopes},
+                         HTTP_AUTHORIZATION=credentials)
+    assert response.status_code == HTTPStatus.OK, response.content
+    lookalike = APIClient(Client(HTTP_HOST="localhost"), f"Bearer {response.json()['access_token']}")
+    assert_problem(lookalike.get("applications"), HTTPStatus.FORBIDDEN)
+    assert not AccessToken.objects.filter(scope__contains=MANAGE_SCOPE).exclude(scope=scopes).exists()
 
 
 def test_api_patch_adding_the_management_scope_is_403(attacker, make_application):
@@ -656,6 +671,7 @@ def test_migration_bounds_lifetimes_clears_public_secrets_and_keeps_management_a
     assert spa.client_secret == ""
     user = legacy_ci.service_user
     assert not user.has_usable_password() and not user.is_staff
-    assert set(service_accounts.permission_names(user)) == set(service_accounts.DEFAULT_PERMISSIONS)
+    # The migration's own (frozen) defaults: the scope registry's permissions came later (migration 0013).
+    assert set(service_accounts.permission_names(user)) == {f"exchange.{name}" for name in migration.DEFAULT_PERMISSIONS}
     api = _bearer(client, legacy_ci, secret)
     assert api.get("trusted-token-issuers").status_code == HTTPStatus.OK

@@ -48,16 +48,21 @@ CLIENT_SENTENCES = {
     "too_old": "The subject token was issued too long ago.",
     "audience_mismatch": "The subject token is not intended for this server.",
     "condition_not_met": "The subject token does not meet the conditions set for its issuer.",
+    "mapped_claim_missing": "The subject token lacks a claim its issuer's claim mapping requires.",
+    "mapped_claim_invalid": "A claim the issuer's claim mapping requires has a value of the wrong type or size.",
+    "mapped_claims_too_large": "The claims the issuer's claim mapping carries are too large.",
     "replayed": "The subject token has already been used.",
     "replay_check_unavailable": "The subject token's reuse could not be checked; try again later.",
+    "invalid_delegation_claim": "The subject token's act or may_act claim is not valid.",
+    "act_chain_too_deep": "The delegation chain (act) is longer than this server accepts.",
 }
 
 LABELS = [
     ("format", "Token format"), ("header", "Header"), ("issuer", "Trusted issuer"), ("type", "Token type (typ)"),
     ("algorithm", "Signing algorithm"), ("key", "Signing key"), ("signature", "Signature"),
     ("expiry", "Expiry (exp)"), ("not_before", "Not before (nbf)"), ("issued_at", "Issued at (iat) and age"),
-    ("audience", "Audience (aud)"), ("subject", "Subject (sub)"), ("condition", "Admission condition"),
-    ("replay", "Replay (jti)"),
+    ("audience", "Audience (aud)"), ("subject", "Subject (sub)"), ("delegation", "Delegation (act, may_act)"),
+    ("condition", "Admission condition"), ("claims", "Mapped claims"), ("replay", "Replay (jti)"),
 ]
 
 
@@ -111,6 +116,11 @@ REFUSALS = {
     # A lone surrogate anywhere is not Unicode text: the part is refused at the format step (issue 13).
     "lone surrogate": (raw_token({**HEADER, "x": "\ud800"}, _claims()),
                        ("format", "malformed", "a part is not canonical base64url of a UTF-8 JSON object")),
+    "lone surrogate in a list": (_signed(aud=[settings.CONSOLE_ISSUER, "\ud800"]),
+                                 ("format", "malformed", "a part is not canonical base64url of a UTF-8 JSON object")),
+    "lone surrogate in a member name in a list": (
+        _signed(groups=[{"ok": 1}, {"\udfff": 1}]),
+        ("format", "malformed", "a part is not canonical base64url of a UTF-8 JSON object")),
     "no iss": (raw_token(HEADER, _claims(iss=DROP)), ("issuer", "missing_claim", "iss is missing")),
     "iss not a string": (raw_token(HEADER, _claims(iss=5)),
                          ("issuer", "invalid_claim", "iss is not a non-empty string of Unicode text without NUL")),
@@ -221,11 +231,13 @@ def test_a_valid_token_is_explained_step_by_step(pem_issuer):
         ("issued_at", "Issued at (iat) and age", True, f"issued 10 s ago (maximum {MAX_AGE} s)"),
         ("audience", "Audience (aud)", True, f"contains {settings.CONSOLE_ISSUER!r}"),
         ("subject", "Subject (sub)", True, "alice"),
+        ("delegation", "Delegation (act, may_act)", True, "no act or may_act"),
         ("condition", "Admission condition", True, "none set for this issuer"),
+        ("claims", "Mapped claims", True, "none mapped for this issuer: only sub"),
         ("replay", "Replay (jti)", True, "first use of this jti (not recorded yet)"),
     ]
     assert report.as_dict() == {
-        "valid": True, "cause": None, "description": None, "issuer": "PEM issuer",
+        "valid": True, "cause": None, "description": None, "issuer": "PEM issuer", "mapped_claims": {},
         "steps": [{"name": s.name, "label": s.label, "ok": True, "detail": s.detail} for s in report.steps],
     }
 
@@ -438,3 +450,51 @@ def test_an_audience_mismatch_names_no_alias_when_the_issuer_has_none(db):
     flows.create_trusted_token_issuer(name="Plain", issuer="https://plain.test", certificates=[certificate_pem(key)])
     report = explain_subject_token(mint(key, "https://plain.test", aud="https://elsewhere.test"), now=time.time())
     assert _failure(report) == ("audience", "audience_mismatch", f"aud must contain {settings.CONSOLE_ISSUER!r}")
+
+
+def test_the_claim_mapping_step_is_explained(pem_issuer):
+    flows.update_trusted_token_issuer(pem_issuer, claim_mappings=[
+        {"source": "email", "target": "mail", "type": "string", "required": True},
+        {"source": "groups", "target": "groups", "type": "string_list"},
+        {"source": "level", "target": "level", "type": "number"}])
+    report = explain_subject_token(_signed(email="a@example.com", groups=5), now=NOW)
+    assert report.ok and report.mapped_claims == {"mail": "a@example.com"}
+    assert {s.name: s.detail for s in report.steps}["claims"] == (
+        "email → mail; groups: not a list of strings within the size limits, dropped; level: absent, not carried")
+    assert report.as_dict()["mapped_claims"] == {"mail": "a@example.com"}
+    refused = explain_subject_token(_signed(groups=["g"]), now=NOW)
+    assert _failure(refused) == ("claims", "mapped_claim_missing", "email is missing (required)")
+    assert refused.mapped_claims == {}
+    refused = explain_subject_token(_signed(email=["a@example.com"]), now=NOW)
+    assert _failure(refused) == ("claims", "mapped_claim_invalid",
+                                 "email is not a string within the size limits (required)")
+    assert [s.ok for s in refused.steps if s.name == "replay"] == [None]  # the jti is not looked at, nor spent
+
+
+def test_a_key_source_failure_is_named_with_its_detail(pem_issuer, monkeypatch):
+    """What the key source said (a JWKS endpoint's answer, say) is what the administrator reads at the key step."""
+    def unavailable(issuer):
+        raise key_sources.KeySourceError("The JWKS endpoint answered HTTP 503.")
+
+    monkeypatch.setattr(key_sources, "pem_keys", unavailable)
+    report = explain_subject_token(_signed(), now=NOW)
+    assert _failure(report) == ("key", "key_source_unavailable", "The JWKS endpoint answered HTTP 503.")
+    assert report.as_dict()["description"] == CLIENT_SENTENCES["key_source_unavailable"]
+
+
+def test_a_condition_that_holds_is_said_so(pem_issuer):
+    pem_issuer.condition = 'claims.sub == "alice"'
+    pem_issuer.save()
+    report = explain_subject_token(_signed(), now=NOW)
+    assert report.ok, report.as_dict()
+    assert {s.name: s.detail for s in report.steps}["condition"] == "true"
+    refused = explain_subject_token(_signed(sub="bob"), now=NOW)
+    assert _failure(refused)[:2] == ("condition", "condition_not_met")
+
+
+def test_a_missing_jti_is_named_when_the_issuer_requires_one(pem_issuer):
+    pem_issuer.require_jti = True
+    pem_issuer.save()
+    report = explain_subject_token(_signed(jti=DROP), now=NOW)
+    assert _failure(report) == ("replay", "missing_claim", "this issuer requires jti")
+    assert report.as_dict()["description"] == CLIENT_SENTENCES["missing_claim"]

@@ -295,6 +295,19 @@ def test_an_expired_certificate_still_gives_its_key_with_its_window(db):
     assert not expired.valid_at(time.time()) and expired.valid_at(expired.not_after.timestamp())
 
 
+def test_a_certificate_not_yet_valid_gives_its_key_with_its_window(db):
+    """Both ends of the window are kept: a certificate's key does not verify before its not-before either."""
+    key = private_key("rsa", "issuer-a")
+    issuer = flows.create_trusted_token_issuer(name="F", issuer="https://f.test", certificates=[certificate_pem(key)])
+    issuer.certificates.all().delete()
+    start = datetime.datetime(2100, 1, 1, tzinfo=datetime.timezone.utc)
+    issuer.certificates.create(pem=certificate_pem(key, not_before=start, days=30), fingerprint="future")
+    (future,) = key_sources.pem_keys(issuer)
+    assert future.not_before == start
+    assert not future.valid_at(time.time()) and not future.valid_at(start.timestamp() - 1)
+    assert future.valid_at(start.timestamp())
+
+
 def test_a_failure_in_another_process_ends_the_wait_at_once(jwks_issuer, settings):
     settings.TOKEN_EXCHANGE = {"JWKS_TOTAL_TIMEOUT_MS": 5000}
     key = key_sources._cache_key(jwks_issuer)
@@ -302,3 +315,61 @@ def test_a_failure_in_another_process_ends_the_wait_at_once(jwks_issuer, setting
     started = time.monotonic()
     assert key_sources._wait_for_fetch(key) is None
     assert time.monotonic() - started < 2.5  # not the 5 s deadline
+
+
+def test_known_keys_keep_when_each_key_was_first_seen():
+    """The issuer page's key table: a key fetched again keeps its first sighting; a new key (or a new key under
+    an old kid) starts its own."""
+    earlier = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    later = earlier + datetime.timedelta(hours=1)
+
+    def key(kid, description, source="jwks"):
+        return key_sources.VerificationKey(kid, object(), frozenset({"RS256", "PS256"}), source, description)
+
+    first = key_sources.known_keys(None, [key("a", "RSA 2048")], earlier)
+    assert first == [{"kid": "a", "key": "RSA 2048", "type": "RSA", "algorithms": ["PS256", "RS256"], "source": "jwks",
+                      "first_seen": earlier.isoformat(), "last_seen": earlier.isoformat()}]
+    second = key_sources.known_keys(first + ["not a key"], [key("a", "RSA 2048"), key("a", "RSA 4096", "pem")], later)
+    assert [(k["key"], k["source"], k["first_seen"], k["last_seen"]) for k in second] == [
+        ("RSA 2048", "jwks", earlier.isoformat(), later.isoformat()),
+        ("RSA 4096", "pem", later.isoformat(), later.isoformat()),
+    ]
+
+
+class _FetchedWhileWaiting:
+    """The issuer's lock, taken after another thread fetched ``state`` (and holds the refetch cooldown)."""
+
+    def __init__(self, key, state):
+        self.key, self.state = key, state
+
+    def __enter__(self):
+        key_sources.cache.set(self.key, self.state, 60)
+        key_sources.cache.add(f"{self.key}:cooldown", 1, 30)
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_keys_another_thread_fetched_while_this_one_waited_are_served(jwks_issuer, jwks_server, monkeypatch):
+    """A stale document in the cache, and a newer one fetched by another thread while this one waited for the
+    lock: the newer one answers (it has the new kid), with no fetch of this thread's own."""
+    key = key_sources._cache_key(jwks_issuer)
+    stale_at = time.time() - key_sources.exchange_settings.JWKS_CACHE_SECONDS - 1
+    old = {"fetched_at": stale_at, "doc": {"keys": [public_jwk(private_key("ec", "old"), "old")]},
+           "uri": jwks_issuer.jwks_uri}
+    newer = {"fetched_at": time.time(), "doc": {"keys": [public_jwk(private_key("ec", "new"), "new")]},
+             "uri": jwks_issuer.jwks_uri}
+    key_sources.cache.set(key, old, 60)
+    monkeypatch.setattr(key_sources, "_issuer_lock", lambda pk: _FetchedWhileWaiting(key, newer))
+    assert [k.kid for k in key_sources.jwks_keys(jwks_issuer, "new")] == ["new"]
+    assert jwks_server.requests == []
+
+
+def test_a_fetch_in_another_process_that_never_ends_is_a_key_source_error(jwks_issuer, jwks_server, settings):
+    """Another process holds the cooldown and neither its keys nor its failure arrive within the fetch deadline."""
+    settings.TOKEN_EXCHANGE = {"JWKS_TOTAL_TIMEOUT_MS": 300}
+    key_sources.exchange_settings.reload()
+    key_sources.cache.add(f"{key_sources._cache_key(jwks_issuer)}:cooldown", 1, 30)
+    assert _message(key_sources.jwks_keys, jwks_issuer, "k1") == (
+        "The JWKS endpoint could not be read recently; retrying after a cooldown.")
+    assert jwks_server.requests == []

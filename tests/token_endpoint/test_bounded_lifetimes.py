@@ -78,6 +78,16 @@ def test_expired_within_the_clock_skew_leaves_nothing_to_issue(exchange, pem_iss
     assert_subject_rejected(exchange(mint(rsa_key, pem_issuer.issuer, iat=now - 100, exp=now)), "expired")
 
 
+def test_a_used_token_expired_within_the_clock_skew_is_refused_as_replayed(exchange, pem_issuer, rsa_key, time_machine):
+    """The replay answer comes first, as it would without the bound (not "expired", which would hide the reuse)."""
+    now = int(time.time())
+    time_machine.move_to(now, tick=False)
+    token = mint(rsa_key, pem_issuer.issuer, iat=now - 100, exp=now + 30, jti="used-then-expired")
+    assert exchange(token).status_code == HTTPStatus.OK
+    time_machine.move_to(now + 40, tick=False)  # exp passed 10 s ago: still inside the issuer's 60 s skew
+    assert_subject_rejected(exchange(token), "replayed", issued_before=1)
+
+
 def test_refresh_tokens_are_bounded_by_the_subject_token(client, refreshing_application, pem_issuer, rsa_key, time_machine):
     now = int(time.time())
     time_machine.move_to(now, tick=False)

@@ -11,6 +11,8 @@ from django.contrib.auth.hashers import make_password
 from exchange import client_auth
 from exchange.client_auth import Credentials, MalformedCredentials, MultipleMethods, extract, parse_basic
 
+from ..utils import basic_auth
+
 
 def _basic(raw, scheme="Basic"):
     return f"{scheme} " + base64.b64encode(raw).decode("ascii")
@@ -113,6 +115,18 @@ def test_what_authenticate_reports(stored):
     unreadable = client_auth.authenticate("Basic !!!", None, None, load)
     assert unreadable == client_auth.Authentication(False)
     assert load.calls == ["app", "app", "ghost"]
+
+
+def test_a_disabled_application_with_the_right_secret_is_named_but_not_authenticated(stored):
+    """The registry may still hand out an application that was disabled since: the right secret is not enough."""
+    disabled = SimpleNamespace(client_secret=stored, is_usable=lambda request: False)
+    secret = "s" * client_auth.MAX_SECRET_LENGTH
+    for authorization, body_id, body_secret, method in [
+        (None, "app", secret, "client_secret_post"),
+        (basic_auth("app", secret), None, None, "client_secret_basic"),
+    ]:
+        result = client_auth.authenticate(authorization, body_id, body_secret, _load({"app": disabled}))
+        assert result == client_auth.Authentication(False, disabled, Credentials("app", secret, method))
 
 
 def test_implausible_client_ids_are_never_looked_up():

@@ -83,7 +83,8 @@ def test_a_refused_audience_anywhere_refuses_the_request(make_application, clien
 def test_refusals_carry_only_error_and_description(exchange, pem_issuer, rsa_key):
     response = exchange(mint(rsa_key, pem_issuer.issuer), state="<script>", scope="nope")
     body = assert_oauth_error(response, HTTPStatus.BAD_REQUEST, "invalid_scope")
-    assert body == {"error": "invalid_scope"}
+    # The scope registry names the problem in a fixed sentence: neither the unknown scope nor state is echoed.
+    assert body == {"error": "invalid_scope", "error_description": "A requested scope is not a scope this server knows."}
     assert (response["Cache-Control"], response["Pragma"]) == ("no-store", "no-cache")
     assert ExchangeEvent.objects.get().cause == "invalid_scope"
 

@@ -5,9 +5,11 @@ import json
 from http import HTTPStatus
 
 import pytest
+from django.conf import settings
 from django.http import QueryDict
+from django.test import override_settings
 
-from exchange import grant
+from exchange import flows, grant, subject_token
 from exchange.grant import ExchangeError, ExchangeRequest
 from exchange.models import ExchangeEvent
 from exchange.protocol import ACCESS_TOKEN_TYPE, JWT_TYPE, MANAGE_SCOPE
@@ -75,7 +77,7 @@ def test_parameters_and_their_defaults(application):
     assert request.requested_token_type == JWT_TYPE
     refused = _request(application, subject_token="t", subject_token_type=JWT_TYPE, actor_token_type=JWT_TYPE)
     assert _refusal(grant.check_parameters, refused)[:2] == (
-        "invalid_request", "Delegation with an actor_token is not supported.")
+        "invalid_request", "The actor_token_type parameter must not be sent without an actor_token.")
 
 
 def test_targets(make_application):
@@ -104,7 +106,8 @@ def test_scopes(make_application):
     blank = _request(app, scope="   ")
     grant.check_scope(blank)
     assert blank.scopes == []
-    assert _refusal(grant.check_scope, _request(app, scope="openid admin")) == ("invalid_scope", "", 400, "invalid_scope")
+    assert _refusal(grant.check_scope, _request(app, scope="openid admin")) == (
+        "invalid_scope", "A requested scope is not a scope this server knows.", 400, "invalid_scope")
     # The management scope is a grant (service_accounts): the system gives it here, as an administrator would.
     manager = make_application(name="Manager", scopes=MANAGE_SCOPE, actor=SYSTEM)
     assert _refusal(grant.check_scope, _request(manager, scope=MANAGE_SCOPE))[:2] == (
@@ -168,3 +171,63 @@ def test_several_granted_scopes_are_answered_space_separated(client, pem_issuer,
     response = post_form(client, "/oauth2/token", exchange_body(mint(rsa_key, pem_issuer.issuer), scope="openid profile"),
                          HTTP_AUTHORIZATION=basic_auth(app.client_id, app.raw_secret))
     assert response.json()["scope"] == "openid profile"
+
+
+def _after_the_checks(monkeypatch, then):
+    """Make ``then(request)`` run right after the subject-token check passed, before the token is written."""
+    checked = grant.check_subject_token
+
+    def check_then(request, token):
+        checked(request, token)
+        then(request)
+
+    monkeypatch.setattr(grant, "check_subject_token", check_then)
+
+
+@pytest.mark.parametrize("meanwhile, description, cause", [
+    (lambda request: flows.revoke_tokens(request.issuer),
+     "The tokens of the subject token's issuer were revoked while this request was processed; try again.",
+     "tokens_revoked"),
+    (lambda request: subject_token.consume_replay(request.report),  # the same token exchanged by another request
+     "The subject token has already been used.", "replayed"),
+])
+def test_what_happens_between_the_checks_and_the_write_refuses_with_its_sentence(
+        monkeypatch, exchange, pem_issuer, rsa_key, application, meanwhile, description, cause):
+    _after_the_checks(monkeypatch, meanwhile)
+    response = exchange(mint(rsa_key, pem_issuer.issuer, jti="between"))
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json() == {"error": "invalid_request", "error_description": description}
+    event = ExchangeEvent.objects.get()
+    assert (event.outcome, event.cause, event.application_id, event.trusted_issuer_id) == (
+        "rejected", cause, application.pk, pem_issuer.pk)
+
+
+def fixed_refresh_token(request):
+    """A refresh-token generator named in the settings (below)."""
+    return "configured-refresh-token"
+
+
+def test_the_configured_refresh_token_generator_is_used(exchange, pem_issuer, rsa_key, refreshing_application):
+    """OAUTH2_PROVIDER["REFRESH_TOKEN_GENERATOR"] makes the refresh tokens, as it does for DOT's own grants."""
+    provider = dict(settings.OAUTH2_PROVIDER, REFRESH_TOKEN_GENERATOR=f"{__name__}.fixed_refresh_token")
+    with override_settings(OAUTH2_PROVIDER=provider):
+        response = exchange(mint(rsa_key, pem_issuer.issuer), app=refreshing_application)
+    assert response.status_code == HTTPStatus.OK, response.content
+    assert response.json()["refresh_token"] == "configured-refresh-token"
+
+
+def test_a_refusal_that_cannot_be_recorded_for_another_reason_is_still_answered(
+        monkeypatch, exchange, pem_issuer, rsa_key, caplog):
+    """Only a database outage turns an unrecordable refusal into a 503 (tests/ops/test_outage.py); any other
+    failure to write the event is logged, and the client gets the refusal it earned, never a 500."""
+    def broken(**fields):
+        raise ValueError("not an outage")
+
+    monkeypatch.setattr(grant.storage, "save_rejected", broken)
+    with caplog.at_level("ERROR", logger=grant.log.name):
+        response = exchange(mint(rsa_key, pem_issuer.issuer, aud="https://elsewhere.test"))
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json() == {"error": "invalid_request",
+                               "error_description": "The subject token is not intended for this server."}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "Could not record the token-exchange event"]

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+from authlib.oidc.discovery import OpenIDProviderMetadata
 
 from exchange.protocol import MANAGE_SCOPE
 from exchange.views import metadata_paths
@@ -79,16 +80,34 @@ def test_the_local_issuer_is_served_too(client, db, settings):
 
 
 def test_metadata_lists_only_what_is_served(client, db, https_issuer):
+    """Each advertised endpoint answers; the code flow with S256 PKCE only; no end-session endpoint (not built)."""
     document = _document(client, "/.well-known/oauth-authorization-server/oauth2/token")
-    assert "authorization_endpoint" not in document
-    assert "authorization_code" not in document["grant_types_supported"]
-    assert "code" not in document["response_types_supported"]
+    for name in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
+                 "introspection_endpoint", "revocation_endpoint"):
+        path = urlsplit(document[name]).path
+        assert client.get(path, secure=True, HTTP_HOST="id.example.com").status_code != HTTPStatus.NOT_FOUND, name
+    assert document["authorization_endpoint"] == "https://id.example.com/oauth2/authorize"
+    assert "authorization_code" in document["grant_types_supported"]
+    assert document["response_types_supported"] == ["code"]  # no implicit, no hybrid
+    assert document["code_challenge_methods_supported"] == ["S256"]  # never plain
+    assert document["authorization_response_iss_parameter_supported"] is True
+    assert "end_session_endpoint" not in document
     assert MANAGE_SCOPE not in document["scopes_supported"]
     for endpoint in ("token", "introspection", "revocation"):
         methods = document[f"{endpoint}_endpoint_auth_methods_supported"]
         assert not any(method.endswith("_jwt") for method in methods)
         assert f"{endpoint}_endpoint_auth_signing_alg_values_supported" not in document
-    assert "id_token_signing_alg_values_supported" not in document  # no ID tokens are issued
+    assert "none" in document["token_endpoint_auth_methods_supported"]  # public clients, code flow only
+    assert "none" not in document["introspection_endpoint_auth_methods_supported"]
+    published = {key["alg"] for key in client.get("/oauth2/jwks").json()["keys"]}
+    assert set(document["id_token_signing_alg_values_supported"]) == published
+
+
+def test_openid_configuration_validates_as_openid_provider_metadata(client, db, https_issuer):
+    """OpenID Connect Discovery §3, checked by authlib's validator (which we did not write)."""
+    document = _document(client, "/oauth2/token/.well-known/openid-configuration")
+    OpenIDProviderMetadata(document).validate()
+    assert document["issuer"] == https_issuer and document["subject_types_supported"] == ["public"]
 
 
 @pytest.mark.parametrize("path, grant_type", [

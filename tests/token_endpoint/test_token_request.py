@@ -56,9 +56,10 @@ def test_unknown_grant_type(client, auth, subject_token, grant_type):
      "The subject_token_type is not supported."),
     ({"requested_token_type": "urn:ietf:params:oauth:token-type:refresh_token"}, "The requested_token_type is not supported."),
     ({"requested_token_type": "urn:ietf:params:oauth:token-type:saml2"}, "The requested_token_type is not supported."),
+    # RFC 8693 §2.1: actor_token_type is required with an actor_token; delegation is off by default (issue 17)
     ({"actor_token": "x.y.z", "actor_token_type": "urn:ietf:params:oauth:token-type:jwt"},
-     "Delegation with an actor_token is not supported."),
-    ({"actor_token": "x.y.z"}, "Delegation with an actor_token is not supported."),
+     "The client is not allowed to use delegation (actor_token)."),
+    ({"actor_token": "x.y.z"}, "The actor_token_type parameter is required with an actor_token."),
 ])
 def test_parameter_errors(client, auth, subject_token, params, description):
     body = {k: v for k, v in {**exchange_body(subject_token), **params}.items() if v is not None}

@@ -67,7 +67,7 @@ def test_the_command_discovers_and_takes_a_condition(db, oidc_server, shared_key
     call_command("create_trusted_token_issuer", "--name", "K8s", "--preset", "kubernetes", "--issuer", oidc_server.issuer,
                  "--condition", OWNER_CONDITION, "--json", stdout=out)
     created = json.loads(out.getvalue())
-    assert created["jwks_uri"] == oidc_server.jwks_uri and created["allowed_algorithms"] == ["RS256"]
+    assert created["jwks_uri"] == oidc_server.url and created["allowed_algorithms"] == ["RS256"]
     assert created["condition"] == OWNER_CONDITION and created["preset"] == "kubernetes"
     # --update changes the condition of the existing issuer, still under the rules.
     call_command("create_trusted_token_issuer", "--name", "K8s", "--update", "--condition",
@@ -79,7 +79,7 @@ def test_the_command_discovers_and_takes_a_condition(db, oidc_server, shared_key
 
 
 def test_the_command_discover_refuses_a_mismatching_issuer(oidc_server, db):
-    oidc_server.overrides["issuer"] = "https://someone.else"
+    oidc_server.discovery["issuer"] = "https://someone.else"
     with pytest.raises(CommandError, match="names another issuer"):
         call_command("create_trusted_token_issuer", "--name", "X", "--issuer", oidc_server.issuer, "--discover")
 
@@ -101,14 +101,14 @@ def test_the_api_discovers_and_carries_the_condition(workload_api, oidc_server, 
     })
     assert response.status_code == 201, response.content
     body = response.json()
-    assert (body["jwks_uri"], body["condition"], body["preset"]) == (oidc_server.jwks_uri, OWNER_CONDITION, "kubernetes")
+    assert (body["jwks_uri"], body["condition"], body["preset"]) == (oidc_server.url, OWNER_CONDITION, "kubernetes")
     changed = workload_api.patch(f"/api/server/v1/trusted-token-issuers/{body['id']}",
                                  {"condition": "claims.a.map(x, x).size() > 0"})
     assert_problem(changed, 400, field="condition", contains="map() is not available")
 
 
 def test_the_api_discovery_refuses_a_mismatching_issuer(workload_api, oidc_server):
-    oidc_server.overrides["issuer"] = oidc_server.issuer + "/"
+    oidc_server.discovery["issuer"] = oidc_server.issuer + "/"
     response = workload_api.post("/api/server/v1/trusted-token-issuers", {
         "name": "X", "issuer": oidc_server.issuer, "discover": True,
     })
@@ -135,13 +135,13 @@ def test_the_wizard_discovers_and_refuses_a_preset_without_a_condition(workload_
     _wizard_step_one(workload_admin, oidc_server.issuer)
     page = workload_admin.post(WIZARD + "certificate/", {"mode": "jwks", "jwks_uri": "", "action": "discover",
                                                          "preset": "kubernetes"})
-    assert page.status_code == 200 and oidc_server.jwks_uri in page.content.decode()
-    refused = workload_admin.post(WIZARD + "certificate/", {"mode": "jwks", "jwks_uri": oidc_server.jwks_uri,
+    assert page.status_code == 200 and oidc_server.url in page.content.decode()
+    refused = workload_admin.post(WIZARD + "certificate/", {"mode": "jwks", "jwks_uri": oidc_server.url,
                                                             "action": "finish", "preset": "kubernetes"})
     assert refused.status_code == 200 and WHY in refused.content.decode()
     assert not TrustedTokenIssuer.objects.exists()
     created = workload_admin.post(WIZARD + "certificate/", {
-        "mode": "jwks", "jwks_uri": oidc_server.jwks_uri, "action": "finish", "preset": "kubernetes",
+        "mode": "jwks", "jwks_uri": oidc_server.url, "action": "finish", "preset": "kubernetes",
         "guided_claim": "repository_owner_id", "guided_operator": "equals", "guided_values": "424242",
     })
     assert created.status_code == 302, created.content
@@ -150,7 +150,7 @@ def test_the_wizard_discovers_and_refuses_a_preset_without_a_condition(workload_
 
 
 def test_the_wizard_shows_a_discovery_mismatch(workload_admin, oidc_server):
-    oidc_server.overrides["issuer"] = "https://someone.else"
+    oidc_server.discovery["issuer"] = "https://someone.else"
     _wizard_step_one(workload_admin, oidc_server.issuer)
     page = workload_admin.post(WIZARD + "certificate/", {"mode": "jwks", "action": "discover"})
     assert "names another issuer" in page.content.decode()

@@ -9,7 +9,7 @@ they pass. Mutants listed as equivalent in docs/testing.md are not run and not c
 Each test run is a fork of one process that imported pytest, its plugins and the libraries
 beforehand (never this project's code), so a mutant costs its tests, not an interpreter start-up.
 
-    python -m tools.mutation.run [--sample N|all] [--seed S] [--jobs J] [--module PATH] [--filter RE] [--list]
+    python -m tools.mutation.run [--sample N|all] [--seed S] [--jobs J] [--module PATH] [--filter RE] [--screen N] [--list]
 """
 
 import argparse
@@ -54,12 +54,13 @@ TESTS = {
         "test_subject_tokens.py", "test_rotation.py", "test_metrics.py",
     ),
     "exchange/certificates.py": (
-        "test_certificate_messages.py", "test_mutation_survivors.py", "test_models.py", "test_subject_tokens.py",
-        "test_issuers.py", "test_forms.py", "test_wycheproof_vectors.py",
+        "test_certificate_messages.py", "test_pem_linear_time.py", "test_mutation_survivors.py", "test_models.py",
+        "test_subject_tokens.py", "test_issuers.py", "test_forms.py", "test_wycheproof_vectors.py",
     ),
     "exchange/grant.py": (
-        "test_grant_checks.py", "test_mutation_survivors.py", "test_token_request.py", "test_exchange.py", "test_exchange_path.py",
-        "test_requests.py", "test_catalogue_gaps.py", "test_client_auth.py",
+        "test_grant_checks.py", "test_mutation_survivors.py", "test_bounded_lifetimes.py", "test_token_request.py",
+        "test_exchange.py", "test_exchange_path.py", "test_requests.py", "test_catalogue_gaps.py", "test_client_auth.py",
+        "test_outage.py", "test_performance_invariants.py",
     ),
 }
 DEFAULT_SAMPLE = 20
@@ -352,10 +353,16 @@ def main(argv=None):
                         help="count mutants the last run (--json) killed as killed, if their module is unchanged")
     parser.add_argument("--cpu-timeout", type=float,
                         help="CPU seconds per test run; skips the unmutated baseline runs (run the tests first)")
+    parser.add_argument("--screen", type=int, metavar="N",
+                        help="only the first N test files of each module's table: a quick screen (a mutant killed"
+                             " here is killed by the whole table; rerun the survivors without --screen)")
     parser.add_argument("--keep-logs", action="store_true", help="keep each test run's output (its path is printed)")
     parser.add_argument("--json", default=str(ROOT / "var" / "mutation" / "results.json"))
     options = parser.parse_args(argv)
     size = None if options.sample == "all" else int(options.sample)
+    if options.screen:
+        for path in TESTS:
+            TESTS[path] = TESTS[path][:options.screen]
     modules = options.module or list(TESTS)
     signal.signal(signal.SIGTERM, _interrupted)
 
@@ -373,7 +380,8 @@ def main(argv=None):
                 reused.append(Task(path, m, outcome="killed"))
             else:
                 chosen[path].append(m)
-    print(f"mutation: seed {options.seed}, sample {options.sample} per module, jobs {options.jobs}")
+    print(f"mutation: seed {options.seed}, sample {options.sample} per module, jobs {options.jobs}"
+          + (f", screen: the first {options.screen} test files of each table" if options.screen else ""))
     for path in modules:
         again = sum(t.path == path for t in reused)
         print(f"  {path}: {len(chosen[path]) + again} of {totals[path]} mutants"

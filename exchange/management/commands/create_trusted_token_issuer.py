@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 from django.core.management.base import CommandError
@@ -45,6 +46,12 @@ class Command(ConsoleCommand):
             "--preset", default="", choices=sorted(presets.PRESETS),
             help="Set up a shared issuer (fixes the issuer URL where the platform has one, discovers its keys).",
         )
+        parser.add_argument(
+            "--claim-mappings", default=None, metavar="JSON",
+            help='Claims to carry into issued tokens, as the API takes them: '
+                 '\'[{"source": "email", "target": "email", "type": "string", "required": true}]\' '
+                 "(default: none, only sub; [] clears them with --update).",
+        )
         parser.add_argument("--update", action="store_true",
                             help="If an issuer with this --name exists, change the settings given instead of failing.")
         parser.add_argument(
@@ -66,6 +73,11 @@ class Command(ConsoleCommand):
             if application is None:
                 raise CommandError(f"No application has the client_id {client_id!r}.")
             applications.append(application)
+        if options["claim_mappings"] is not None:
+            try:
+                options["claim_mappings"] = json.loads(options["claim_mappings"])
+            except ValueError:
+                raise CommandError("--claim-mappings must be a JSON list.") from None
         existing = TrustedTokenIssuer.objects.filter(name=options["name"]).first() if options["update"] else None
         preset, issuer_value = options["preset"], options["issuer"]
         if preset:
@@ -87,7 +99,8 @@ class Command(ConsoleCommand):
                 name=options["name"], issuer=issuer_value, alias=options["alias"],
                 certificates=pems, enabled=not options["disabled"],
                 required_type=options["required_type"], applications=applications,
-                condition=options["condition"] or "", preset=preset, **settings,
+                condition=options["condition"] or "", preset=preset,
+                claim_mappings=options["claim_mappings"] if options["claim_mappings"] is not None else [], **settings,
             )
             verb = "created"
         self.emit(
@@ -95,7 +108,7 @@ class Command(ConsoleCommand):
             {"id": issuer.pk, "name": issuer.name, "issuer": issuer.issuer, "alias": issuer.alias,
              "key_source": issuer.key_source, "jwks_uri": issuer.jwks_uri, "enabled": issuer.enabled,
              "required_type": issuer.required_type, "allowed_algorithms": issuer.allowed_algorithms,
-             "condition": issuer.condition, "preset": issuer.preset,
+             "condition": issuer.condition, "preset": issuer.preset, "claim_mappings": issuer.claim_mappings,
              "applications": [a.client_id for a in applications] if applications or verb == "created"
              else sorted(issuer.applications.values_list("client_id", flat=True))},
             f"Trusted token issuer {issuer.name!r} {verb} (id {issuer.pk}).",
@@ -121,4 +134,6 @@ class Command(ConsoleCommand):
             changes["enabled"] = False
         if applications:
             changes["applications"] = applications
+        if options["claim_mappings"] is not None:
+            changes["claim_mappings"] = options["claim_mappings"]
         return update_trusted_token_issuer(existing, **changes)

@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('exchange', '0011_provenance_and_bounded_lifetimes'),
+        ('exchange', '0014_delegation'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
