@@ -629,7 +629,8 @@ def set_role_scopes(group, scopes, *, actor=None):
 # -- The scope registry (exchange/scopes.py) ------------------------------------------------------
 
 
-def _history(user, obj, action, message):
+def history(user, obj, action, message):
+    """A LogEntry on ``obj``'s History by ``user`` (none for no user): the management API's and flows' audit row."""
     if user is not None and getattr(user, "pk", None) is not None:
         LogEntry.objects.log_actions(user.pk, [obj], action, change_message=message, single_object=True)
 
@@ -640,7 +641,7 @@ def create_scope(*, name, description="", user=None):
     scope.full_clean()
     with transaction.atomic():
         scope.save()
-        _history(user, scope, ADDITION, [{"added": {}}])
+        history(user, scope, ADDITION, [{"added": {}}])
     return scope  # the registry's caches are emptied by the model signals (registry.py)
 
 
@@ -651,7 +652,7 @@ def update_scope(scope, *, description, user=None):
     changed.full_clean()
     with transaction.atomic():
         changed.save(update_fields=["description", "updated"])
-        _history(user, changed, CHANGE, [{"changed": {"fields": ["Description"]}}])
+        history(user, changed, CHANGE, [{"changed": {"fields": ["Description"]}}])
     scope.description, scope.updated = changed.description, changed.updated
     return scope
 
@@ -694,6 +695,6 @@ def delete_scope(scope, *, user=None):
             code="scope_in_use",
         )
     with transaction.atomic():
-        _history(user, scope, DELETION, "Deleted")
+        history(user, scope, DELETION, "Deleted")
         scope.delete()
 

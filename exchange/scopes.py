@@ -13,12 +13,13 @@ from .models import Scope
 from .protocol import MANAGE_SCOPE
 from .registry import registry
 
-#: Scopes the server knows from the start: name → (description, protected). Protected ones are needed by
+#: Scopes the server knows from the start: name → (description, protected); the description is what the
+#: consent page shows the person signing in. Protected ones are needed by
 #: the server itself (the management API's scope; OpenID Connect's) and cannot be deleted.
 BUILT_IN_SCOPES = {
-    "openid": ("OpenID Connect", True),
-    "profile": ("Basic profile", False),
-    "email": ("Email address", False),
+    "openid": ("Sign you in (OpenID Connect)", True),
+    "profile": ("Your name and username", False),
+    "email": ("Your email address", False),
     MANAGE_SCOPE: ("Manage trusted token issuers and applications through the API", True),
 }
 

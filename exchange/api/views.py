@@ -7,9 +7,11 @@ import json
 import re
 import time
 
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.db.models import Q
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -187,7 +189,9 @@ class TrustedTokenIssuerViewSet(
             found = flows.discovered_issuer_settings(data["issuer"], data.get("preset", ""))
             data["jwks_uri"] = found["jwks_uri"]
             data.setdefault("allowed_algorithms", found["allowed_algorithms"])
-        issuer = flows.create_trusted_token_issuer(**data)
+        with transaction.atomic():
+            issuer = flows.create_trusted_token_issuer(**data)
+            _record(request, issuer, ADDITION, [{"added": {}}])
         body = s.TrustedTokenIssuerSerializer(issuer).data
         location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{issuer.pk}")
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location})
@@ -196,7 +200,9 @@ class TrustedTokenIssuerViewSet(
         issuer = self.get_object()
         data = _valid(s.TrustedTokenIssuerUpdateSerializer, request.data, partial=True)
         revoke = data.pop("revoke_tokens", False)
-        issuer = flows.update_trusted_token_issuer(issuer, revoke=revoke, user=_user(request), **data)
+        with transaction.atomic():
+            issuer = flows.update_trusted_token_issuer(issuer, revoke=revoke, user=_user(request), **data)
+            _record_change(request, issuer, data)
         return Response(s.TrustedTokenIssuerSerializer(issuer).data)
 
     @extend_schema(
@@ -263,7 +269,9 @@ class TrustedTokenIssuerViewSet(
     def add_certificate(self, request, pk=None):
         issuer = self.get_object()
         data = _valid(s.CertificateRequestSerializer, request.data)
-        cert = flows.add_certificate(issuer, data["certificate"])
+        with transaction.atomic():
+            cert = flows.add_certificate(issuer, data["certificate"])
+            _record(request, issuer, CHANGE, f"Added certificate {cert.fingerprint}")
         return Response(s.CertificateSerializer(cert).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -278,11 +286,26 @@ class TrustedTokenIssuerViewSet(
         cert = issuer.certificates.filter(fingerprint=fingerprint).first()
         if cert is None:
             raise NotFound("The issuer has no certificate with this fingerprint.")
-        flows.remove_certificate(cert)
+        with transaction.atomic():
+            _record(request, issuer, CHANGE, f"Removed certificate {cert.fingerprint}")
+            flows.remove_certificate(cert)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def perform_destroy(self, instance):
-        flows.delete_trusted_token_issuer(instance)
+        with transaction.atomic():
+            _record(self.request, instance, DELETION, "Deleted")
+            flows.delete_trusted_token_issuer(instance)
+
+
+def _record(request, obj, action, message):
+    """The History entry of a management request's change, by whoever performs it (acting_user)."""
+    flows.history(acting_user(request), obj, action, message)
+
+
+def _record_change(request, obj, data):
+    """A change's History entry naming the fields the request set (as the console's change form does)."""
+    if data:
+        _record(request, obj, CHANGE, [{"changed": {"fields": sorted(data)}}])
 
 
 def _user(request):
@@ -377,14 +400,16 @@ class ApplicationViewSet(
 
     def create(self, request):
         data = _valid(s.ApplicationCreateSerializer, request.data)
-        application, secret = flows.create_application(
-            name=data.pop("name"),
-            application_type=data.pop("application_type", Application.Type.STANDARD),
-            grant_types=data.pop("allowed_grant_types", ()),
-            scopes=data.pop("allowed_scopes", ""),
-            actor=acting_user(request),
-            **data,
-        )
+        with transaction.atomic():
+            application, secret = flows.create_application(
+                name=data.pop("name"),
+                application_type=data.pop("application_type", Application.Type.STANDARD),
+                grant_types=data.pop("allowed_grant_types", ()),
+                scopes=data.pop("allowed_scopes", ""),
+                actor=acting_user(request),
+                **data,
+            )
+            _record(request, application, ADDITION, [{"added": {}}])
         body = s.ApplicationSerializer(application).data
         body["client_secret"] = secret
         location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{application.pk}")
@@ -400,7 +425,9 @@ class ApplicationViewSet(
     def partial_update(self, request, pk=None):
         application = self.get_object()
         data = _valid(s.ApplicationUpdateSerializer, request.data, partial=True)
-        application = flows.update_application(application, actor=acting_user(request), **data)
+        with transaction.atomic():
+            application = flows.update_application(application, actor=acting_user(request), **data)
+            _record_change(request, application, data)
         return Response(s.ApplicationSerializer(application).data)
 
     @extend_schema(
@@ -424,12 +451,14 @@ class ApplicationViewSet(
             serializer = s.ProtocolSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             bound = {key: value for key, value in serializer.validated_data.items() if key == "bound_to_subject_token"}
-            application = flows.update_application(
-                application, actor=acting_user(request),
-                allowed_grant_types=serializer.validated_data["allowed_grant_types"],
-                access_token_lifetime=serializer.validated_data.get("access_token_lifetime"),
-                **bound,
-            )
+            with transaction.atomic():
+                application = flows.update_application(
+                    application, actor=acting_user(request),
+                    allowed_grant_types=serializer.validated_data["allowed_grant_types"],
+                    access_token_lifetime=serializer.validated_data.get("access_token_lifetime"),
+                    **bound,
+                )
+                _record_change(request, application, ["allowed_grant_types", "access_token_lifetime", *bound])
         return Response(s.ProtocolSerializer(application).data)
 
     @extend_schema(

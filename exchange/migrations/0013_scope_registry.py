@@ -8,9 +8,9 @@ from django.db import migrations, models
 
 #: The scopes the server knows from the start (they were OAUTH2_PROVIDER["SCOPES"]): name, description, protected.
 BUILT_IN = (
-    ("openid", "OpenID Connect", True),
-    ("profile", "Basic profile", False),
-    ("email", "Email address", False),
+    ("openid", "Sign you in (OpenID Connect)", True),
+    ("profile", "Your name and username", False),
+    ("email", "Your email address", False),
     ("console:manage", "Manage trusted token issuers and applications through the API", True),
 )
 _SCOPE_TOKEN = re.compile(r"\A[\x21\x23-\x5B\x5D-\x7E]{1,100}\Z")

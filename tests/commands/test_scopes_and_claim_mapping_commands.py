@@ -23,9 +23,9 @@ def test_scopes_lists_adds_and_removes(db):
     assert json.loads(run("scopes", "--json"))["scopes"] == [
         {"name": "console:manage", "description": "Manage trusted token issuers and applications through the API",
          "protected": True},
-        {"name": "email", "description": "Email address", "protected": False},
-        {"name": "openid", "description": "OpenID Connect", "protected": True},
-        {"name": "profile", "description": "Basic profile", "protected": False},
+        {"name": "email", "description": "Your email address", "protected": False},
+        {"name": "openid", "description": "Sign you in (OpenID Connect)", "protected": True},
+        {"name": "profile", "description": "Your name and username", "protected": False},
     ]
     assert run("scopes", "--add", "orders:read", "--description", "Read orders").strip() == (
         "Scope 'orders:read' registered.")
