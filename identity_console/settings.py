@@ -94,11 +94,11 @@ MIDDLEWARE = [
     "exchange.ops.outage.DatabaseOutageMiddleware",  # a database outage raised by a view: 503 + Retry-After
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "exchange.ops.browser.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "exchange.ops.browser.CsrfViewMiddleware",
+    "exchange.ops.browser.AuthenticationMiddleware",
+    "exchange.ops.browser.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
