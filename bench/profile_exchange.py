@@ -94,7 +94,9 @@ def run(workdir, n, rounds, top, sort_keys, dump=None, offset=0):
     if dump:
         stats.dump_stats(dump)
     total = stats.total_tt
-    print(f"profiled round: {total / n * 1e6:.0f} µs CPU per exchange under cProfile")
+    # Python function calls per exchange: unlike time, the same on a loaded machine as on a quiet one.
+    print(f"profiled round: {total / n * 1e6:.0f} µs CPU per exchange under cProfile, "
+          f"{stats.total_calls / n:.0f} function calls per exchange")
     for key in sort_keys:
         print(f"\n--- top {top} by {key} (µs per exchange) ---")
         rows = []
