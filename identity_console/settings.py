@@ -94,9 +94,9 @@ MIDDLEWARE = [
     "exchange.ops.outage.DatabaseOutageMiddleware",  # a database outage raised by a view: 503 + Retry-After
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "exchange.ops.browser.SessionMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "exchange.ops.browser.CsrfViewMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "exchange.ops.browser.AuthenticationMiddleware",
     "exchange.ops.browser.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
