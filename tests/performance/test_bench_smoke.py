@@ -101,3 +101,16 @@ def test_compare_serves_each_checkout_and_prints_the_ratio(tmp_path):
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "B / A = " in completed.stdout
+
+
+def test_profile_exchange_runs_end_to_end(tmp_path):
+    """bench/profile_exchange.py: CPU per exchange in-process and its profile; every exchange answered 200."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.profile_exchange", "--n", "20", "--rounds", "2", "--top", "5",
+         "--workdir", str(tmp_path / "profile")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "CPU per exchange (process_time, 2 rounds of 20, unprofiled)" in completed.stdout
+    assert "top 5 by tottime" in completed.stdout and "top 5 by cumulative" in completed.stdout
+    assert "exchange/ops/" in completed.stdout  # the project's own entries, named by path
