@@ -70,11 +70,14 @@ BENCH_PEER_SCRIPT ?= ../shared/bench-peer/side_by_side.sh
 BENCH_PEER_ROUNDS ?= 6
 BENCH_PEER_SLICE  ?= 5s
 BENCH_PEER_DIR    ?= $(CURDIR)/var/bench/peer
+# Subject tokens minted for the run (half per side, ours split per round): enough that no round of ours
+# wraps around below ~2,100 exchanges/s (the script's default 40,000 caps ours at ~667/s with 6 rounds of 5 s).
+BENCH_PEER_TOKENS ?= 130000
 bench-peer: install bench-tools
 	@test -x "$$(command -v node)" && test -x "$$(command -v npm)" || { echo "bench-peer needs node and npm"; exit 1; }
 	@test -f $(BENCH_PEER_SCRIPT) || { echo "bench-peer: no $(BENCH_PEER_SCRIPT) (set BENCH_PEER_SCRIPT)"; exit 1; }
 	@echo "load average before: $$(cut -d' ' -f1-3 /proc/loadavg)"
-	SBS=$(BENCH_PEER_DIR) bash $(BENCH_PEER_SCRIPT) . $(BENCH_PEER_ROUNDS) $(BENCH_PEER_SLICE)
+	SBS=$(BENCH_PEER_DIR) SBS_TOKENS=$(BENCH_PEER_TOKENS) bash $(BENCH_PEER_SCRIPT) . $(BENCH_PEER_ROUNDS) $(BENCH_PEER_SLICE)
 	@echo "load average after: $$(cut -d' ' -f1-3 /proc/loadavg)"
 	$(PY) -m bench.peer_summary $(BENCH_PEER_DIR)/rounds.txt
 
