@@ -680,20 +680,12 @@ def delete_scope(scope, *, user=None):
     if scope.protected:
         raise ValidationError({"name": f"The {scope.name} scope is needed by the server and cannot be deleted."},
                               code="protected_scope")
-    users = applications_allowing(scope)
-    if users:
-        names = ", ".join(application.name for application in users[:5]) + (" …" if len(users) > 5 else "")
-        raise ValidationError(
-            {"name": f"The scope is allowed for {len(users)} application(s) ({names}); remove it there first."},
-            code="scope_in_use",
-        )
-    roles = roles_granting(scope)
-    if roles:
-        names = ", ".join(group.name for group in roles[:5]) + (" …" if len(roles) > 5 else "")
-        raise ValidationError(
-            {"name": f"The scope is granted by {len(roles)} role(s) ({names}); remove it there first."},
-            code="scope_in_use",
-        )
+    for holders, how in ((applications_allowing, "allowed for {} application(s)"), (roles_granting, "granted by {} role(s)")):
+        found = holders(scope)
+        if found:
+            names = ", ".join(holder.name for holder in found[:5]) + (" …" if len(found) > 5 else "")
+            raise ValidationError({"name": f"The scope is {how.format(len(found))} ({names}); remove it there first."},
+                                  code="scope_in_use")
     with transaction.atomic():
         history(user, scope, DELETION, "Deleted")
         scope.delete()
