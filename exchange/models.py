@@ -423,7 +423,7 @@ class Scope(models.Model):
     def clean(self):
         # Scope names compare exactly, but a scope differing only in case (CONSOLE:MANAGE) would read as the
         # same one to a person or to a resource server comparing loosely: never two such names.
-        if isinstance(self.name, str):
+        if is_scope_name(self.name):  # a malformed name is refused by its validator, never looked up (a NUL: PostgreSQL)
             clash = Scope.objects.filter(name__iexact=self.name).exclude(pk=self.pk).exclude(name=self.name).first()
             if clash is not None:
                 raise ValidationError(

@@ -24,6 +24,7 @@ from . import client_auth, signin, signing, storage
 from .conf import project_settings
 from .protocol import AUTHORIZATION_CODE, CLIENT_CREDENTIALS
 from .registry import registry
+from .subject_token import storable
 
 log = logging.getLogger(__name__)
 
@@ -174,9 +175,19 @@ class OAuth2Validator(DOTValidator):
         """``prompt=none``: signin.AuthorizationView answers ``consent_required`` itself before oauthlib asks."""
         return True
 
+    @staticmethod
+    def _plausible_code(code):
+        """A code that could have been issued: looked up only then (a NUL is refused by PostgreSQL: a 500)."""
+        return isinstance(code, str) and len(code) <= 255 and storable(code)
+
+    def get_authorization_code_scopes(self, client_id, code, redirect_uri, request):
+        """oauthlib asks before ``validate_code``: an implausible code has none (and is then refused there)."""
+        return super().get_authorization_code_scopes(client_id, code, redirect_uri, request) \
+            if self._plausible_code(code) else []
+
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
         """DOT's check of the code, and its user still active (disabled since the sign-in: refused)."""
-        if not isinstance(code, str) or len(code) > 255:
+        if not self._plausible_code(code):
             return False
         if not super().validate_code(client_id, code, client, request, *args, **kwargs):
             return False

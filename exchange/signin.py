@@ -41,6 +41,7 @@ from . import accounts, throttling
 from .conf import exchange_settings, project_settings
 from .protocol import MANAGE_SCOPE
 from .registry import registry
+from .subject_token import storable
 
 audit_log = logging.getLogger("exchange.audit")
 
@@ -172,6 +173,9 @@ class AuthorizationView(dot_views.AuthorizationView):
 
     def dispatch(self, request, *args, **kwargs):
         self.oauth2_data = {}
+        if not all(storable(key) and all(storable(value) for value in values)
+                   for data in (request.GET, request.POST) for key, values in data.lists()):
+            return error_page(request, "invalid_request")  # a NUL or lone surrogate: no store takes it (PostgreSQL)
         if request.method == "GET":
             for name in _SINGLE:
                 if len(request.GET.getlist(name)) > 1:
